@@ -1,0 +1,3 @@
+module github.com/ssogate/ssogate
+
+go 1.26.8
