@@ -1,0 +1,115 @@
+package saml
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"io"
+	"time"
+)
+
+// Config is one connection's Service Provider settings. The zero value of
+// every optional field is a safe default; New validates the rest.
+type Config struct {
+	// ConnectionID is the connection's slug, [a-z0-9-]{1,63}.
+	ConnectionID string
+	// ExternalURL is the public base URL of ssogate, without a trailing
+	// slash. The SP entity ID is ExternalURL + "/saml/" + ConnectionID.
+	ExternalURL string
+
+	// IdP is the peer, usually from ParseIdPMetadata.
+	IdP IdentityProvider
+
+	AllowIdPInitiated       bool // accept responses without InResponseTo
+	SignRequests            bool // sign AuthnRequests and logout messages with SigningKey
+	WantEncryptedAssertions bool // refuse plain Assertions
+	AllowSHA1               bool // accept RSA-SHA1 / SHA-1 digests (legacy IdPs only)
+	AllowLegacyEncryption   bool // accept AES-CBC content and RSA-1.5 key transport
+
+	// NameIDFormat is requested in AuthnRequest NameIDPolicy; empty means
+	// urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified.
+	NameIDFormat string
+
+	// Attributes overrides the default attribute mapping per claim.
+	Attributes AttributeMapping
+
+	// SigningKey and SigningCert sign requests (when SignRequests) and are
+	// published in SP metadata. Optional unless SignRequests.
+	SigningKey  crypto.Signer
+	SigningCert *x509.Certificate
+	// DecryptionKey and EncryptionCert decrypt EncryptedAssertions; the
+	// certificate is published in SP metadata. Optional unless
+	// WantEncryptedAssertions.
+	DecryptionKey  *rsa.PrivateKey
+	EncryptionCert *x509.Certificate
+
+	// ClockSkew tolerated on every time check; default 60s.
+	ClockSkew time.Duration
+	// MaxIssueAge bounds how old a Response IssueInstant may be; default 5m.
+	MaxIssueAge time.Duration
+	// MaxBodyBytes bounds the base64 SAMLResponse; default 256 KiB.
+	MaxBodyBytes int
+	// MaxXMLBytes bounds the decoded XML; default 1 MiB.
+	MaxXMLBytes int
+
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Rand feeds request IDs; default crypto/rand.Reader.
+	Rand io.Reader
+}
+
+// IdentityProvider is what the SP knows of its peer.
+type IdentityProvider struct {
+	EntityID       string
+	SSORedirectURL string // SingleSignOnService, HTTP-Redirect binding
+	SSOPostURL     string // SingleSignOnService, HTTP-POST binding
+	SLORedirectURL string // SingleLogoutService, HTTP-Redirect binding
+	SLOPostURL     string // SingleLogoutService, HTTP-POST binding
+	// SLOResponseURL is the SingleLogoutService ResponseLocation, if any.
+	SLOResponseURL string
+	// Certificates are the pinned signing certificates; several during
+	// rotation. A certificate in a message's KeyInfo counts only if it is
+	// one of these.
+	Certificates []*x509.Certificate
+	// ValidUntil is the metadata's validUntil; zero when absent.
+	ValidUntil time.Time
+}
+
+// Identity is the verified result of one accepted Response. Every value in
+// it came from XML covered by a verified signature.
+type Identity struct {
+	NameID       string
+	NameIDFormat string
+	SessionIndex string
+	// InResponseTo is the AuthnRequest ID this answers; empty when
+	// IdP-initiated.
+	InResponseTo string
+	AssertionID  string
+	Issuer       string
+	// Attributes as the IdP sent them, by attribute Name.
+	Attributes map[string][]string
+	// Mapped is Attributes through the connection's AttributeMapping.
+	Mapped               MappedAttributes
+	AuthnInstant         time.Time
+	AuthnContextClassRef string
+	// SessionNotOnOrAfter is the IdP's cap on the session; zero when absent.
+	SessionNotOnOrAfter time.Time
+	// Diagnostics explains the verification for the test-login page.
+	Diagnostics Diagnostics
+}
+
+// Diagnostics are facts about a verification that help an IdP admin, shown
+// on the test-login page. They hold no secrets.
+type Diagnostics struct {
+	ResponseSigned      bool
+	AssertionSigned     bool
+	Encrypted           bool
+	SignatureAlgorithm  string
+	DigestAlgorithm     string
+	CertificateSubject  string
+	CertificateNotAfter time.Time
+	IssueInstant        time.Time
+	NotBefore           time.Time
+	NotOnOrAfter        time.Time
+	ClockSkew           time.Duration
+}
