@@ -1,0 +1,268 @@
+// Package config owns ssogate's configuration: one Config struct, loaded
+// from a YAML file, then SSOGATE_* environment variables, then command-line
+// flags (later sources win), and validated in one place. A validation error
+// names the setting the way the operator wrote it (the YAML key, the
+// environment variable or the flag), so a bad value is found at once.
+// Secrets are never printed: Redacted returns a copy safe to log.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of `ssogate serve`.
+type Config struct {
+	// HTTPAddr is the browser and operator listener (ACS, metadata, SLO,
+	// JWKS, health, metrics, REST gateway).
+	HTTPAddr string `yaml:"http_addr"`
+	// GRPCAddr is the gRPC listener.
+	GRPCAddr string `yaml:"grpc_addr"`
+	// ExternalURL is the public base URL browsers and IdPs reach HTTPAddr
+	// by; SP entity IDs and ACS URLs derive from it.
+	ExternalURL string `yaml:"external_url"`
+	// Store is "sqlite://<path>" or "postgres://...".
+	Store string `yaml:"store"`
+
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// ShutdownTimeout bounds how long in-flight requests may take to finish
+	// after SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	// KEK is the key-encryption key for signing keys at rest: 32 bytes,
+	// base64 or hex. KEKFile names a file holding it instead.
+	KEK     string `yaml:"kek"`
+	KEKFile string `yaml:"kek_file"`
+
+	Token TokenConfig `yaml:"token"`
+	SAML  SAMLConfig  `yaml:"saml"`
+
+	// APIKeys authenticate gRPC and REST callers.
+	APIKeys []APIKey `yaml:"api_keys"`
+	// Connections are seeded into the store at start (GitOps style).
+	Connections []map[string]any `yaml:"connections"`
+}
+
+// TokenConfig shapes the access and refresh tokens.
+type TokenConfig struct {
+	// Issuer is the `iss` claim; default ExternalURL.
+	Issuer string `yaml:"issuer"`
+	// Audience is the `aud` claim.
+	Audience []string `yaml:"audience"`
+	// Algorithm signs access tokens: ES256, EdDSA or RS256.
+	Algorithm string `yaml:"algorithm"`
+	// AccessTTL is the access token lifetime.
+	AccessTTL time.Duration `yaml:"access_ttl"`
+	// RefreshTTL is the refresh token lifetime (never beyond the session).
+	RefreshTTL time.Duration `yaml:"refresh_ttl"`
+	// SessionMax caps every session.
+	SessionMax time.Duration `yaml:"session_max"`
+	// KeyRotation is how often a new signing key is made.
+	KeyRotation time.Duration `yaml:"key_rotation"`
+}
+
+// SAMLConfig holds protocol limits shared by all connections.
+type SAMLConfig struct {
+	// ClockSkew is tolerated on every time check.
+	ClockSkew time.Duration `yaml:"clock_skew"`
+	// MaxBodyBytes bounds the ACS form body.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxXMLBytes bounds decoded SAML XML.
+	MaxXMLBytes int `yaml:"max_xml_bytes"`
+}
+
+// APIKey is one caller credential. Only the SHA-256 of the key is
+// configured, never the key itself.
+type APIKey struct {
+	Name   string   `yaml:"name"`
+	SHA256 string   `yaml:"sha256"`
+	Scopes []string `yaml:"scopes"`
+}
+
+// Default returns the configuration `ssogate serve` runs with when nothing
+// is set: loopback-friendly, SQLite in the working directory.
+func Default() Config {
+	return Config{
+		HTTPAddr:        ":8080",
+		GRPCAddr:        ":9090",
+		ExternalURL:     "http://localhost:8080",
+		Store:           "sqlite://ssogate.db",
+		LogLevel:        "info",
+		ShutdownTimeout: 20 * time.Second,
+		Token: TokenConfig{
+			Algorithm:   "ES256",
+			AccessTTL:   5 * time.Minute,
+			RefreshTTL:  12 * time.Hour,
+			SessionMax:  12 * time.Hour,
+			KeyRotation: 30 * 24 * time.Hour,
+		},
+		SAML: SAMLConfig{
+			ClockSkew:    60 * time.Second,
+			MaxBodyBytes: 256 << 10,
+			MaxXMLBytes:  1 << 20,
+		},
+	}
+}
+
+// FieldError is a validation failure of one setting.
+type FieldError struct {
+	Field   string // as the operator knows it, e.g. "http_addr (SSOGATE_HTTP_ADDR, --http-addr)"
+	Value   string // the offending value, redacted for secrets
+	Problem string
+}
+
+func (e *FieldError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("invalid setting %s: %s", e.Field, e.Problem)
+	}
+	return fmt.Sprintf("invalid setting %s = %q: %s", e.Field, e.Value, e.Problem)
+}
+
+// Validate checks every setting and returns all problems, each a
+// *FieldError, joined.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, value, problem string) {
+		errs = append(errs, &FieldError{Field: describe(key), Value: value, Problem: problem})
+	}
+	for _, a := range []struct{ key, v string }{{"http_addr", c.HTTPAddr}, {"grpc_addr", c.GRPCAddr}} {
+		if err := checkListenAddr(a.v); err != nil {
+			bad(a.key, a.v, err.Error())
+		}
+	}
+	if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("external_url", c.ExternalURL, "want an absolute http(s) URL such as https://sso.example.com")
+	} else if u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/") {
+		bad("external_url", c.ExternalURL, "want no query, fragment or trailing slash")
+	}
+	if _, _, err := ParseStore(c.Store); err != nil {
+		bad("store", redactDSN(c.Store), err.Error())
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", c.LogLevel, "want debug, info, warn or error")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", c.ShutdownTimeout.String(), "want a positive duration such as 20s")
+	}
+	if c.KEK != "" && c.KEKFile != "" {
+		bad("kek", "", "set kek or kek_file, not both")
+	}
+	switch c.Token.Algorithm {
+	case "ES256", "EdDSA", "RS256":
+	default:
+		bad("token.algorithm", c.Token.Algorithm, "want ES256, EdDSA or RS256")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"token.access_ttl", c.Token.AccessTTL}, {"token.refresh_ttl", c.Token.RefreshTTL},
+		{"token.session_max", c.Token.SessionMax}, {"token.key_rotation", c.Token.KeyRotation},
+	} {
+		if d.v <= 0 {
+			bad(d.key, d.v.String(), "want a positive duration")
+		}
+	}
+	if c.Token.AccessTTL > time.Hour {
+		bad("token.access_ttl", c.Token.AccessTTL.String(), "access tokens are short-lived: at most 1h")
+	}
+	if c.SAML.ClockSkew < 0 || c.SAML.ClockSkew > 10*time.Minute {
+		bad("saml.clock_skew", c.SAML.ClockSkew.String(), "want between 0s and 10m")
+	}
+	if c.SAML.MaxBodyBytes < 4<<10 {
+		bad("saml.max_body_bytes", fmt.Sprint(c.SAML.MaxBodyBytes), "want at least 4096")
+	}
+	if c.SAML.MaxXMLBytes < 4<<10 {
+		bad("saml.max_xml_bytes", fmt.Sprint(c.SAML.MaxXMLBytes), "want at least 4096")
+	}
+	seen := map[string]bool{}
+	for i, k := range c.APIKeys {
+		key := fmt.Sprintf("api_keys[%d]", i)
+		if k.Name == "" {
+			bad(key+".name", "", "every API key needs a name")
+		} else if seen[k.Name] {
+			bad(key+".name", k.Name, "duplicate API key name")
+		}
+		seen[k.Name] = true
+		if len(k.SHA256) != 64 || strings.Trim(strings.ToLower(k.SHA256), "0123456789abcdef") != "" {
+			bad(key+".sha256", "", "want the hex SHA-256 of the key (64 hex digits): echo -n KEY | sha256sum")
+		}
+		if len(k.Scopes) == 0 {
+			bad(key+".scopes", "", "want at least one of login, admin")
+		}
+		for _, s := range k.Scopes {
+			if s != "login" && s != "admin" {
+				bad(key+".scopes", s, "want login or admin")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ParseStore splits a store URL into its kind ("sqlite" or "postgres") and
+// the backend's own DSN (a file path for SQLite).
+func ParseStore(s string) (kind, dsn string, err error) {
+	switch {
+	case strings.HasPrefix(s, "sqlite://"):
+		path := strings.TrimPrefix(s, "sqlite://")
+		if path == "" {
+			return "", "", errors.New("want sqlite://<file path>, e.g. sqlite:///var/lib/ssogate/ssogate.db")
+		}
+		return "sqlite", path, nil
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		if _, err := url.Parse(s); err != nil {
+			return "", "", errors.New("not a valid postgres:// URL")
+		}
+		return "postgres", s, nil
+	default:
+		return "", "", errors.New("want sqlite://<path> or postgres://user@host/db")
+	}
+}
+
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port or :port, e.g. :8080 or 127.0.0.1:8080")
+	}
+	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		return errors.New("host must be an IP address, localhost, or empty for all interfaces")
+	}
+	var p int
+	if _, err := fmt.Sscanf(port, "%d", &p); err != nil || p < 0 || p > 65535 || fmt.Sprint(p) != port {
+		return errors.New("port must be a number from 0 to 65535")
+	}
+	return nil
+}
+
+// redactDSN hides a password in a store URL.
+func redactDSN(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	}
+	return u.String()
+}
+
+// Redacted returns a copy safe to log: secrets replaced.
+func (c Config) Redacted() Config {
+	r := c
+	if r.KEK != "" {
+		r.KEK = "REDACTED"
+	}
+	r.Store = redactDSN(r.Store)
+	r.APIKeys = append([]APIKey(nil), c.APIKeys...)
+	for i := range r.APIKeys {
+		r.APIKeys[i].SHA256 = "REDACTED"
+	}
+	return r
+}

@@ -1,0 +1,201 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// setting is one scalar configuration value reachable from the YAML file,
+// the environment and the command line under related names.
+type setting struct {
+	key   string // YAML key, dotted for nested values
+	usage string
+	set   func(c *Config, v string) error
+}
+
+func (s setting) env() string {
+	return "SSOGATE_" + strings.ToUpper(strings.NewReplacer(".", "_").Replace(s.key))
+}
+func (s setting) flag() string { return strings.NewReplacer(".", "-", "_", "-").Replace(s.key) }
+
+func str(p func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *p(c) = v; return nil }
+}
+
+func dur(p func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("want a duration such as 30s, 5m or 12h")
+		}
+		*p(c) = d
+		return nil
+	}
+}
+
+func integer(p func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errors.New("want a whole number")
+		}
+		*p(c) = n
+		return nil
+	}
+}
+
+var settings = []setting{
+	{"http_addr", "HTTP listen address", str(func(c *Config) *string { return &c.HTTPAddr })},
+	{"grpc_addr", "gRPC listen address", str(func(c *Config) *string { return &c.GRPCAddr })},
+	{"external_url", "public base URL of the HTTP listener", str(func(c *Config) *string { return &c.ExternalURL })},
+	{"store", "sqlite://<path> or postgres://...", str(func(c *Config) *string { return &c.Store })},
+	{"log_level", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+	{"shutdown_timeout", "how long in-flight requests may finish after SIGTERM", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"kek", "key-encryption key for signing keys at rest (32 bytes, base64 or hex)", str(func(c *Config) *string { return &c.KEK })},
+	{"kek_file", "file holding the key-encryption key", str(func(c *Config) *string { return &c.KEKFile })},
+	{"token.issuer", "access token iss claim (default external_url)", str(func(c *Config) *string { return &c.Token.Issuer })},
+	{"token.audience", "access token aud claim, comma-separated", func(c *Config, v string) error {
+		c.Token.Audience = splitList(v)
+		return nil
+	}},
+	{"token.algorithm", "ES256, EdDSA or RS256", str(func(c *Config) *string { return &c.Token.Algorithm })},
+	{"token.access_ttl", "access token lifetime", dur(func(c *Config) *time.Duration { return &c.Token.AccessTTL })},
+	{"token.refresh_ttl", "refresh token lifetime", dur(func(c *Config) *time.Duration { return &c.Token.RefreshTTL })},
+	{"token.session_max", "maximum session length", dur(func(c *Config) *time.Duration { return &c.Token.SessionMax })},
+	{"token.key_rotation", "signing key rotation period", dur(func(c *Config) *time.Duration { return &c.Token.KeyRotation })},
+	{"saml.clock_skew", "clock skew tolerated on SAML time checks", dur(func(c *Config) *time.Duration { return &c.SAML.ClockSkew })},
+	{"saml.max_body_bytes", "bound on the ACS form body", integer(func(c *Config) *int { return &c.SAML.MaxBodyBytes })},
+	{"saml.max_xml_bytes", "bound on decoded SAML XML", integer(func(c *Config) *int { return &c.SAML.MaxXMLBytes })},
+	{"api_keys", "name:sha256hex:scope[+scope],... (replaces the file's list)", func(c *Config, v string) error {
+		keys, err := parseAPIKeys(v)
+		if err != nil {
+			return err
+		}
+		c.APIKeys = keys
+		return nil
+	}},
+}
+
+// describe names a setting in all the ways an operator may have written it.
+func describe(key string) string {
+	for _, s := range settings {
+		if s.key == key {
+			return fmt.Sprintf("%s (%s, --%s)", key, s.env(), s.flag())
+		}
+	}
+	return key
+}
+
+// Load builds the configuration: defaults, then the YAML file named by
+// --config or SSOGATE_CONFIG, then SSOGATE_* variables from env, then flags
+// in args. It validates the result. Usage goes to usage on -h.
+func Load(args []string, env func(string) (string, bool), usage io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("ssogate serve", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	configPath := fs.String("config", "", "YAML configuration file (env SSOGATE_CONFIG)")
+	values := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		values[s.key] = fs.String(s.flag(), "", s.usage+" (env "+s.env()+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	cfg := Default()
+	path := *configPath
+	if path == "" {
+		path, _ = env("SSOGATE_CONFIG")
+	}
+	if path != "" {
+		if err := loadFile(&cfg, path); err != nil {
+			return Config{}, err
+		}
+	}
+	for _, s := range settings {
+		if v, ok := env(s.env()); ok {
+			if err := s.set(&cfg, v); err != nil {
+				return Config{}, &FieldError{Field: describe(s.key), Value: redactValue(s.key, v), Problem: err.Error()}
+			}
+		}
+	}
+	var flagErr error
+	fs.Visit(func(f *flag.Flag) {
+		for _, s := range settings {
+			if s.flag() == f.Name && flagErr == nil {
+				if err := s.set(&cfg, *values[s.key]); err != nil {
+					flagErr = &FieldError{Field: describe(s.key), Value: redactValue(s.key, *values[s.key]), Problem: err.Error()}
+				}
+			}
+		}
+	})
+	if flagErr != nil {
+		return Config{}, flagErr
+	}
+	if cfg.Token.Issuer == "" {
+		cfg.Token.Issuer = cfg.ExternalURL
+	}
+	if len(cfg.Token.Audience) == 0 {
+		cfg.Token.Audience = []string{cfg.ExternalURL}
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func loadFile(cfg *Config, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+func parseAPIKeys(v string) ([]APIKey, error) {
+	var keys []APIKey
+	for _, item := range splitList(v) {
+		parts := strings.Split(item, ":")
+		if len(parts) != 3 {
+			return nil, errors.New("want name:sha256hex:scope[+scope] entries separated by commas")
+		}
+		keys = append(keys, APIKey{Name: parts[0], SHA256: parts[1], Scopes: strings.Split(parts[2], "+")})
+	}
+	return keys, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func redactValue(key, v string) string {
+	switch key {
+	case "kek", "api_keys":
+		return "REDACTED"
+	case "store":
+		return redactDSN(v)
+	}
+	return v
+}
