@@ -1,0 +1,181 @@
+package saml
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Defaults New fills into a Config whose field is zero.
+const (
+	DefaultClockSkew    = 60 * time.Second
+	DefaultMaxIssueAge  = 5 * time.Minute
+	DefaultMaxBodyBytes = 256 << 10
+	DefaultMaxXMLBytes  = 1 << 20
+)
+
+var connectionIDPattern = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
+
+// ServiceProvider is one connection's SAML Service Provider. It is safe for
+// concurrent use; build a new one when the connection's settings change.
+type ServiceProvider struct {
+	cfg      Config
+	entityID string
+	acsURL   string
+	sloURL   string
+	metaURL  string
+}
+
+// New validates cfg, fills its defaults and returns the connection's
+// ServiceProvider. Errors name the offending Config field.
+//
+// IdP.EntityID and IdP.Certificates may be empty so that a draft connection
+// can already publish SP metadata; ValidateResponse then refuses every
+// Response until they are set.
+func New(cfg Config) (*ServiceProvider, error) {
+	if !connectionIDPattern.MatchString(cfg.ConnectionID) {
+		return nil, fmt.Errorf("saml config: ConnectionID %q must match [a-z0-9-]{1,63}", cfg.ConnectionID)
+	}
+	base, err := normalizeExternalURL(cfg.ExternalURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ExternalURL = base
+	if err := checkIdP(cfg.IdP); err != nil {
+		return nil, err
+	}
+	if err := checkKeys(cfg); err != nil {
+		return nil, err
+	}
+	if err := fillLimits(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	cfg.IdP.Certificates = append([]*x509.Certificate(nil), cfg.IdP.Certificates...)
+	entity := base + "/saml/" + cfg.ConnectionID
+	return &ServiceProvider{
+		cfg:      cfg,
+		entityID: entity,
+		acsURL:   entity + "/acs",
+		sloURL:   entity + "/slo",
+		metaURL:  entity + "/metadata",
+	}, nil
+}
+
+func normalizeExternalURL(raw string) (string, error) {
+	if raw == "" {
+		return "", errors.New("saml config: ExternalURL is required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("saml config: ExternalURL %q: %w", raw, err)
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", fmt.Errorf("saml config: ExternalURL %q must be an absolute http(s) URL", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("saml config: ExternalURL %q must not carry user info, a query or a fragment", raw)
+	}
+	return strings.TrimRight(raw, "/"), nil
+}
+
+func checkIdP(idp IdentityProvider) error {
+	for i, c := range idp.Certificates {
+		if c == nil {
+			return fmt.Errorf("saml config: IdP.Certificates[%d] is nil", i)
+		}
+	}
+	return nil
+}
+
+func checkKeys(cfg Config) error {
+	if cfg.SignRequests && cfg.SigningKey == nil {
+		return errors.New("saml config: SigningKey is required when SignRequests is set")
+	}
+	if cfg.SigningKey != nil && cfg.SigningCert != nil &&
+		!publicKeysEqual(cfg.SigningKey.Public(), cfg.SigningCert.PublicKey) {
+		return errors.New("saml config: SigningCert does not match SigningKey")
+	}
+	if cfg.WantEncryptedAssertions && cfg.DecryptionKey == nil {
+		return errors.New("saml config: DecryptionKey is required when WantEncryptedAssertions is set")
+	}
+	if cfg.DecryptionKey != nil && cfg.EncryptionCert != nil &&
+		!publicKeysEqual(cfg.DecryptionKey.Public(), cfg.EncryptionCert.PublicKey) {
+		return errors.New("saml config: EncryptionCert does not match DecryptionKey")
+	}
+	return nil
+}
+
+type equaler interface{ Equal(x any) bool }
+
+func publicKeysEqual(a, b any) bool {
+	e, ok := a.(equaler)
+	return ok && e.Equal(b)
+}
+
+func fillLimits(cfg *Config) error {
+	durations := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"ClockSkew", &cfg.ClockSkew, DefaultClockSkew},
+		{"MaxIssueAge", &cfg.MaxIssueAge, DefaultMaxIssueAge},
+	}
+	for _, d := range durations {
+		if *d.v < 0 {
+			return fmt.Errorf("saml config: %s %v must not be negative", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	sizes := []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"MaxBodyBytes", &cfg.MaxBodyBytes, DefaultMaxBodyBytes},
+		{"MaxXMLBytes", &cfg.MaxXMLBytes, DefaultMaxXMLBytes},
+	}
+	for _, s := range sizes {
+		if *s.v < 0 {
+			return fmt.Errorf("saml config: %s %d must not be negative", s.name, *s.v)
+		}
+		if *s.v == 0 {
+			*s.v = s.def
+		}
+	}
+	return nil
+}
+
+// EntityID is the SP entity ID: {ExternalURL}/saml/{ConnectionID}. It is
+// the Audience every accepted Assertion must name.
+func (sp *ServiceProvider) EntityID() string { return sp.entityID }
+
+// ACSURL is the Assertion Consumer Service URL (HTTP-POST binding): the
+// Destination and Recipient every accepted Response must name.
+func (sp *ServiceProvider) ACSURL() string { return sp.acsURL }
+
+// SLOURL is the Single Logout Service URL, both bindings.
+func (sp *ServiceProvider) SLOURL() string { return sp.sloURL }
+
+// MetadataURL is where the SP metadata is served.
+func (sp *ServiceProvider) MetadataURL() string { return sp.metaURL }
+
+// Config returns the validated configuration with defaults filled in.
+func (sp *ServiceProvider) Config() Config {
+	cfg := sp.cfg
+	cfg.IdP.Certificates = append([]*x509.Certificate(nil), sp.cfg.IdP.Certificates...)
+	return cfg
+}
