@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildBinary compiles ssogate once per test that needs a real process.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ssogate")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("build ssogate: %v", err)
+	}
+	return bin
+}
+
+type process struct {
+	cmd      *exec.Cmd
+	httpAddr string
+	logs     chan string
+	done     chan error
+}
+
+// startServe runs `ssogate serve` on loopback ports chosen by the kernel and
+// waits for its "listening" log line.
+func startServe(t *testing.T, bin string, extraEnv ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+		"--store", "sqlite://"+filepath.Join(t.TempDir(), "ssogate.db"))
+	cmd.Env = append(os.Environ(), extraEnv...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, logs: make(chan string, 1000), done: make(chan error, 1)}
+	listening := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			var rec struct {
+				Msg      string `json:"msg"`
+				HTTPAddr string `json:"http_addr"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+				listening <- rec.HTTPAddr
+			}
+			select {
+			case p.logs <- line:
+			default:
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	select {
+	case p.httpAddr = <-listening:
+	case err := <-p.done:
+		t.Fatalf("ssogate exited before listening: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("ssogate did not start listening within 30s")
+	}
+	return p
+}
+
+func TestSIGTERMLetsSlowRequestFinish(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	p := startServe(t, buildBinary(t), "SSOGATE_SHUTDOWN_TIMEOUT=20s")
+
+	// A slow client: it sends the headers and half of a form body, and the
+	// rest only after the server got SIGTERM.
+	conn, err := net.Dial("tcp", p.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := "SAMLResponse=" + strings.Repeat("A", 2000) + "&RelayState=x"
+	half := len(body) / 2
+	fmt.Fprintf(conn, "POST /saml/acme/acs HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", p.httpAddr, len(body), body[:half])
+	time.Sleep(300 * time.Millisecond) // the request is now in flight
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The server is draining: it must not exit while our request is open.
+	select {
+	case err := <-p.done:
+		t.Fatalf("server exited with a request in flight: %v", err)
+	case <-time.After(700 * time.Millisecond):
+	}
+	// New connections are refused once draining.
+	if c, err := net.DialTimeout("tcp", p.httpAddr, time.Second); err == nil {
+		c.Close()
+		t.Error("server still accepts new connections after SIGTERM")
+	}
+
+	if _, err := io.WriteString(conn, body[half:]); err != nil {
+		t.Fatalf("finish body: %v", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("in-flight request got no response: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 400 || resp.StatusCode >= 600 || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("in-flight request: status %d, want the ACS's answer with a request id", resp.StatusCode)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("server exit after drain: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not exit after the in-flight request finished")
+	}
+}
+
+func TestBadSettingStopsStartup(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{"env http addr", nil, map[string]string{"SSOGATE_HTTP_ADDR": "nonsense"}, "SSOGATE_HTTP_ADDR"},
+		{"flag grpc addr", []string{"--grpc-addr", "1.2.3.4:99999"}, nil, "grpc_addr"},
+		{"store scheme", nil, map[string]string{"SSOGATE_STORE": "mysql://x"}, "store"},
+		{"duration", nil, map[string]string{"SSOGATE_TOKEN_ACCESS_TTL": "soon"}, "token.access_ttl"},
+		{"algorithm", []string{"--token-algorithm", "HS256"}, nil, "token.algorithm"},
+		{"external url", nil, map[string]string{"SSOGATE_EXTERNAL_URL": "sso.example.com"}, "external_url"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := run(ctx, append([]string{"serve"}, tc.args...), env, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("run error = %v, want one naming %q", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,110 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envMap(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ssogate.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	path := writeFile(t, `
+http_addr: "127.0.0.1:1111"
+grpc_addr: "127.0.0.1:2222"
+external_url: https://sso.example.com
+token:
+  access_ttl: 2m
+saml:
+  clock_skew: 30s
+`)
+	cfg, err := Load([]string{"--config", path, "--grpc-addr", "127.0.0.1:3333"},
+		envMap(map[string]string{"SSOGATE_HTTP_ADDR": "127.0.0.1:4444", "SSOGATE_GRPC_ADDR": "127.0.0.1:5555"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAddr != "127.0.0.1:4444" {
+		t.Errorf("env must override file: http_addr = %s", cfg.HTTPAddr)
+	}
+	if cfg.GRPCAddr != "127.0.0.1:3333" {
+		t.Errorf("flag must override env: grpc_addr = %s", cfg.GRPCAddr)
+	}
+	if cfg.Token.AccessTTL != 2*time.Minute || cfg.SAML.ClockSkew != 30*time.Second {
+		t.Errorf("file durations not applied: %v %v", cfg.Token.AccessTTL, cfg.SAML.ClockSkew)
+	}
+	if cfg.Token.Issuer != "https://sso.example.com" || cfg.Token.Audience[0] != "https://sso.example.com" {
+		t.Errorf("issuer/audience default to external_url: %q %q", cfg.Token.Issuer, cfg.Token.Audience)
+	}
+}
+
+func TestLoadErrorsNameTheSetting(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		args []string
+		want []string
+	}{
+		{name: "unknown yaml key", file: "htp_addr: x\n", want: []string{"htp_addr"}},
+		{name: "env addr", env: map[string]string{"SSOGATE_HTTP_ADDR": "nonsense"}, want: []string{"http_addr", "SSOGATE_HTTP_ADDR", "nonsense"}},
+		{name: "bad duration env", env: map[string]string{"SSOGATE_SHUTDOWN_TIMEOUT": "later"}, want: []string{"shutdown_timeout"}},
+		{name: "bad int flag", args: []string{"--saml-max-body-bytes", "lots"}, want: []string{"saml.max_body_bytes", "--saml-max-body-bytes"}},
+		{name: "api key hash", env: map[string]string{"SSOGATE_API_KEYS": "ci:abc:login"}, want: []string{"api_keys[0].sha256"}},
+		{name: "api key scope", env: map[string]string{"SSOGATE_API_KEYS": "ci:" + strings.Repeat("a", 64) + ":root"}, want: []string{"api_keys[0].scopes", "root"}},
+		{name: "two problems at once", env: map[string]string{"SSOGATE_LOG_LEVEL": "loud", "SSOGATE_TOKEN_ALGORITHM": "none"}, want: []string{"log_level", "token.algorithm"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if tc.file != "" {
+				args = append([]string{"--config", writeFile(t, tc.file)}, args...)
+			}
+			_, err := Load(args, envMap(tc.env), io.Discard)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	cfg := Default()
+	cfg.KEK = "c2VjcmV0LWtlay1kby1ub3QtbG9n"
+	cfg.Store = "postgres://app:hunter2@db/ssogate"
+	cfg.APIKeys = []APIKey{{Name: "ci", SHA256: strings.Repeat("b", 64), Scopes: []string{"login"}}}
+	r := cfg.Redacted()
+	dump := r.KEK + r.Store + r.APIKeys[0].SHA256
+	for _, secret := range []string{cfg.KEK, "hunter2", cfg.APIKeys[0].SHA256} {
+		if strings.Contains(dump, secret) {
+			t.Errorf("redacted config still holds %q", secret)
+		}
+	}
+	if cfg.APIKeys[0].SHA256 == "REDACTED" {
+		t.Error("Redacted modified the original")
+	}
+}
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,87 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// splitMethod turns "/pkg.Service/Method" into its two parts.
+func splitMethod(full string) (service, method string) {
+	full = strings.TrimPrefix(full, "/")
+	service, method, _ = strings.Cut(full, "/")
+	return service, method
+}
+
+// incomingRequestID takes the caller's x-request-id (the REST gateway sets
+// it) when it is plain, or makes one.
+func incomingRequestID(ctx context.Context) string {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("x-request-id"); len(v) > 0 {
+			if id := acceptRequestID(v[0]); id != "" {
+				return id
+			}
+		}
+	}
+	return newRequestID()
+}
+
+func (s *Server) observe(ctx context.Context, fullMethod string, start time.Time, err error) {
+	service, method := splitMethod(fullMethod)
+	code := status.Code(err)
+	elapsed := time.Since(start)
+	s.metrics.grpcHandled.WithLabelValues(service, method, code.String()).Inc()
+	s.metrics.grpcDuration.WithLabelValues(service, method).Observe(elapsed.Seconds())
+	level := slog.LevelInfo
+	if code == codes.Internal || code == codes.Unknown {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(ctx, level, "grpc request",
+		slog.String("request_id", requestID(ctx)),
+		slog.String("service", service),
+		slog.String("method", method),
+		slog.String("code", code.String()),
+		slog.Duration("duration", elapsed),
+	)
+}
+
+// recoverPanic turns a handler panic into INTERNAL instead of a crash, and
+// logs the stack (stacks hold no request data).
+func (s *Server) recoverPanic(ctx context.Context, err *error) {
+	if p := recover(); p != nil {
+		s.log.ErrorContext(ctx, "panic in handler", "request_id", requestID(ctx), "panic", p, "stack", string(debug.Stack()))
+		*err = status.Error(codes.Internal, "internal error")
+	}
+}
+
+func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	ctx = withRequestID(ctx, incomingRequestID(ctx))
+	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", requestID(ctx)))
+	defer func() { s.observe(ctx, info.FullMethod, start, err) }()
+	defer s.recoverPanic(ctx, &err)
+	return handler(ctx, req)
+}
+
+// wrappedStream carries the request id into stream handlers.
+type wrappedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (w wrappedStream) Context() context.Context { return w.ctx }
+
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	ctx := withRequestID(ss.Context(), incomingRequestID(ss.Context()))
+	defer func() { s.observe(ctx, info.FullMethod, start, err) }()
+	defer s.recoverPanic(ctx, &err)
+	return handler(srv, wrappedStream{ServerStream: ss, ctx: ctx})
+}
