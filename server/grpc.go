@@ -67,7 +67,11 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", requestID(ctx)))
 	defer func() { s.observe(ctx, info.FullMethod, start, err) }()
 	defer s.recoverPanic(ctx, &err)
-	return handler(ctx, req)
+	authed, err := s.auth.authorize(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return handler(authed, req)
 }
 
 // wrappedStream carries the request id into stream handlers.
@@ -83,5 +87,9 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	ctx := withRequestID(ss.Context(), incomingRequestID(ss.Context()))
 	defer func() { s.observe(ctx, info.FullMethod, start, err) }()
 	defer s.recoverPanic(ctx, &err)
-	return handler(srv, wrappedStream{ServerStream: ss, ctx: ctx})
+	authed, err := s.auth.authorize(ctx, info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return handler(srv, wrappedStream{ServerStream: ss, ctx: authed})
 }

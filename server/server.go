@@ -28,6 +28,7 @@ type Server struct {
 	metrics *metrics
 	health  *health.Server
 	grpc    *grpc.Server
+	auth    *authenticator
 
 	draining atomic.Bool
 	// checks decide readiness besides draining; each names what it checks.
@@ -52,7 +53,12 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	auth, err := newAuthenticator(cfg.APIKeys)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
+		auth:    auth,
 		cfg:     cfg,
 		log:     log,
 		metrics: newMetrics(prometheus.NewRegistry()),

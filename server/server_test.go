@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -57,6 +59,10 @@ func startTestServer(t *testing.T) *testServer {
 	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store = "sqlite://" + filepath.Join(t.TempDir(), "ssogate.db")
 	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.APIKeys = []config.APIKey{
+		{Name: "backend", SHA256: sha256Hex(testLoginKey), Scopes: []string{"login"}},
+		{Name: "ops", SHA256: sha256Hex(testAdminKey), Scopes: []string{"admin"}},
+	}
 	logs := &syncBuffer{}
 	srv, err := New(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
@@ -93,9 +99,31 @@ func startTestServer(t *testing.T) *testServer {
 	return ts
 }
 
-func (ts *testServer) dial(t *testing.T) *grpc.ClientConn {
+const (
+	testLoginKey = "login-key-for-tests-0123456789abcdef"
+	testAdminKey = "admin-key-for-tests-0123456789abcdef"
+)
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// bearer authenticates every call of a client connection with key.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+func (bearer) RequireTransportSecurity() bool { return false }
+
+func (ts *testServer) dial(t *testing.T, key ...string) *grpc.ClientConn {
 	t.Helper()
-	cc, err := grpc.NewClient(ts.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if len(key) > 0 {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(key[0])))
+	}
+	cc, err := grpc.NewClient(ts.grpcAddr, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +168,7 @@ func TestHTTPOperatorRoutes(t *testing.T) {
 		t.Errorf("/readyz = %d, want 200", code)
 	}
 	// Drive a gRPC call so its metrics exist, then scrape.
-	_, _ = ssogatev1.NewKeyServiceClient(ts.dial(t)).ListSigningKeys(context.Background(), &ssogatev1.ListSigningKeysRequest{})
+	_, _ = ssogatev1.NewKeyServiceClient(ts.dial(t, testAdminKey)).ListSigningKeys(context.Background(), &ssogatev1.ListSigningKeysRequest{})
 	code, body, hdr := get(t, ts.httpURL+"/metrics")
 	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
 		t.Fatalf("/metrics = %d %s", code, hdr.Get("Content-Type"))
@@ -161,6 +189,7 @@ func TestRESTGatewayReachesGRPC(t *testing.T) {
 	ts := startTestServer(t)
 	req, _ := http.NewRequest("GET", ts.httpURL+"/v1/connections", nil)
 	req.Header.Set("X-Request-Id", "test-req-42")
+	req.Header.Set("Authorization", "Bearer "+testAdminKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -229,5 +258,79 @@ func TestLoopbackTarget(t *testing.T) {
 		if got := loopbackTarget(in); got != want {
 			t.Errorf("loopbackTarget(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestAPIKeyAuthentication(t *testing.T) {
+	ts := startTestServer(t)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		key  []string
+		call func(cc *grpc.ClientConn) error
+		want codes.Code
+	}{
+		{"no key", nil, func(cc *grpc.ClientConn) error {
+			_, err := ssogatev1.NewConnectionServiceClient(cc).ListConnections(ctx, &ssogatev1.ListConnectionsRequest{})
+			return err
+		}, codes.Unauthenticated},
+		{"unknown key", []string{"not-a-key"}, func(cc *grpc.ClientConn) error {
+			_, err := ssogatev1.NewLoginServiceClient(cc).ValidateToken(ctx, &ssogatev1.ValidateTokenRequest{})
+			return err
+		}, codes.Unauthenticated},
+		{"login key on admin RPC", []string{testLoginKey}, func(cc *grpc.ClientConn) error {
+			_, err := ssogatev1.NewConnectionServiceClient(cc).ListConnections(ctx, &ssogatev1.ListConnectionsRequest{})
+			return err
+		}, codes.PermissionDenied},
+		{"admin key on login RPC", []string{testAdminKey}, func(cc *grpc.ClientConn) error {
+			_, err := ssogatev1.NewLoginServiceClient(cc).StartLogin(ctx, &ssogatev1.StartLoginRequest{})
+			return err
+		}, codes.PermissionDenied},
+		{"admin key on admin RPC passes auth", []string{testAdminKey}, func(cc *grpc.ClientConn) error {
+			_, err := ssogatev1.NewAuditServiceClient(cc).ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{})
+			return err
+		}, codes.Unimplemented},
+		{"any key reads the JWKS", []string{testLoginKey}, func(cc *grpc.ClientConn) error {
+			_, err := ssogatev1.NewKeyServiceClient(cc).GetJWKS(ctx, &ssogatev1.GetJWKSRequest{})
+			return err
+		}, codes.Unimplemented},
+		{"health needs no key", nil, func(cc *grpc.ClientConn) error {
+			_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+			return err
+		}, codes.OK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := status.Code(tc.call(ts.dial(t, tc.key...))); got != tc.want {
+				t.Fatalf("code = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAPIKeyAuthenticationOverREST(t *testing.T) {
+	ts := startTestServer(t)
+	for _, tc := range []struct {
+		name, key string
+		want      int
+	}{
+		{"no key", "", http.StatusUnauthorized},
+		{"login key on admin route", testLoginKey, http.StatusForbidden},
+		{"admin key", testAdminKey, http.StatusNotImplemented},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", ts.httpURL+"/v1/connections", nil)
+			if tc.key != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.key)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
 	}
 }
