@@ -99,6 +99,9 @@ func (s *Server) httpHandler(ctx context.Context, grpcAddr string) (http.Handler
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	s.browserRoutes(mux)
+	for _, register := range s.extraRoutes {
+		register(mux)
+	}
 	return s.middleware(mux), nil
 }
 

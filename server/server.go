@@ -30,6 +30,8 @@ type Server struct {
 	grpc    *grpc.Server
 	auth    *authenticator
 
+	extraRoutes []func(*http.ServeMux)
+
 	draining atomic.Bool
 	// checks decide readiness besides draining; each names what it checks.
 	checks []readinessCheck
@@ -48,8 +50,18 @@ var serviceNames = []string{
 	ssogatev1.AuditService_ServiceDesc.ServiceName,
 }
 
+// Option adjusts a Server at construction.
+type Option func(*Server)
+
+// WithRoutes adds routes to the HTTP listener: `ssogate dev` mounts its
+// demo page and test IdP this way. The routes get the same request ids,
+// logs and metrics as the built-in ones.
+func WithRoutes(register func(*http.ServeMux)) Option {
+	return func(s *Server) { s.extraRoutes = append(s.extraRoutes, register) }
+}
+
 // New builds a server from a validated configuration.
-func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -72,6 +84,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	ssogatev1.RegisterConnectionServiceServer(s.grpc, connectionService{})
 	ssogatev1.RegisterKeyServiceServer(s.grpc, keyService{})
 	ssogatev1.RegisterAuditServiceServer(s.grpc, auditService{})
+	for _, o := range opts {
+		o(s)
+	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	return s, nil

@@ -34,6 +34,7 @@ const usage = `usage: ssogate <command> [flags]
 
 commands:
   serve     run the service (HTTP :8080, gRPC :9090, SQLite by default)
+  dev       everything on loopback with a test IdP and a demo page at /
   version   print the version
   healthcheck [url]  exit 0 when the server's /healthz answers 200
                      (default http://127.0.0.1:8080/healthz; for container health checks)
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], env, stderr)
+	case "dev":
+		return dev(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, args[1:], stdout)
 	case "version":
