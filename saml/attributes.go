@@ -1,5 +1,13 @@
 package saml
 
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+)
+
 // Claim names that attributes map into. Reserved token claims (sub, iss,
 // exp, tenant, roles, ...) are never produced by a mapping.
 const (
@@ -26,11 +34,102 @@ type MappedAttributes struct {
 	Extra map[string][]string
 }
 
-// Apply maps raw attributes (by attribute Name) into claims.
+// ReservedClaims are token claims ssogate sets itself; an AttributeMapping
+// can never produce them.
+var ReservedClaims = []string{
+	"sub", "iss", "aud", "exp", "iat", "nbf", "jti", "sid", "tenant", "conn", "roles", "auth_time", "acr",
+}
+
+// maxGroups bounds the groups kept from one assertion; Entra ID sends at
+// most 150 in a token, other IdPs a few thousand at worst.
+const maxGroups = 5000
+
+// DefaultAttributeMapping is the mapping used for a claim the connection
+// does not override: attribute names of Entra ID / ADFS (claim URIs),
+// Okta, OneLogin, Google Workspace, PingFederate, Keycloak and Shibboleth
+// (LDAP names and their urn:oid forms), tried in order.
+func DefaultAttributeMapping() AttributeMapping {
+	return AttributeMapping{
+		ClaimEmail: {
+			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+			"urn:oid:0.9.2342.19200300.100.1.3",
+			"email", "Email", "emailAddress", "EmailAddress", "mail", "User.email",
+			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
+			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+		},
+		ClaimName: {
+			"http://schemas.microsoft.com/identity/claims/displayname",
+			"urn:oid:2.16.840.1.113730.3.1.241",
+			"displayName", "DisplayName", "name", "fullName", "cn", "urn:oid:2.5.4.3",
+		},
+		ClaimGivenName: {
+			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
+			"urn:oid:2.5.4.42",
+			"givenName", "firstName", "FirstName", "first_name", "given_name", "User.FirstName",
+		},
+		ClaimFamilyName: {
+			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
+			"urn:oid:2.5.4.4",
+			"sn", "surname", "lastName", "LastName", "last_name", "family_name", "User.LastName",
+		},
+		ClaimGroups: {
+			"http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
+			"http://schemas.xmlsoap.org/claims/Group",
+			"http://schemas.microsoft.com/ws/2008/06/identity/claims/role",
+			"urn:oid:1.3.6.1.4.1.5923.1.5.1.1",
+			"groups", "Groups", "memberOf", "member_of", "group", "Role",
+		},
+	}
+}
+
+var standardClaims = []string{ClaimEmail, ClaimName, ClaimGivenName, ClaimFamilyName, ClaimGroups}
+
+var claimNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// Validate reports a mapping that Apply could not honour: a reserved claim
+// (sub, iss, roles, ...), a claim name outside [a-z][a-z0-9_]{0,62}, or an
+// empty attribute name.
+func (m AttributeMapping) Validate() error {
+	claims := make([]string, 0, len(m))
+	for c := range m {
+		claims = append(claims, c)
+	}
+	sort.Strings(claims)
+	for _, c := range claims {
+		if slices.Contains(ReservedClaims, c) {
+			return fmt.Errorf("attribute mapping: claim %q is reserved and set by ssogate itself; map the attribute to another name", c)
+		}
+		if !claimNamePattern.MatchString(c) {
+			return fmt.Errorf("attribute mapping: claim name %q must match [a-z][a-z0-9_]{0,62}", c)
+		}
+		for i, name := range m[c] {
+			if strings.TrimSpace(name) == "" {
+				return fmt.Errorf("attribute mapping: claim %q: attribute name %d is empty", c, i+1)
+			}
+		}
+	}
+	return nil
+}
+
+// Apply maps raw attributes (by attribute Name) into claims. A claim the
+// mapping names uses only its listed attributes; the standard claims it
+// does not name use DefaultAttributeMapping. The first listed attribute
+// with a non-empty value wins; values are trimmed and empty ones dropped.
+// Groups take every value of that attribute, deduplicated in order. When
+// no name is found, it is composed from the given and family names. Other
+// claims go to Extra; reserved claims never do, even if Validate was not
+// called.
 func (m AttributeMapping) Apply(raw map[string][]string) MappedAttributes {
+	defaults := DefaultAttributeMapping()
+	names := func(claim string) []string {
+		if n, ok := m[claim]; ok && len(n) > 0 {
+			return n
+		}
+		return defaults[claim]
+	}
 	first := func(claim string) []string {
-		for _, name := range m[claim] {
-			if v := raw[name]; len(v) > 0 {
+		for _, name := range names(claim) {
+			if v := cleanValues(raw[name]); len(v) > 0 {
 				return v
 			}
 		}
@@ -42,11 +141,51 @@ func (m AttributeMapping) Apply(raw map[string][]string) MappedAttributes {
 		}
 		return ""
 	}
-	return MappedAttributes{
+	out := MappedAttributes{
 		Email:      one(ClaimEmail),
 		Name:       one(ClaimName),
 		GivenName:  one(ClaimGivenName),
 		FamilyName: one(ClaimFamilyName),
-		Groups:     first(ClaimGroups),
+		Groups:     dedupe(first(ClaimGroups), maxGroups),
 	}
+	if out.Name == "" {
+		out.Name = strings.TrimSpace(out.GivenName + " " + out.FamilyName)
+	}
+	for claim := range m {
+		if slices.Contains(standardClaims, claim) || slices.Contains(ReservedClaims, claim) || !claimNamePattern.MatchString(claim) {
+			continue
+		}
+		if v := first(claim); len(v) > 0 {
+			if out.Extra == nil {
+				out.Extra = map[string][]string{}
+			}
+			out.Extra[claim] = v
+		}
+	}
+	return out
+}
+
+func cleanValues(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func dedupe(vs []string, limit int) []string {
+	if len(vs) == 0 {
+		return nil
+	}
+	seen := make(map[string]bool, len(vs))
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		if !seen[v] && len(out) < limit {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }

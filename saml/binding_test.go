@@ -1,0 +1,240 @@
+package saml
+
+import (
+	"bytes"
+	"compress/flate"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+)
+
+// protoNow is the clock of every protocol-message test.
+var protoNow = time.Date(2027, 6, 1, 12, 0, 0, 0, time.UTC)
+
+const (
+	testIdPEntity = "https://idp.example.com/saml"
+	testIdPSSO    = "https://idp.example.com/sso"
+	testIdPSLO    = "https://idp.example.com/slo"
+)
+
+// testKey is a key pair with its self-signed certificate. Keys are made
+// once per test binary: RSA generation is slow.
+type testKey struct {
+	signer crypto.Signer
+	cert   *x509.Certificate
+}
+
+var (
+	testKeysMu sync.Mutex
+	testKeys   = map[string]testKey{}
+)
+
+// key returns the named test key; names starting with "ec" are ECDSA P-256,
+// the others RSA-2048.
+func key(t testing.TB, name string) testKey {
+	t.Helper()
+	testKeysMu.Lock()
+	defer testKeysMu.Unlock()
+	if k, ok := testKeys[name]; ok {
+		return k
+	}
+	var s crypto.Signer
+	var err error
+	if strings.HasPrefix(name, "ec") {
+		s, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	} else {
+		s, err = rsa.GenerateKey(rand.Reader, 2048)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := testKey{signer: s, cert: selfSignedCert(t, s)}
+	testKeys[name] = k
+	return k
+}
+
+// newTestSP returns the SP of connection "acme" whose IdP signs with the
+// "idp" key, at protoNow; edit adjusts the config first.
+func newTestSP(t testing.TB, edit func(*Config)) *ServiceProvider {
+	t.Helper()
+	cfg := Config{
+		ConnectionID: "acme",
+		ExternalURL:  "https://sso.example.com",
+		IdP: IdentityProvider{
+			EntityID:       testIdPEntity,
+			SSORedirectURL: testIdPSSO,
+			SSOPostURL:     testIdPSSO,
+			SLORedirectURL: testIdPSLO,
+			SLOPostURL:     testIdPSLO,
+			Certificates:   []*x509.Certificate{key(t, "idp").cert},
+		},
+		Now: func() time.Time { return protoNow },
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	sp, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+// signing makes a Config sign its messages with the named key.
+func signing(t testing.TB, name string) func(*Config) {
+	return func(c *Config) {
+		k := key(t, name)
+		c.SignRequests, c.SigningKey, c.SigningCert = true, k.signer, k.cert
+	}
+}
+
+// rawQueryOf returns the query of a redirect URL, as a server would see it
+// in r.URL.RawQuery.
+func rawQueryOf(t testing.TB, u string) string {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.RawQuery
+}
+
+// decodeRedirect returns the XML a redirect URL carries in param.
+func decodeRedirect(t testing.TB, u, param string) *etree.Element {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := base64.StdEncoding.DecodeString(p.Query().Get(param))
+	if err != nil {
+		t.Fatal(err)
+	}
+	xmlBytes, err := io.ReadAll(flate.NewReader(bytes.NewReader(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(xmlBytes); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Root()
+}
+
+var formField = regexp.MustCompile(`name="([A-Za-z]+)" value="([^"]*)"`)
+
+// postFields returns the hidden fields of a PostForm page, unescaped.
+func postFields(t testing.TB, page []byte) url.Values {
+	t.Helper()
+	v := url.Values{}
+	for _, m := range formField.FindAllStringSubmatch(string(page), -1) {
+		doc := etree.NewDocument()
+		if err := doc.ReadFromString(`<x a="` + m[2] + `"/>`); err != nil {
+			t.Fatalf("field %s is not attribute-safe: %v", m[1], err)
+		}
+		v.Add(m[1], doc.Root().SelectAttrValue("a", ""))
+	}
+	return v
+}
+
+func TestParseXMLShape(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		reason    Reason
+		limit     int
+	}{
+		{"doctype", `<!DOCTYPE a><a/>`, ReasonForbiddenXML, 0},
+		{"entity", `<!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/passwd">]><a>&e;</a>`, ReasonForbiddenXML, 0},
+		{"processing instruction", `<a><?php x?></a>`, ReasonForbiddenXML, 0},
+		{"late xml declaration", `<a/><?xml version="1.0"?>`, ReasonForbiddenXML, 0},
+		{"two roots", `<a/><b/>`, ReasonMalformedXML, 0},
+		{"no root", ` `, ReasonMalformedXML, 0},
+		{"text after root", `<a/>x`, ReasonMalformedXML, 0},
+		{"deep", strings.Repeat("<a>", maxXMLDepth+1) + strings.Repeat("</a>", maxXMLDepth+1), ReasonXMLTooComplex, 0},
+		{"namespace flood", "<a " + nsFlood(maxNSDeclsPerElem+1) + "/>", ReasonXMLTooComplex, 0},
+		{"too large", "<a>" + strings.Repeat("x", 100) + "</a>", ReasonBodyTooLarge, 100},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			limit := tc.limit
+			if limit == 0 {
+				limit = 64 << 10
+			}
+			_, err := parseXML([]byte(tc.doc), limit)
+			var se *Error
+			if !errors.As(err, &se) || se.Reason != tc.reason {
+				t.Fatalf("error = %v, want reason %s", err, tc.reason)
+			}
+		})
+	}
+	if _, err := parseXML([]byte(`<?xml version="1.0"?><a xmlns="urn:x"><b/></a>`), 1<<10); err != nil {
+		t.Fatalf("plain document refused: %v", err)
+	}
+}
+
+func nsFlood(n int) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(`xmlns:p` + strings.Repeat("x", i+1) + `="urn:x" `)
+	}
+	return b.String()
+}
+
+func TestParseRedirectQueryRawOctets(t *testing.T) {
+	// The signature covers parameters as received, in this order, whatever
+	// else the query holds and however it percent-encodes.
+	q, err := parseRedirectQuery("foo=1&SigAlg=a%2fb&SAMLRequest=x%2Bz&Signature=s&RelayState=r%20s", "SAMLRequest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.signed != "SAMLRequest=x%2Bz&RelayState=r%20s&SigAlg=a%2fb" {
+		t.Errorf("signed octets %q", q.signed)
+	}
+	if q.message != "x+z" || q.relayState != "r s" || q.sigAlg != "a/b" || q.signature != "s" {
+		t.Errorf("decoded %+v", q)
+	}
+	for _, bad := range []string{"SAMLRequest=a&SAMLRequest=b", "RelayState=a", "SAMLRequest=%zz", "SAMLRequest=a&RelayState=1&RelayState=2"} {
+		if _, err := parseRedirectQuery(bad, "SAMLRequest"); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestECDSASignatureFormats(t *testing.T) {
+	k := key(t, "ec-fmt")
+	digest := make([]byte, 32)
+	der, err := k.signer.Sign(rand.Reader, digest, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := derToRaw(der, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) != 64 || !bytes.Equal(rawToDER(raw), der) {
+		t.Fatalf("raw %d bytes; DER round trip differs", len(raw))
+	}
+	for name, sig := range map[string][]byte{"der": der, "raw": raw} {
+		if !verifyDigest(k.cert.PublicKey, crypto.SHA256, digest, sig) {
+			t.Errorf("%s signature refused", name)
+		}
+	}
+	raw[5] ^= 1
+	if verifyDigest(k.cert.PublicKey, crypto.SHA256, digest, raw) {
+		t.Error("altered signature accepted")
+	}
+}
