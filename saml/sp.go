@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
@@ -116,7 +117,7 @@ func checkKeys(cfg Config) error {
 	return nil
 }
 
-type equaler interface{ Equal(x any) bool }
+type equaler interface{ Equal(x crypto.PublicKey) bool }
 
 func publicKeysEqual(a, b any) bool {
 	e, ok := a.(equaler)

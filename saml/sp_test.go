@@ -79,9 +79,16 @@ func TestNewNamesBadField(t *testing.T) {
 	}
 }
 
-// selfSignedCert returns a one-day self-signed certificate for key.
+// selfSignedCert returns a self-signed certificate for key, valid 2020 to
+// 2040. t may be nil (in Config edit functions); then errors panic.
 func selfSignedCert(t testing.TB, key crypto.Signer) *x509.Certificate {
-	t.Helper()
+	fail := func(err error) {
+		if t == nil {
+			panic(err)
+		}
+		t.Helper()
+		t.Fatal(err)
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
 		Subject:      pkix.Name{CommonName: "ssogate test"},
@@ -90,11 +97,11 @@ func selfSignedCert(t testing.TB, key crypto.Signer) *x509.Certificate {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		t.Fatal(err)
+		fail(err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		fail(err)
 	}
 	return cert
 }

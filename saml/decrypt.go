@@ -1,0 +1,263 @@
+package saml
+
+import (
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rsa"
+	"encoding/base64"
+	"io"
+	"strings"
+
+	"github.com/beevik/etree"
+	dsig "github.com/russellhaering/goxmldsig"
+)
+
+// Encryption algorithm identifiers (XML Encryption 1.0 and 1.1).
+const (
+	encAES128GCM = "http://www.w3.org/2009/xmlenc11#aes128-gcm"
+	encAES192GCM = "http://www.w3.org/2009/xmlenc11#aes192-gcm"
+	encAES256GCM = "http://www.w3.org/2009/xmlenc11#aes256-gcm"
+	encAES128CBC = "http://www.w3.org/2001/04/xmlenc#aes128-cbc"
+	encAES192CBC = "http://www.w3.org/2001/04/xmlenc#aes192-cbc"
+	encAES256CBC = "http://www.w3.org/2001/04/xmlenc#aes256-cbc"
+
+	keyRSAOAEPMGF1P = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
+	keyRSAOAEP11    = "http://www.w3.org/2009/xmlenc11#rsa-oaep"
+	keyRSA15        = "http://www.w3.org/2001/04/xmlenc#rsa-1_5"
+)
+
+type blockCipher struct {
+	keyLen int
+	gcm    bool
+}
+
+var blockCiphers = map[string]blockCipher{
+	encAES128GCM: {16, true}, encAES192GCM: {24, true}, encAES256GCM: {32, true},
+	encAES128CBC: {16, false}, encAES192CBC: {24, false}, encAES256CBC: {32, false},
+}
+
+var oaepDigests = map[string]crypto.Hash{
+	"":         crypto.SHA1,
+	digestSHA1: crypto.SHA1,
+	"http://www.w3.org/2001/04/xmlenc#sha256": crypto.SHA256,
+	"http://www.w3.org/2001/04/xmlenc#sha512": crypto.SHA512,
+}
+
+var oaepMGFs = map[string]crypto.Hash{
+	"": crypto.SHA1,
+	"http://www.w3.org/2009/xmlenc11#mgf1sha1":   crypto.SHA1,
+	"http://www.w3.org/2009/xmlenc11#mgf1sha256": crypto.SHA256,
+	"http://www.w3.org/2009/xmlenc11#mgf1sha512": crypto.SHA512,
+}
+
+// decryptionFailedMessage is the one message every decryption failure
+// gets: which step failed must not be visible to the sender.
+const decryptionFailedMessage = "the EncryptedAssertion could not be decrypted with this connection's key; " +
+	"check that the IdP encrypts to the certificate in this connection's SP metadata"
+
+func errDecryption(cause error) *Error {
+	return &Error{Reason: ReasonDecryptionFailed, Message: decryptionFailedMessage, Err: cause}
+}
+
+// encryptedParts is the public structure of an EncryptedAssertion.
+type encryptedParts struct {
+	dataAlg, keyAlg, oaepDigest, mgf string
+	cipherValue, keyCipherValue      string
+}
+
+// decryptAssertion decrypts an EncryptedAssertion and returns the
+// Assertion element as the root of its own document. Algorithms are
+// checked first, from public structure alone. Then every failure, from key
+// transport to parsing the plaintext, returns the same *Error, and a
+// failed key transport continues with a random key so that it costs the
+// same time as a failed content decryption. legacy reports AES-CBC, which
+// has no integrity of its own.
+func (sp *ServiceProvider) decryptAssertion(enc *etree.Element) (assertion *etree.Element, legacy bool, rerr *Error) {
+	key := sp.cfg.DecryptionKey
+	if key == nil {
+		return nil, false, Rejectf(ReasonDecryptionFailed,
+			"the IdP sent an EncryptedAssertion but connection %q has no decryption key; configure one or turn off encryption at the IdP", sp.cfg.ConnectionID)
+	}
+	p, rerr := encryptedStructure(enc)
+	if rerr != nil {
+		return nil, false, rerr
+	}
+	bc, ok := blockCiphers[p.dataAlg]
+	if !ok {
+		return nil, false, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedData algorithm %q is not supported; use AES-GCM", truncate(p.dataAlg, 128))
+	}
+	if !bc.gcm && !sp.cfg.AllowLegacyEncryption {
+		return nil, false, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedData uses %s; AES-CBC is refused unless the connection allows legacy encryption (better: configure the IdP for AES-GCM)", p.dataAlg)
+	}
+	var oaep *rsa.OAEPOptions
+	switch p.keyAlg {
+	case keyRSAOAEPMGF1P, keyRSAOAEP11:
+		h, ok1 := oaepDigests[p.oaepDigest]
+		mgf, ok2 := oaepMGFs[p.mgf]
+		if p.keyAlg == keyRSAOAEPMGF1P {
+			mgf, ok2 = crypto.SHA1, p.mgf == ""
+		}
+		if !ok1 || !ok2 {
+			return nil, false, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedKey RSA-OAEP digest %q / MGF %q is not supported", truncate(p.oaepDigest, 128), truncate(p.mgf, 128))
+		}
+		oaep = &rsa.OAEPOptions{Hash: h, MGFHash: mgf}
+	case keyRSA15:
+		if !sp.cfg.AllowLegacyEncryption {
+			return nil, false, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedKey uses RSA 1.5; it is refused unless the connection allows legacy encryption (better: RSA-OAEP)")
+		}
+	default:
+		return nil, false, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedKey algorithm %q is not supported; use RSA-OAEP", truncate(p.keyAlg, 128))
+	}
+	legacy = !bc.gcm
+
+	plain, err := sp.decryptParts(p, bc, oaep)
+	if err != nil {
+		return nil, legacy, errDecryption(err)
+	}
+	if len(plain) > sp.cfg.MaxXMLBytes {
+		return nil, legacy, errDecryption(nil)
+	}
+	root, perr := parseGuarded(plain)
+	if perr != nil {
+		return nil, legacy, errDecryption(perr)
+	}
+	if root.Tag != "Assertion" || root.NamespaceURI() != nsAssertion {
+		return nil, legacy, errDecryption(nil)
+	}
+	return root, legacy, nil
+}
+
+// decryptParts does the cryptography. Its error texts are for the audit
+// trail only; the caller replaces them with one message.
+func (sp *ServiceProvider) decryptParts(p encryptedParts, bc blockCipher, oaep *rsa.OAEPOptions) ([]byte, error) {
+	priv := sp.cfg.DecryptionKey
+	wrapped, err1 := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(p.keyCipherValue), ""))
+	data, err2 := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(p.cipherValue), ""))
+	// A random key stands in for one that does not unwrap (implicit
+	// rejection), so both failures run the content decryption.
+	key := make([]byte, bc.keyLen)
+	if _, err := io.ReadFull(sp.cfg.Rand, key); err != nil {
+		return nil, err
+	}
+	keyErr := firstErr(err1, err2)
+	if keyErr == nil {
+		if oaep != nil {
+			k, err := priv.Decrypt(nil, wrapped, oaep)
+			if err == nil && len(k) == bc.keyLen {
+				key = k
+			} else {
+				keyErr = errKeyUnwrap
+			}
+		} else if err := rsa.DecryptPKCS1v15SessionKey(nil, priv, wrapped, key); err != nil {
+			keyErr = err
+		}
+	}
+	plain, err := decryptContent(key, data, bc)
+	if keyErr != nil {
+		return nil, keyErr
+	}
+	return plain, err
+}
+
+func decryptContent(key, data []byte, bc blockCipher) ([]byte, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	if bc.gcm {
+		g, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		if len(data) < g.NonceSize()+g.Overhead() {
+			return nil, errShortCiphertext
+		}
+		return g.Open(nil, data[:g.NonceSize()], data[g.NonceSize():], nil)
+	}
+	bs := block.BlockSize()
+	if len(data) < 2*bs || len(data)%bs != 0 {
+		return nil, errShortCiphertext
+	}
+	out := make([]byte, len(data)-bs)
+	cipher.NewCBCDecrypter(block, data[:bs]).CryptBlocks(out, data[bs:])
+	// XML Encryption padding (ISO 10126): only the last byte is defined.
+	pad := int(out[len(out)-1])
+	if pad < 1 || pad > bs {
+		return nil, errBadPadding
+	}
+	return out[:len(out)-pad], nil
+}
+
+type decryptError string
+
+func (e decryptError) Error() string { return string(e) }
+
+const (
+	errKeyUnwrap       = decryptError("key transport failed")
+	errShortCiphertext = decryptError("ciphertext too short")
+	errBadPadding      = decryptError("bad padding")
+)
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// encryptedStructure reads the algorithms and cipher values of an
+// EncryptedAssertion. The EncryptedKey may sit in EncryptedData's KeyInfo
+// or beside EncryptedData (saml-core 6.2).
+func encryptedStructure(enc *etree.Element) (encryptedParts, *Error) {
+	var p encryptedParts
+	malformed := Rejectf(ReasonDecryptionFailed, "the EncryptedAssertion is not EncryptedData with an RSA EncryptedKey")
+	eds := children(enc, nsXMLEnc, "EncryptedData")
+	if len(eds) != 1 {
+		return p, malformed
+	}
+	ed := eds[0]
+	if m := firstChild(ed, nsXMLEnc, "EncryptionMethod"); m != nil {
+		p.dataAlg = m.SelectAttrValue("Algorithm", "")
+	}
+	p.cipherValue = cipherValue(ed)
+	var ek *etree.Element
+	if ki := firstChild(ed, dsig.Namespace, "KeyInfo"); ki != nil {
+		ek = firstChild(ki, nsXMLEnc, "EncryptedKey")
+	}
+	if ek == nil {
+		ek = firstChild(enc, nsXMLEnc, "EncryptedKey")
+	}
+	if ek == nil || p.cipherValue == "" {
+		return p, malformed
+	}
+	if m := firstChild(ek, nsXMLEnc, "EncryptionMethod"); m != nil {
+		p.keyAlg = m.SelectAttrValue("Algorithm", "")
+		if d := firstChild(m, dsig.Namespace, "DigestMethod"); d != nil {
+			p.oaepDigest = d.SelectAttrValue("Algorithm", "")
+		}
+		if mgf := firstChild(m, nsXMLEnc11, "MGF"); mgf != nil {
+			p.mgf = mgf.SelectAttrValue("Algorithm", "")
+		}
+	}
+	p.keyCipherValue = cipherValue(ek)
+	if p.keyCipherValue == "" {
+		return p, malformed
+	}
+	return p, nil
+}
+
+func cipherValue(el *etree.Element) string {
+	cd := firstChild(el, nsXMLEnc, "CipherData")
+	if cd == nil {
+		return ""
+	}
+	cv := firstChild(cd, nsXMLEnc, "CipherValue")
+	if cv == nil {
+		return ""
+	}
+	t, _ := textOf(cv)
+	return t
+}
