@@ -170,10 +170,10 @@ func TestAuthnRequestRedirectSignature(t *testing.T) {
 			if q.sigAlg != wantAlg {
 				t.Errorf("SigAlg %s", q.sigAlg)
 			}
-			if err := verifyQuerySignature(q, []*x509.Certificate{key(t, name).cert}, false); err != nil {
+			if err := pinning(t, key(t, name).cert).verifyQuery(q, "AuthnRequest", protoNow); err != nil {
 				t.Fatalf("own signature does not verify: %v", err)
 			}
-			if err := verifyQuerySignature(q, []*x509.Certificate{key(t, "other").cert}, false); err == nil {
+			if err := pinning(t, key(t, "other").cert).verifyQuery(q, "AuthnRequest", protoNow); err == nil {
 				t.Fatal("verified with the wrong key")
 			}
 			// The redirect binding carries no XML signature.
@@ -201,7 +201,7 @@ func TestAuthnRequestDestinationWithQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := verifyQuerySignature(q, []*x509.Certificate{key(t, "sp-rsa").cert}, false); err != nil {
+	if err := pinning(t, key(t, "sp-rsa").cert).verifyQuery(q, "AuthnRequest", protoNow); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -263,7 +263,7 @@ func TestAuthnRequestPostForm(t *testing.T) {
 				t.Error("Signature is not right after Issuer")
 			}
 			name := map[string]string{"rsa": "sp-rsa", "ecdsa": "ec-sp"}[tc.name]
-			if _, err := verifySignedXML(root, []*x509.Certificate{key(t, name).cert}, false); err != nil {
+			if _, err := pinning(t, key(t, name).cert).verifySignedXML(root, protoNow); err != nil {
 				t.Fatalf("own XML signature does not verify: %v", err)
 			}
 		})
@@ -290,6 +290,12 @@ func TestAuthnRequestPostOnlyIdP(t *testing.T) {
 	if _, err := req.PostForm(); err == nil {
 		t.Error("post form without a POST endpoint")
 	}
+}
+
+// pinning is an SP that trusts only cert, to check our own signatures.
+func pinning(t *testing.T, cert *x509.Certificate) *ServiceProvider {
+	t.Helper()
+	return newTestSP(t, func(c *Config) { c.IdP.Certificates = []*x509.Certificate{cert} })
 }
 
 // crewjamIdP is crewjam/saml's IdentityProvider, knowing our SP through

@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"html/template"
@@ -51,20 +50,11 @@ const (
 	algECDSASHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 	algECDSASHA384 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384"
 	algECDSASHA512 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"
-	algDigestSHA1  = "http://www.w3.org/2000/09/xmldsig#sha1"
 )
 
 // maxRelayStateBytes is the bound saml-bindings §3.4.3 and §3.5.3 put on
 // RelayState.
 const maxRelayStateBytes = 80
-
-// XML shape bounds, checked before any signature work (DESIGN.md, "Size and
-// shape"). Metadata and protocol messages both stay far below them.
-const (
-	maxXMLDepth       = 64
-	maxNSDeclsPerElem = 32
-	maxNSDeclsTotal   = 1024
-)
 
 type sigAlg struct {
 	hash crypto.Hash
@@ -84,96 +74,28 @@ var querySigAlgs = map[string]sigAlg{
 }
 
 // parseXML reads untrusted XML into an etree element after checking its
-// shape: at most limit bytes, no DTD, entity declaration or processing
-// instruction (the XML declaration aside), exactly one root element, bounded
-// depth and namespace declarations, and a faithful encoding/xml round trip.
+// size (at most limit bytes) and shape with guardXML (no DTD, entity
+// declaration or processing instruction, one root, bounded depth and
+// namespace declarations), and that encoding/xml reads it faithfully.
 func parseXML(data []byte, limit int) (*etree.Element, error) {
 	if len(data) > limit {
 		return nil, Rejectf(ReasonBodyTooLarge, "the XML is %d bytes, more than the %d allowed", len(data), limit)
 	}
-	if err := checkXMLShape(data); err != nil {
-		return nil, err
+	if _, rerr := guardXML(data); rerr != nil {
+		return nil, rerr
 	}
 	if err := xrv.Validate(bytes.NewReader(data)); err != nil {
-		return nil, &Error{Reason: ReasonMalformedXML, Message: "the XML does not survive a parse round trip: " + err.Error(), Err: err}
+		return nil, &Error{Reason: ReasonMalformedXML, Message: "the XML does not survive a parse round trip: " + truncate(err.Error(), 200), Err: err}
 	}
 	doc := etree.NewDocument()
-	doc.ReadSettings.Permissive = false
 	if err := doc.ReadFromBytes(data); err != nil {
-		return nil, &Error{Reason: ReasonMalformedXML, Message: "the XML is not well-formed: " + err.Error(), Err: err}
+		return nil, &Error{Reason: ReasonMalformedXML, Message: "the XML is not well-formed: " + truncate(err.Error(), 200), Err: err}
 	}
 	root := doc.Root()
 	if root == nil {
 		return nil, Rejectf(ReasonMalformedXML, "the XML has no root element")
 	}
 	return root, nil
-}
-
-func checkXMLShape(data []byte) error {
-	dec := xml.NewDecoder(bytes.NewReader(data))
-	dec.Strict = true
-	var depth, roots, nsTotal int
-	first := true
-	for {
-		tok, err := dec.RawToken()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return &Error{Reason: ReasonMalformedXML, Message: "the XML is not well-formed: " + err.Error(), Err: err}
-		}
-		switch t := tok.(type) {
-		case xml.Directive:
-			return Rejectf(ReasonForbiddenXML, "the XML contains a DTD or entity declaration (<!%s...>), which is not allowed", firstWord(t))
-		case xml.ProcInst:
-			if !first || t.Target != "xml" {
-				return Rejectf(ReasonForbiddenXML, "the XML contains a processing instruction <?%s?>, which is not allowed", t.Target)
-			}
-		case xml.StartElement:
-			if depth == 0 {
-				roots++
-				if roots > 1 {
-					return Rejectf(ReasonMalformedXML, "the XML has more than one root element")
-				}
-			}
-			depth++
-			if depth > maxXMLDepth {
-				return Rejectf(ReasonXMLTooComplex, "the XML nests elements deeper than %d", maxXMLDepth)
-			}
-			n := 0
-			for _, a := range t.Attr {
-				if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
-					n++
-				}
-			}
-			nsTotal += n
-			if n > maxNSDeclsPerElem || nsTotal > maxNSDeclsTotal {
-				return Rejectf(ReasonXMLTooComplex, "the XML declares too many namespaces (at most %d per element, %d in all)", maxNSDeclsPerElem, maxNSDeclsTotal)
-			}
-		case xml.EndElement:
-			depth--
-		case xml.CharData:
-			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
-				return Rejectf(ReasonMalformedXML, "the XML has text outside its root element")
-			}
-		}
-		first = false
-	}
-	if roots == 0 {
-		return Rejectf(ReasonMalformedXML, "the XML has no root element")
-	}
-	return nil
-}
-
-func firstWord(d xml.Directive) string {
-	s := string(d)
-	if i := strings.IndexAny(s, " \t\r\n["); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 16 {
-		s = s[:16]
-	}
-	return s
 }
 
 // newMessageID returns "id-" and 160 random bits in hex: an xs:ID (it starts
@@ -367,15 +289,13 @@ func checkSigAlg(alg string, allowSHA1 bool) (sigAlg, error) {
 	return a, nil
 }
 
-// verifyQuerySignature checks a redirect-binding signature against the
-// pinned certificates. Pinned certificates are trust anchors: their
-// validity period is not enforced (SAML V2.0 Metadata Interoperability
-// Profile §2.5.1).
-func verifyQuerySignature(q *redirectQuery, certs []*x509.Certificate, allowSHA1 bool) error {
+// verifyQuery checks a redirect-binding query signature against the pinned
+// IdP certificates valid at now, the same policy ValidateResponse applies.
+func (sp *ServiceProvider) verifyQuery(q *redirectQuery, what string, now time.Time) error {
 	if q.sigAlg == "" || q.signature == "" {
-		return Rejectf(ReasonSignatureMissing, "the message has no SigAlg and Signature query parameters; the IdP must sign logout messages")
+		return Rejectf(ReasonSignatureMissing, "the %s has no SigAlg and Signature query parameters; the IdP must sign it", what)
 	}
-	alg, err := checkSigAlg(q.sigAlg, allowSHA1)
+	alg, err := checkSigAlg(q.sigAlg, sp.cfg.AllowSHA1)
 	if err != nil {
 		return err
 	}
@@ -383,8 +303,9 @@ func verifyQuerySignature(q *redirectQuery, certs []*x509.Certificate, allowSHA1
 	if err != nil {
 		return &Error{Reason: ReasonMalformedEncoding, Message: "the Signature query parameter is not valid base64", Err: err}
 	}
-	if len(certs) == 0 {
-		return Rejectf(ReasonCertificateNotTrusted, "the connection has no pinned IdP signing certificate")
+	certs, rerr := sp.validPinnedCerts(what, now)
+	if rerr != nil {
+		return rerr
 	}
 	h := alg.hash.New()
 	h.Write([]byte(q.signed))
@@ -394,7 +315,27 @@ func verifyQuerySignature(q *redirectQuery, certs []*x509.Certificate, allowSHA1
 			return nil
 		}
 	}
-	return Rejectf(ReasonSignatureInvalid, "the query signature does not verify with any of the %d pinned IdP signing certificates; if the IdP rotated its certificate, refresh the connection's metadata", len(certs))
+	return Rejectf(ReasonSignatureInvalid, "the %s query signature does not verify with the pinned certificate%s %s; if the IdP rotated its certificate, refresh the connection's metadata",
+		what, plural(len(certs)), describeCerts(certs))
+}
+
+// validPinnedCerts returns the pinned IdP certificates valid at now.
+func (sp *ServiceProvider) validPinnedCerts(what string, now time.Time) ([]*x509.Certificate, *Error) {
+	pinned := sp.cfg.IdP.Certificates
+	if len(pinned) == 0 {
+		return nil, Rejectf(ReasonCertificateNotTrusted, "connection %q has no pinned IdP signing certificate; import the IdP metadata", sp.cfg.ConnectionID)
+	}
+	var valid []*x509.Certificate
+	for _, c := range pinned {
+		if !now.Before(c.NotBefore) && !now.After(c.NotAfter) {
+			valid = append(valid, c)
+		}
+	}
+	if len(valid) == 0 {
+		return nil, Rejectf(ReasonCertificateNotTrusted, "no pinned certificate that could verify the %s is valid now (%s): %s",
+			what, now.UTC().Format(time.RFC3339), describeCertsValidity(pinned))
+	}
+	return valid, nil
 }
 
 // verifyDigest checks sig over digest with pub. ECDSA signatures are
@@ -501,65 +442,45 @@ func signEnveloped(el *etree.Element, key crypto.Signer, cert *x509.Certificate)
 	return out, nil
 }
 
-// verifySignedXML checks the enveloped signature of root against the pinned
-// certificates and returns the element as the signature covers it; callers
-// read values from that element only. A certificate in KeyInfo selects the
-// pinned certificate to use and must be one of them. As with query
-// signatures, pinned certificates' validity periods are not enforced.
-func verifySignedXML(root *etree.Element, certs []*x509.Certificate, allowSHA1 bool) (*etree.Element, error) {
+// verifySignedXML checks the enveloped signature of root (one signature,
+// one Reference, to root's ID) with the pinned IdP certificates and returns
+// the element as the signature covers it; callers read values from that
+// element only. Algorithm and certificate policy are ValidateResponse's
+// (checkSignatureAlgorithms, candidateCerts); unlike plain goxmldsig,
+// ECDSA signature values are accepted in the r||s form XML Signature
+// specifies as well as in ASN.1 DER.
+func (sp *ServiceProvider) verifySignedXML(root *etree.Element, now time.Time) (*etree.Element, error) {
+	what := root.Tag
 	sigs := directChildren(root, nsDS, "Signature")
 	switch {
 	case len(sigs) == 0:
-		return nil, Rejectf(ReasonSignatureMissing, "the %s is not signed; the IdP must sign it", root.Tag)
+		return nil, Rejectf(ReasonSignatureMissing, "the %s is not signed; the IdP must sign it", what)
 	case len(sigs) > 1:
-		return nil, Rejectf(ReasonSignatureInvalid, "the %s has %d signatures; expected one", root.Tag, len(sigs))
+		return nil, Rejectf(ReasonSignatureInvalid, "the %s has %d signatures; expected one", what, len(sigs))
 	}
 	sig := sigs[0]
-	for _, path := range []string{".//SignatureMethod", ".//DigestMethod"} {
-		for _, m := range sig.FindElements(path) {
-			alg := m.SelectAttrValue("Algorithm", "")
-			if strings.HasSuffix(path, "DigestMethod") {
-				if alg == algDigestSHA1 && !allowSHA1 {
-					return nil, Rejectf(ReasonAlgorithmNotAllowed, "the signature digest uses SHA-1, which this connection does not allow; configure the IdP to use SHA-256")
-				}
-				continue
-			}
-			if _, err := checkSigAlg(alg, allowSHA1); err != nil {
-				return nil, err
-			}
-		}
+	id := root.SelectAttrValue("ID", "")
+	refs := sig.FindElements("./SignedInfo/Reference")
+	if id == "" || len(refs) != 1 || refs[0].SelectAttrValue("URI", "") != "#"+id {
+		return nil, Rejectf(ReasonSignatureInvalid, "the %s signature must have exactly one Reference, to the %s's own ID", what, what)
 	}
-	if len(certs) == 0 {
-		return nil, Rejectf(ReasonCertificateNotTrusted, "the connection has no pinned IdP signing certificate")
+	if rerr := checkSignatureAlgorithms(sig, sp.cfg.AllowSHA1); rerr != nil {
+		return nil, rerr
 	}
-	candidates := certs
-	if xc := sig.FindElement("./KeyInfo/X509Data/X509Certificate"); xc != nil {
-		der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(xc.Text()), ""))
-		if err != nil {
-			return nil, &Error{Reason: ReasonSignatureInvalid, Message: "the signature's KeyInfo certificate is not valid base64", Err: err}
-		}
-		embedded, err := x509.ParseCertificate(der)
-		if err != nil {
-			return nil, &Error{Reason: ReasonSignatureInvalid, Message: "the signature's KeyInfo certificate does not parse", Err: err}
-		}
-		candidates = nil
-		for _, c := range certs {
-			if c.Equal(embedded) {
-				candidates = []*x509.Certificate{c}
-				break
-			}
-		}
-		if candidates == nil {
-			return nil, Rejectf(ReasonCertificateNotTrusted, "the message is signed with certificate %q (serial %s, expires %s), which is not one of the %d pinned for this connection; if the IdP rotated its certificate, refresh the connection's metadata",
-				embedded.Subject.String(), embedded.SerialNumber.String(), embedded.NotAfter.UTC().Format(time.DateOnly), len(certs))
-		}
+	if _, rerr := sp.validPinnedCerts(what, now); rerr != nil {
+		return nil, rerr
+	}
+	candidates, rerr := sp.candidateCerts(sig, what, now)
+	if rerr != nil {
+		return nil, rerr
 	}
 	for _, c := range candidates {
 		if verified, err := verifyWithCert(root, c); err == nil {
 			return verified, nil
 		}
 	}
-	return nil, Rejectf(ReasonSignatureInvalid, "the XML signature does not verify with the pinned IdP certificate(s); the message was altered or signed with another key")
+	return nil, Rejectf(ReasonSignatureInvalid, "the %s signature does not verify with the pinned certificate%s %s; the message was altered or signed with another key",
+		what, plural(len(candidates)), describeCerts(candidates))
 }
 
 func verifyWithCert(root *etree.Element, cert *x509.Certificate) (*etree.Element, error) {

@@ -164,8 +164,8 @@ func TestParseXMLShape(t *testing.T) {
 		{"two roots", `<a/><b/>`, ReasonMalformedXML, 0},
 		{"no root", ` `, ReasonMalformedXML, 0},
 		{"text after root", `<a/>x`, ReasonMalformedXML, 0},
-		{"deep", strings.Repeat("<a>", maxXMLDepth+1) + strings.Repeat("</a>", maxXMLDepth+1), ReasonXMLTooComplex, 0},
-		{"namespace flood", "<a " + nsFlood(maxNSDeclsPerElem+1) + "/>", ReasonXMLTooComplex, 0},
+		{"deep", strings.Repeat("<a>", maxElementDepth+1) + strings.Repeat("</a>", maxElementDepth+1), ReasonXMLTooComplex, 0},
+		{"namespace flood", "<a " + nsFlood(maxNamespacesInScope+1) + "/>", ReasonXMLTooComplex, 0},
 		{"too large", "<a>" + strings.Repeat("x", 100) + "</a>", ReasonBodyTooLarge, 100},
 	}
 	for _, tc := range tests {

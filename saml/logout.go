@@ -277,16 +277,9 @@ func (sp *ServiceProvider) ParseLogoutResponse(ctx context.Context, in Inbound) 
 		info.SubStatus = sub[0].SelectAttrValue("Value", "")
 	}
 	if msg := directChildren(st[0], nsSAMLP, "StatusMessage"); len(msg) > 0 {
-		info.StatusMessage = clip(strings.TrimSpace(msg[0].Text()), maxLogoutStatusMessage)
+		info.StatusMessage = truncate(strings.TrimSpace(msg[0].Text()), maxLogoutStatusMessage)
 	}
 	return info, nil
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // readSignedMessage decodes a message of either binding, checks its XML
@@ -341,16 +334,16 @@ func (sp *ServiceProvider) readSignedMessage(ctx context.Context, in Inbound, pa
 	if root.Tag != tag || root.NamespaceURI() != nsSAMLP {
 		return nil, "", Rejectf(ReasonMalformedXML, "expected a samlp:%s, got <%s> in namespace %q", tag, root.Tag, root.NamespaceURI())
 	}
-	certs := sp.cfg.IdP.Certificates
+	now := sp.cfg.Now()
 	if query != nil {
-		if err := verifyQuerySignature(query, certs, sp.cfg.AllowSHA1); err != nil {
+		if err := sp.verifyQuery(query, tag, now); err != nil {
 			return nil, "", err
 		}
 		// An enveloped signature is not part of this binding; the query
 		// signature covers the whole message, so the root is used as is.
 		return root, relayState, nil
 	}
-	verified, err := verifySignedXML(root, certs, sp.cfg.AllowSHA1)
+	verified, err := sp.verifySignedXML(root, now)
 	if err != nil {
 		return nil, "", err
 	}

@@ -216,6 +216,25 @@ func TestParseLogoutRequestRejects(t *testing.T) {
 		{"post pinned certificate, other key", nil, func(t *testing.T, sp *ServiceProvider) Inbound {
 			return PostMessage(idpPost(t, "SAMLRequest", msg(sp, nil), &other, idp.cert))
 		}, ReasonSignatureInvalid},
+		{"pinned certificate expired", func(c *Config) { c.Now = func() time.Time { return time.Date(2041, 1, 1, 0, 0, 0, 0, time.UTC) } }, func(t *testing.T, sp *ServiceProvider) Inbound {
+			return RedirectMessage(idpRedirect(t, "SAMLRequest", msg(sp, nil), idp.signer))
+		}, ReasonCertificateNotTrusted},
+		{"post signature references another element", nil, func(t *testing.T, sp *ServiceProvider) Inbound {
+			signed, err := signEnveloped(msg(sp, nil), idp.signer, idp.cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signed.CreateAttr("ID", "_other")
+			return PostMessage(idpPost(t, "SAMLRequest", signed, nil, nil))
+		}, ReasonSignatureInvalid},
+		{"post sha1 digest refused", nil, func(t *testing.T, sp *ServiceProvider) Inbound {
+			signed, err := signEnveloped(msg(sp, nil), idp.signer, idp.cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signed.FindElement("./Signature/SignedInfo/Reference/DigestMethod").CreateAttr("Algorithm", "http://www.w3.org/2000/09/xmldsig#sha1")
+			return PostMessage(idpPost(t, "SAMLRequest", signed, nil, nil))
+		}, ReasonAlgorithmNotAllowed},
 		{"no pinned certificates", func(c *Config) { c.IdP.Certificates = nil }, func(t *testing.T, sp *ServiceProvider) Inbound {
 			return RedirectMessage(idpRedirect(t, "SAMLRequest", msg(sp, nil), idp.signer))
 		}, ReasonCertificateNotTrusted},

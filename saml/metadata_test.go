@@ -148,10 +148,11 @@ func TestParseIdPMetadataErrors(t *testing.T) {
 	tests := []struct {
 		name, doc, entityID, want string
 	}{
-		{"dtd", `<!DOCTYPE md [<!ENTITY x "y">]>` + mdDoc("", sig+post), "", "DTD or entity declaration"},
+		{"dtd", `<!DOCTYPE md [<!ENTITY x "y">]>` + mdDoc("", sig+post), "", "document type or entity declarations are not allowed"},
 		{"processing instruction", `<?xml-stylesheet href="x"?>` + mdDoc("", sig+post), "", "processing instruction"},
-		{"not xml", `hello`, "", "text outside its root element"},
-		{"unclosed", `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">`, "", "not well-formed"},
+		{"not xml", `hello`, "", "text outside the root element"},
+		{"unclosed", `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">`, "", "document ends inside an element"},
+		{"mismatched tags", `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"></md:Other>`, "", "not well-formed"},
 		{"wrong root", `<foo xmlns="urn:x"/>`, "", "expected a SAML 2.0 metadata EntityDescriptor"},
 		{"sp metadata", `<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://sp.example"><md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"/></md:EntityDescriptor>`, "", "the metadata has no IDPSSODescriptor"},
 		{"no entity id", strings.Replace(mdDoc("", sig+post), `entityID="https://idp.example/e"`, "", 1), "", "has no entityID"},
