@@ -2,14 +2,19 @@ package saml
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +23,7 @@ import (
 	"github.com/beevik/etree"
 	crewsaml "github.com/crewjam/saml"
 	"github.com/crewjam/saml/xmlenc"
+	saml2 "github.com/russellhaering/gosaml2"
 	dsig "github.com/russellhaering/goxmldsig"
 )
 
@@ -27,15 +33,23 @@ var testNow = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
 const testIdPEntityID = "https://idp.example.com/metadata"
 
-// Keys are slow to generate; tests share a few, read-only.
+// Tests share three fixed RSA-2048 keys from testdata/keys: 0 signs for
+// the IdP, 1 decrypts for the SP, 2 is an attacker's. Fixed keys keep the
+// fuzz corpus's signatures valid and spare fuzz workers key generation.
 var respKeys = sync.OnceValues(func() ([]*rsa.PrivateKey, error) {
 	keys := make([]*rsa.PrivateKey, 3)
 	for i := range keys {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		pemBytes, err := os.ReadFile(filepath.Join("testdata", "keys", fmt.Sprintf("test-rsa-%d.pem", i)))
 		if err != nil {
 			return nil, err
 		}
-		keys[i] = k
+		block, _ := pem.Decode(pemBytes)
+		if block == nil {
+			return nil, fmt.Errorf("test-rsa-%d.pem: no PEM block", i)
+		}
+		if keys[i], err = x509.ParsePKCS1PrivateKey(block.Bytes); err != nil {
+			return nil, err
+		}
 	}
 	return keys, nil
 })
@@ -59,6 +73,9 @@ type fixture struct {
 	encCert  *x509.Certificate
 	requests *memRequests
 	replay   *memReplay
+	// spMD, when set, is the SP metadata the IdP uses instead of one
+	// built from the SP's URLs.
+	spMD *crewsaml.EntityDescriptor
 }
 
 func newFixture(t testing.TB, edit func(*Config)) *fixture {
@@ -157,7 +174,10 @@ func (f *fixture) spMetadata(encrypt bool) *crewsaml.EntityDescriptor {
 // issue has the crewjam IdP answer a login and returns the POST value.
 func (f *fixture) issue(t testing.TB, o issue) string {
 	t.Helper()
-	md := f.spMetadata(o.encrypt != nil)
+	md := f.spMD
+	if md == nil {
+		md = f.spMetadata(o.encrypt != nil)
+	}
 	f.idp.AssertionEncrypter = o.encrypt
 	req := &crewsaml.IdpAuthnRequest{
 		IDP:                     f.idp,
@@ -204,8 +224,11 @@ func (f *fixture) issue(t testing.TB, o issue) string {
 type resign struct {
 	assertion, response bool
 	method              string // default RSA-SHA256
-	key                 *rsa.PrivateKey
+	key                 crypto.Signer
 	cert                *x509.Certificate
+	// rawECDSA writes ECDSA signature values as r||s (XML Signature's
+	// form) instead of goxmldsig's ASN.1 DER.
+	rawECDSA bool
 }
 
 func (f *fixture) tamper(t testing.TB, b64 string, edit func(resp, assertion *etree.Element), rs resign) string {
@@ -216,13 +239,17 @@ func (f *fixture) tamper(t testing.TB, b64 string, edit func(resp, assertion *et
 	if edit != nil {
 		edit(resp, a)
 	}
-	key, cert := f.idpKey, f.idpCert
+	var key crypto.Signer = f.idpKey
+	cert := f.idpCert
 	if rs.key != nil {
 		key, cert = rs.key, rs.cert
 	}
 	if rs.assertion {
 		a = firstChild(resp, nsAssertion, "Assertion")
 		signed := signElement(t, mustDetach(t, a), key, cert, rs.method)
+		if rs.rawECDSA {
+			derSignatureToRaw(t, signed, cert)
+		}
 		replaceChild(resp, a, signed)
 	}
 	if rs.response {
@@ -230,6 +257,9 @@ func (f *fixture) tamper(t testing.TB, b64 string, edit func(resp, assertion *et
 			resp.RemoveChild(old)
 		}
 		resp = signElement(t, resp, key, cert, rs.method)
+		if rs.rawECDSA {
+			derSignatureToRaw(t, resp, cert)
+		}
 		doc.SetRoot(resp)
 	}
 	return encodeDoc(t, doc)
@@ -275,7 +305,7 @@ func replaceChild(parent, old, repl *etree.Element) {
 // signElement drops el's enveloped signature, if any, and signs it again
 // with goxmldsig, placing the signature after the Issuer as the schema
 // wants.
-func signElement(t testing.TB, el *etree.Element, key *rsa.PrivateKey, cert *x509.Certificate, method string) *etree.Element {
+func signElement(t testing.TB, el *etree.Element, key crypto.Signer, cert *x509.Certificate, method string) *etree.Element {
 	t.Helper()
 	if old := firstChild(el, dsig.Namespace, "Signature"); old != nil {
 		el.RemoveChild(old)
@@ -305,6 +335,21 @@ func signElement(t testing.TB, el *etree.Element, key *rsa.PrivateKey, cert *x50
 	}
 	signed.InsertChildAt(at, sig)
 	return signed
+}
+
+func derSignatureToRaw(t testing.TB, el *etree.Element, cert *x509.Certificate) {
+	t.Helper()
+	sv := firstChild(firstChild(el, dsig.Namespace, "Signature"), dsig.Namespace, "SignatureValue")
+	der, err := base64.StdEncoding.DecodeString(sv.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := (cert.PublicKey.(*ecdsa.PublicKey).Curve.Params().BitSize + 7) / 8
+	raw, err := derToRaw(der, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv.SetText(base64.StdEncoding.EncodeToString(raw))
 }
 
 // memRequests and memReplay stand in for the store with the semantics
@@ -419,6 +464,70 @@ func TestInteropCrewjam(t *testing.T) {
 			if !f.requests.used["id-req-1"] || len(f.replay.seen) != 1 {
 				t.Errorf("request consumed = %v, assertions recorded = %d", f.requests.used["id-req-1"], len(f.replay.seen))
 			}
+		})
+	}
+}
+
+// TestInteropCrewjamMetadataExchange configures each side only from the
+// other's metadata: our ParseIdPMetadata reads crewjam's IdP metadata, and
+// crewjam reads our SP metadata, picks the encryption it lists (AES-GCM)
+// and answers.
+func TestInteropCrewjamMetadataExchange(t *testing.T) {
+	f := newFixture(t, nil)
+	idpXML, err := xml.Marshal(f.idp.Metadata())
+	if err != nil {
+		t.Fatal(err)
+	}
+	idp, err := ParseIdPMetadataAt(idpXML, "", testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.sp.Config()
+	cfg.IdP = idp
+	if f.sp, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	spXML, err := f.sp.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.spMD = &crewsaml.EntityDescriptor{}
+	if err := xml.Unmarshal(spXML, f.spMD); err != nil {
+		t.Fatal(err)
+	}
+	id, err := f.validate(t, f.issue(t, issue{requestID: f.pend("id-md")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !id.Diagnostics.Encrypted || id.NameID != "alice@acme.example" || id.InResponseTo != "id-md" {
+		t.Errorf("identity = %+v", id)
+	}
+}
+
+// TestGroupsBeyondGosaml2TraversalLimit: goxmldsig's namespace traversal
+// stops at 1,000 elements, so gosaml2's RetrieveAssertionInfo refuses
+// genuine responses from about 500 attribute values up. Ours accepts them,
+// signed either way.
+func TestGroupsBeyondGosaml2TraversalLimit(t *testing.T) {
+	for _, unsignedResponse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unsigned response %v", unsignedResponse), func(t *testing.T) {
+			f := newFixture(t, nil)
+			s := defaultSession()
+			s.Groups = make([]string, 600)
+			for i := range s.Groups {
+				s.Groups[i] = fmt.Sprintf("group-%d", i)
+			}
+			form := f.issue(t, issue{requestID: f.pend("id-r"), session: s, unsignedResponse: unsignedResponse})
+			if _, err := f.validate(t, form); err != nil {
+				t.Fatal(err)
+			}
+			g2 := &saml2.SAMLServiceProvider{
+				IdentityProviderIssuer: testIdPEntityID, AssertionConsumerServiceURL: f.sp.ACSURL(), AudienceURI: f.sp.EntityID(),
+				IDPCertificateStore: &dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{f.idpCert}},
+				Clock:               dsig.NewFakeClockAt(testNow),
+			}
+			_, err := g2.RetrieveAssertionInfo(form)
+			t.Logf("gosaml2 on the same response: %v", err)
 		})
 	}
 }

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"fmt"
 	"math/big"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -559,6 +563,23 @@ func TestAccepts(t *testing.T) {
 					t.Errorf("%d groups", n)
 				}
 			}},
+		{name: "ECDSA P-256 SHA-256, r||s signature values",
+			edit: func(c *Config) { c.IdP.Certificates = []*x509.Certificate{selfSignedCert(nil, ecKey())} },
+			build: func(t *testing.T, f *fixture) string {
+				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r")}), nil, resign{assertion: true, response: true,
+					key: ecKey(), cert: f.sp.cfg.IdP.Certificates[0], method: dsig.ECDSASHA256SignatureMethod, rawECDSA: true})
+			}},
+		{name: "ECDSA P-256 SHA-512, DER signature values",
+			edit: func(c *Config) { c.IdP.Certificates = []*x509.Certificate{selfSignedCert(nil, ecKey())} },
+			build: func(t *testing.T, f *fixture) string {
+				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r")}), nil, resign{assertion: true, response: true,
+					key: ecKey(), cert: f.sp.cfg.IdP.Certificates[0], method: dsig.ECDSASHA512SignatureMethod})
+			}},
+		{name: "RSA-SHA384",
+			build: func(t *testing.T, f *fixture) string {
+				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r")}), nil,
+					resign{assertion: true, response: true, method: dsig.RSASHA384SignatureMethod})
+			}},
 		{name: "second pinned certificate during rotation",
 			edit: func(c *Config) {
 				k := respKey(nil, 2)
@@ -643,6 +664,15 @@ func (f *fixture) failedStatus(t *testing.T, top, second string) string {
 		firstChild(resp, nsProtocol, "Status").CreateElement("samlp:StatusMessage").SetText("user cancelled")
 	}, resign{})
 }
+
+// ecKey is a fixed P-256 key for ECDSA cases.
+var ecKey = sync.OnceValue(func() *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
 
 const entraGroups = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
 

@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -195,7 +196,9 @@ func (sp *ServiceProvider) verifyEnveloped(el *etree.Element, what string, now t
 	for _, cert := range candidates {
 		vctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{cert}})
 		vctx.Clock = dsig.NewFakeClockAt(now)
+		restore := ecdsaValueToDER(sig, cert)
 		verified, err := vctx.Validate(el)
+		restore()
 		if err == nil {
 			info.cert = cert
 			return verified, info, nil
@@ -205,6 +208,26 @@ func (sp *ServiceProvider) verifyEnveloped(el *etree.Element, what string, now t
 	return nil, nil, &Error{Reason: ReasonSignatureInvalid, Err: lastErr,
 		Message: fmt.Sprintf("the %s signature does not verify with the pinned certificate%s: %s",
 			what, plural(len(candidates)), truncate(lastErr.Error(), 200))}
+}
+
+// ecdsaValueToDER rewrites an ECDSA SignatureValue from the r||s form XML
+// Signature specifies (RFC 4051) to the ASN.1 DER goxmldsig verifies, when
+// it has the length r||s has for cert's curve; values already in DER are
+// left alone. SignatureValue is outside SignedInfo, so nothing signed
+// changes. The returned func puts the original text back.
+func ecdsaValueToDER(sig *etree.Element, cert *x509.Certificate) (restore func()) {
+	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
+	sv := firstChild(sig, dsig.Namespace, "SignatureValue")
+	if !ok || sv == nil {
+		return func() {}
+	}
+	orig, _ := textOf(sv)
+	raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(orig), ""))
+	if size := (pub.Curve.Params().BitSize + 7) / 8; err != nil || len(raw) != 2*size {
+		return func() {}
+	}
+	sv.SetText(base64.StdEncoding.EncodeToString(rawToDER(raw)))
+	return func() { sv.SetText(orig) }
 }
 
 // candidateCerts picks the pinned certificates a signature may be checked
