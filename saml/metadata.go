@@ -62,7 +62,7 @@ func ParseIdPMetadataAt(data []byte, entityID string, now time.Time) (IdentityPr
 	}
 	idp, err := readIdP(ent, now)
 	if err != nil {
-		return IdentityProvider{}, fmt.Errorf("idp metadata for %q: %w", ent.el.SelectAttrValue("entityID", ""), err)
+		return IdentityProvider{}, fmt.Errorf("idp metadata for %q: %w", entityIDOf(ent.el), err)
 	}
 	return idp, nil
 }
@@ -97,7 +97,7 @@ func pickEntity(entities []entityCandidate, entityID string) (entityCandidate, e
 			continue
 		}
 		idps = append(idps, e)
-		ids = append(ids, e.el.SelectAttrValue("entityID", ""))
+		ids = append(ids, entityIDOf(e.el))
 	}
 	if entityID == "" {
 		switch {
@@ -113,7 +113,7 @@ func pickEntity(entities []entityCandidate, entityID string) (entityCandidate, e
 	}
 	var found []entityCandidate
 	for _, e := range entities {
-		if e.el.SelectAttrValue("entityID", "") == entityID {
+		if entityIDOf(e.el) == strings.TrimSpace(entityID) {
 			found = append(found, e)
 		}
 	}
@@ -130,9 +130,15 @@ func pickEntity(entities []entityCandidate, entityID string) (entityCandidate, e
 	}
 }
 
+// entityIDOf is an EntityDescriptor's entityID, an xs:anyURI whose
+// surrounding white space does not count.
+func entityIDOf(el *etree.Element) string {
+	return strings.TrimSpace(el.SelectAttrValue("entityID", ""))
+}
+
 func readIdP(ent entityCandidate, now time.Time) (IdentityProvider, error) {
 	el := ent.el
-	idp := IdentityProvider{EntityID: strings.TrimSpace(el.SelectAttrValue("entityID", ""))}
+	idp := IdentityProvider{EntityID: entityIDOf(el)}
 	if idp.EntityID == "" {
 		return idp, errors.New("the EntityDescriptor has no entityID")
 	}
