@@ -229,6 +229,9 @@ type resign struct {
 	// rawECDSA writes ECDSA signature values as r||s (XML Signature's
 	// form) instead of goxmldsig's ASN.1 DER.
 	rawECDSA bool
+	// sigLast leaves the signature as the last child, where goxmldsig
+	// puts it, instead of after the Issuer.
+	sigLast bool
 }
 
 func (f *fixture) tamper(t testing.TB, b64 string, edit func(resp, assertion *etree.Element), rs resign) string {
@@ -247,6 +250,9 @@ func (f *fixture) tamper(t testing.TB, b64 string, edit func(resp, assertion *et
 	if rs.assertion {
 		a = firstChild(resp, nsAssertion, "Assertion")
 		signed := signElement(t, mustDetach(t, a), key, cert, rs.method)
+		if rs.sigLast {
+			moveLast(signed, firstChild(signed, dsig.Namespace, "Signature"))
+		}
 		if rs.rawECDSA {
 			derSignatureToRaw(t, signed, cert)
 		}
@@ -257,6 +263,9 @@ func (f *fixture) tamper(t testing.TB, b64 string, edit func(resp, assertion *et
 			resp.RemoveChild(old)
 		}
 		resp = signElement(t, resp, key, cert, rs.method)
+		if rs.sigLast {
+			moveLast(resp, firstChild(resp, dsig.Namespace, "Signature"))
+		}
 		if rs.rawECDSA {
 			derSignatureToRaw(t, resp, cert)
 		}
@@ -335,6 +344,11 @@ func signElement(t testing.TB, el *etree.Element, key crypto.Signer, cert *x509.
 	}
 	signed.InsertChildAt(at, sig)
 	return signed
+}
+
+func moveLast(parent, child *etree.Element) {
+	parent.RemoveChild(child)
+	parent.AddChild(child)
 }
 
 func derSignatureToRaw(t testing.TB, el *etree.Element, cert *x509.Certificate) {

@@ -580,6 +580,17 @@ func TestAccepts(t *testing.T) {
 				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r")}), nil,
 					resign{assertion: true, response: true, method: dsig.RSASHA384SignatureMethod})
 			}},
+		{name: "signatures placed last, after 2,000 attribute values",
+			edit: func(c *Config) { c.MaxBodyBytes = 1 << 20 },
+			build: func(t *testing.T, f *fixture) string {
+				s := defaultSession()
+				s.Groups = make([]string, 2000)
+				for i := range s.Groups {
+					s.Groups[i] = fmt.Sprintf("g%d", i)
+				}
+				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r"), session: s}), nil,
+					resign{assertion: true, response: true, sigLast: true})
+			}},
 		{name: "second pinned certificate during rotation",
 			edit: func(c *Config) {
 				k := respKey(nil, 2)
