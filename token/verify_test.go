@@ -109,6 +109,9 @@ func TestVerifyRejects(t *testing.T) {
 		{"control: minted token is accepted", genuine, nil},
 		{"typ application/at+jwt is accepted", forge(t, jwt.SigningMethodES256, key.signer, hdr("typ", "application/AT+JWT"), claims), nil},
 		{"alg none", forge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, hdr(), claims), ErrAlgorithm},
+		// Refused on alg alone, before any key lookup.
+		{"alg none, unknown kid", forge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, hdr("kid", "nope"), claims), ErrAlgorithm},
+		{"HS256, unknown kid", forge(t, jwt.SigningMethodHS256, der, hdr("kid", "nope"), claims), ErrAlgorithm},
 		{"HS256 keyed with the public key DER", forge(t, jwt.SigningMethodHS256, der, hdr(), claims), ErrAlgorithm},
 		{"HS256 keyed with the public key PEM", forge(t, jwt.SigningMethodHS256, pemBytes, hdr(), claims), ErrAlgorithm},
 		{"HS256 keyed with the JWKS", forge(t, jwt.SigningMethodHS256, jwks, hdr(), claims), ErrAlgorithm},
