@@ -1,0 +1,43 @@
+// Package store defines what ssogate remembers: connections, pending
+// AuthnRequests, the assertion replay cache, one-time codes, sessions and
+// their revocations, refresh tokens, signing keys and the audit log.
+//
+// The Store interface is implemented by store/sqlite (one file, the default
+// of `ssogate serve`) and store/postgres (several replicas on one database).
+// Both pass the same conformance suite, store/storetest, so code written
+// against Store behaves the same on either.
+//
+// # What a Store guarantees
+//
+//   - Single-use values stay single-use across goroutines, processes and
+//     replicas: ConsumePendingRequest, ConsumeCode, RecordAssertion and
+//     RotateRefreshToken each have exactly one winner, decided by the
+//     database in one statement or one transaction. Losers learn why through
+//     the sentinel errors ErrConsumed, ErrExpired, ErrReused and ErrNotFound.
+//   - A method that returned nil has committed durably: the row survives the
+//     process being killed (SQLite runs in WAL mode with synchronous=FULL, so
+//     it also survives power loss).
+//   - Revocations carry a sequence number that only grows, and a revocation
+//     with a smaller Seq is always visible before one with a larger Seq, so a
+//     replica that polls Revocations(lastSeq) never misses one.
+//   - Times are stored with microsecond precision and returned in UTC; the
+//     zero time.Time is stored as NULL and returned as the zero time.
+//   - Empty byte slices come back as nil.
+//   - Migrations run at Open, once, even when several replicas start at the
+//     same moment.
+//
+// # What a Store leaves to its caller
+//
+//   - Secrets arrive already protected: codes and refresh tokens as their
+//     SHA-256 hash, signing keys sealed by the token package. The store never
+//     sees a plaintext code, token or private key.
+//   - Connection content is opaque JSON in Connection.Config; the store only
+//     indexes the id, tenant, state and email domains.
+//   - Expiry is a decision made with the caller's clock: methods that judge
+//     expiry take now. A value is expired when now >= ExpiresAt.
+//   - GetSession and FindSessions return sessions whatever their state; the
+//     caller checks Session.Live.
+//   - Deleting a connection does not revoke its sessions: call
+//     RevokeConnection first.
+//   - Sweep must be called periodically (any replica, any number at once).
+package store

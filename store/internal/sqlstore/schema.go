@@ -1,0 +1,129 @@
+package sqlstore
+
+// ColumnTypes names the column types of a dialect.
+type ColumnTypes struct {
+	Time        string // a time: SQLite INTEGER microseconds, PostgreSQL TIMESTAMPTZ
+	Bytes       string
+	Bool        string
+	Int         string // 64-bit
+	Serial      string // an ever-increasing 64-bit primary key, never reused
+	TableSuffix string // after CREATE TABLE (...), e.g. " STRICT"
+}
+
+// Migrations returns the schema versions in a dialect's column types,
+// oldest first. Append new versions; never edit a published one.
+func Migrations(t ColumnTypes) []Migration {
+	return []Migration{
+		{ // 1: initial schema
+			`CREATE TABLE connections (
+			id TEXT PRIMARY KEY,
+			tenant_id TEXT NOT NULL,
+			state TEXT NOT NULL,
+			domains TEXT NOT NULL,
+			config ` + t.Bytes + `,
+			version ` + t.Int + ` NOT NULL,
+			created_at ` + t.Time + ` NOT NULL,
+			updated_at ` + t.Time + ` NOT NULL
+		)` + t.TableSuffix,
+			`CREATE INDEX connections_tenant ON connections (tenant_id, id)`,
+			`CREATE TABLE connection_domains (
+			domain TEXT PRIMARY KEY,
+			connection_id TEXT NOT NULL
+		)` + t.TableSuffix,
+			`CREATE INDEX connection_domains_connection ON connection_domains (connection_id)`,
+			`CREATE TABLE pending_requests (
+			connection_id TEXT NOT NULL,
+			id TEXT NOT NULL,
+			return_to TEXT NOT NULL,
+			state TEXT NOT NULL,
+			test ` + t.Bool + ` NOT NULL,
+			data ` + t.Bytes + `,
+			created_at ` + t.Time + ` NOT NULL,
+			expires_at ` + t.Time + ` NOT NULL,
+			consumed_at ` + t.Time + `,
+			PRIMARY KEY (connection_id, id)
+		)` + t.TableSuffix,
+			`CREATE INDEX pending_requests_expiry ON pending_requests (expires_at)`,
+			`CREATE TABLE assertions (
+			connection_id TEXT NOT NULL,
+			assertion_id TEXT NOT NULL,
+			expires_at ` + t.Time + ` NOT NULL,
+			PRIMARY KEY (connection_id, assertion_id)
+		)` + t.TableSuffix,
+			`CREATE INDEX assertions_expiry ON assertions (expires_at)`,
+			`CREATE TABLE codes (
+			hash ` + t.Bytes + ` PRIMARY KEY,
+			session_id TEXT NOT NULL,
+			connection_id TEXT NOT NULL,
+			data ` + t.Bytes + `,
+			created_at ` + t.Time + ` NOT NULL,
+			expires_at ` + t.Time + ` NOT NULL,
+			consumed_at ` + t.Time + `
+		)` + t.TableSuffix,
+			`CREATE INDEX codes_expiry ON codes (expires_at)`,
+			`CREATE TABLE sessions (
+			id TEXT PRIMARY KEY,
+			connection_id TEXT NOT NULL,
+			tenant_id TEXT NOT NULL,
+			subject TEXT NOT NULL,
+			name_id TEXT NOT NULL,
+			name_id_format TEXT NOT NULL,
+			session_index TEXT NOT NULL,
+			identity ` + t.Bytes + `,
+			created_at ` + t.Time + ` NOT NULL,
+			expires_at ` + t.Time + ` NOT NULL,
+			revoked_at ` + t.Time + `,
+			revoke_reason TEXT NOT NULL
+		)` + t.TableSuffix,
+			`CREATE INDEX sessions_subject ON sessions (connection_id, subject)`,
+			`CREATE INDEX sessions_name_id ON sessions (connection_id, name_id)`,
+			`CREATE INDEX sessions_expiry ON sessions (expires_at)`,
+			// AUTOINCREMENT: a sequence number is never reused, even after the
+			// newest revocation is swept.
+			`CREATE TABLE revocations (
+			seq ` + t.Serial + `,
+			session_id TEXT NOT NULL,
+			connection_id TEXT NOT NULL,
+			subject TEXT NOT NULL,
+			reason TEXT NOT NULL,
+			at ` + t.Time + ` NOT NULL,
+			expires_at ` + t.Time + ` NOT NULL
+		)` + t.TableSuffix,
+			`CREATE INDEX revocations_expiry ON revocations (expires_at)`,
+			`CREATE TABLE refresh_tokens (
+			hash ` + t.Bytes + ` PRIMARY KEY,
+			session_id TEXT NOT NULL,
+			created_at ` + t.Time + ` NOT NULL,
+			expires_at ` + t.Time + ` NOT NULL,
+			spent_at ` + t.Time + `
+		)` + t.TableSuffix,
+			`CREATE INDEX refresh_tokens_expiry ON refresh_tokens (expires_at)`,
+			`CREATE TABLE signing_keys (
+			id TEXT PRIMARY KEY,
+			algorithm TEXT NOT NULL,
+			public_jwk ` + t.Bytes + `,
+			private_sealed ` + t.Bytes + `,
+			created_at ` + t.Time + ` NOT NULL,
+			publish_at ` + t.Time + `,
+			activate_at ` + t.Time + `,
+			retire_at ` + t.Time + `,
+			expire_at ` + t.Time + `
+		)` + t.TableSuffix,
+			`CREATE TABLE audit_events (
+			seq ` + t.Serial + `,
+			id TEXT NOT NULL UNIQUE,
+			time ` + t.Time + ` NOT NULL,
+			type TEXT NOT NULL,
+			connection_id TEXT NOT NULL,
+			tenant_id TEXT NOT NULL,
+			subject TEXT NOT NULL,
+			reason TEXT NOT NULL,
+			correlation_id TEXT NOT NULL,
+			message TEXT NOT NULL,
+			detail ` + t.Bytes + `
+		)` + t.TableSuffix,
+			`CREATE INDEX audit_events_time ON audit_events (time, seq)`,
+			`CREATE INDEX audit_events_connection ON audit_events (connection_id, time, seq)`,
+		},
+	}
+}

@@ -1,0 +1,83 @@
+// Package postgres is the store.Store backend for several ssogate replicas
+// sharing one PostgreSQL database (PostgreSQL 13 or later).
+//
+// It runs over a pgxpool.Pool (through pgx's database/sql adapter, so it
+// shares its queries with store/sqlite). Transactions run at READ COMMITTED;
+// single-use operations are decided by conditional UPDATEs and INSERT ... ON
+// CONFLICT, whose row locks make a concurrent twin on another connection or
+// replica wait and then see the winner's write. Transactions that append
+// revocations first lock the revocations table against each other, so
+// sequence numbers become visible in order and a replica polling
+// Revocations never skips one.
+//
+// Migrations run at Open under a transaction-scoped advisory lock, keyed by
+// the current schema, so replicas starting together apply each version
+// once. Set search_path in the DSN (…?search_path=ssogate) to keep ssogate's
+// tables in their own schema.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/ssogate/ssogate/store"
+	"github.com/ssogate/ssogate/store/internal/sqlstore"
+)
+
+// Store is a store.Store on PostgreSQL.
+type Store struct {
+	*sqlstore.DB
+	pool *pgxpool.Pool
+}
+
+// Open connects to the database named by dsn (a postgres:// URL or a
+// key=value string, as pgxpool.ParseConfig reads it) and brings its schema
+// up to date.
+func Open(ctx context.Context, dsn string, opts ...store.Option) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's parse errors can echo the DSN, password included.
+		return nil, fmt.Errorf("postgres store: cannot parse DSN: %w", store.ErrInvalidArgument)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	s := &Store{DB: sqlstore.New(db, db, dialect, store.NewOptions(opts...)), pool: pool}
+	const lock = "SELECT pg_advisory_xact_lock(hashtext('ssogate.migrate'), hashtext(current_schema()))"
+	if err := s.Migrate(ctx, lock, "TIMESTAMPTZ", migrations); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("postgres store %s@%s/%s: %w", cfg.ConnConfig.User, cfg.ConnConfig.Host,
+			cfg.ConnConfig.Database, err)
+	}
+	return s, nil
+}
+
+// Close closes the database/sql handle and the pool under it.
+func (s *Store) Close() error {
+	err := s.DB.Close()
+	s.pool.Close()
+	return err
+}
+
+// Pool is the underlying pool, for LISTEN or diagnostics.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+var dialect = sqlstore.Dialect{
+	Time: func(t time.Time) any { return t.UTC().Truncate(time.Microsecond) },
+	IsUniqueViolation: func(err error) bool {
+		var e *pgconn.PgError
+		return errors.As(err, &e) && e.Code == "23505"
+	},
+	// Self-conflicting, but lets readers through.
+	LockRevocations: "LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE",
+}
+
+var _ store.Store = (*Store)(nil)

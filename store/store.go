@@ -1,0 +1,319 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with context; compare with errors.Is.
+var (
+	// ErrNotFound: no such record (or it belongs to another connection).
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a unique value is taken (duplicate id, an email domain
+	// owned by another connection), or the version changed under an
+	// optimistic update.
+	ErrConflict = errors.New("store: conflict")
+	// ErrConsumed: a single-use value was already used.
+	ErrConsumed = errors.New("store: already used")
+	// ErrExpired: the value (or the session behind it) is past its ExpiresAt.
+	ErrExpired = errors.New("store: expired")
+	// ErrReused: a spent refresh token was presented again; its session has
+	// been revoked.
+	ErrReused = errors.New("store: refresh token reused")
+	// ErrRevoked: the session behind a refresh token is revoked.
+	ErrRevoked = errors.New("store: session revoked")
+	// ErrInvalidArgument: the caller passed a malformed value (an empty id,
+	// an unreadable page token).
+	ErrInvalidArgument = errors.New("store: invalid argument")
+)
+
+// Revocation reasons the store itself writes.
+const (
+	// ReasonRefreshTokenReuse is recorded when RotateRefreshToken sees a
+	// spent token again.
+	ReasonRefreshTokenReuse = "refresh_token_reuse"
+)
+
+// Store is everything ssogate remembers. All methods are safe for
+// concurrent use, also by several processes sharing one database.
+type Store interface {
+	// CreateConnection stores a new connection with Version 1. Zero
+	// CreatedAt/UpdatedAt are set to the store's clock. ErrConflict on a
+	// duplicate id or a domain owned by another connection.
+	CreateConnection(ctx context.Context, c Connection) error
+	// GetConnection returns the connection or ErrNotFound.
+	GetConnection(ctx context.Context, id string) (Connection, error)
+	// ListConnections pages through connections ordered by id. The returned
+	// token is "" on the last page.
+	ListConnections(ctx context.Context, q ListConnectionsQuery) ([]Connection, string, error)
+	// UpdateConnection replaces TenantID, State, Domains and Config if the
+	// stored Version is still expectVersion (ErrConflict otherwise), bumps
+	// Version and sets UpdatedAt to the store's clock. It returns the
+	// stored result.
+	UpdateConnection(ctx context.Context, c Connection, expectVersion int64) (Connection, error)
+	// DeleteConnection removes the connection and frees its domains.
+	DeleteConnection(ctx context.Context, id string) error
+	// ConnectionByDomain finds the connection owning an email domain,
+	// case-insensitively.
+	ConnectionByDomain(ctx context.Context, domain string) (Connection, error)
+
+	// PutPendingRequest stores an AuthnRequest we sent. ErrConflict if the
+	// (ConnectionID, ID) pair exists.
+	PutPendingRequest(ctx context.Context, r PendingRequest) error
+	// ConsumePendingRequest marks the request used, exactly once across all
+	// callers, and returns it. ErrNotFound (unknown, or another
+	// connection's), ErrConsumed, ErrExpired.
+	ConsumePendingRequest(ctx context.Context, connectionID, id string, now time.Time) (PendingRequest, error)
+	// GetPendingRequest reads a pending request without consuming it.
+	GetPendingRequest(ctx context.Context, connectionID, id string) (PendingRequest, error)
+
+	// RecordAssertion remembers an assertion ID until expiresAt (and until
+	// the next Sweep after it). The first writer wins; every later writer
+	// gets ErrConsumed.
+	RecordAssertion(ctx context.Context, connectionID, assertionID string, expiresAt time.Time) error
+
+	// PutCode stores a one-time code by its SHA-256 hash. ErrConflict on a
+	// duplicate hash.
+	PutCode(ctx context.Context, c Code) error
+	// ConsumeCode redeems a code, exactly once across all callers.
+	// ErrNotFound, ErrConsumed, ErrExpired.
+	ConsumeCode(ctx context.Context, hash []byte, now time.Time) (Code, error)
+
+	// CreateSession stores a new session. ErrConflict on a duplicate id.
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns the session whatever its state (see Session.Live).
+	GetSession(ctx context.Context, id string) (Session, error)
+	// RevokeSession revokes one session and appends a Revocation. Revoking
+	// a revoked session does nothing and returns nil. ErrNotFound.
+	RevokeSession(ctx context.Context, id, reason string, at time.Time) error
+	// RevokeSubject revokes every live session of one user of one
+	// connection, appends one Revocation each, and returns their ids.
+	RevokeSubject(ctx context.Context, connectionID, subject, reason string, at time.Time) ([]string, error)
+	// RevokeConnection revokes every live session of a connection, appends
+	// one Revocation each, and returns their ids.
+	RevokeConnection(ctx context.Context, connectionID, reason string, at time.Time) ([]string, error)
+	// FindSessions returns the sessions (any state, oldest first) of a
+	// NameID at a connection, for Single Logout. sessionIndex "" matches
+	// every SessionIndex.
+	FindSessions(ctx context.Context, connectionID, nameID, sessionIndex string) ([]Session, error)
+	// Revocations returns up to limit revocations with Seq > afterSeq in
+	// increasing Seq order. A revocation is never visible before one with a
+	// smaller Seq, so polling with the last Seq seen misses nothing. limit
+	// <= 0 means 1000.
+	Revocations(ctx context.Context, afterSeq int64, limit int) ([]Revocation, error)
+
+	// PutRefreshToken stores a refresh token by its hash. Its ExpiresAt is
+	// capped at its session's ExpiresAt; ErrNotFound if the session does
+	// not exist, ErrConflict on a duplicate hash.
+	PutRefreshToken(ctx context.Context, t RefreshToken) error
+	// RotateRefreshToken spends the token with oldHash and stores next, in
+	// one transaction, and returns the old token. The old token must be
+	// unspent and unexpired and its session live: ErrNotFound, ErrExpired
+	// (token or session), ErrRevoked otherwise. next.SessionID is set to the
+	// old token's session and next.ExpiresAt is capped at the session's.
+	//
+	// If the old token was already spent, its session is revoked with
+	// reason ReasonRefreshTokenReuse in the same transaction and ErrReused
+	// is returned. This holds for concurrent presentations too: when two
+	// callers rotate the same token at once, one wins and the other's
+	// attempt is reuse, so the session ends revoked. Two parties holding one
+	// refresh token is exactly what rotation exists to detect; a client must
+	// not refresh in parallel.
+	RotateRefreshToken(ctx context.Context, oldHash []byte, next RefreshToken, now time.Time) (RefreshToken, error)
+
+	// PutSigningKey stores a key. ErrConflict on a duplicate id.
+	PutSigningKey(ctx context.Context, k SigningKey) error
+	// ListSigningKeys returns every key, oldest CreatedAt first.
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// UpdateSigningKey replaces every field of the key with k.ID.
+	UpdateSigningKey(ctx context.Context, k SigningKey) error
+	// DeleteSigningKey removes a key.
+	DeleteSigningKey(ctx context.Context, id string) error
+
+	// AppendAudit stores an event. An empty ID is filled with a random one;
+	// a zero Time with the store's clock. ErrConflict on a duplicate ID.
+	AppendAudit(ctx context.Context, e AuditEvent) error
+	// ListAudit pages through events, newest Time first. The returned token
+	// is "" on the last page.
+	ListAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, string, error)
+
+	// Sweep deletes what has expired by now: pending requests, assertion
+	// IDs, codes, refresh tokens, sessions and the revocations of expired
+	// sessions. It returns how many rows it deleted. Any number of replicas
+	// may run it at once.
+	Sweep(ctx context.Context, now time.Time) (int64, error)
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the database.
+	Close() error
+}
+
+// Page sizes for ListConnections and ListAudit.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 1000
+)
+
+// Connection is one customer's IdP. The server owns the content (Config,
+// JSON); the store indexes the rest.
+type Connection struct {
+	ID       string
+	TenantID string
+	State    string
+	// Domains are the email domains that discover this connection. They are
+	// unique across connections and returned lowercased, deduplicated and
+	// sorted.
+	Domains   []string
+	Config    []byte
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// ListConnectionsQuery filters and pages ListConnections.
+type ListConnectionsQuery struct {
+	TenantID  string // "" for every tenant
+	PageSize  int    // <= 0: DefaultPageSize; capped at MaxPageSize
+	PageToken string // from the previous page
+}
+
+// PendingRequest is an AuthnRequest we sent and have not yet seen answered.
+type PendingRequest struct {
+	ID           string
+	ConnectionID string
+	ReturnTo     string
+	State        string
+	Test         bool
+	Data         []byte
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	ConsumedAt   time.Time // zero until consumed
+}
+
+// Code is a one-time code, kept by the SHA-256 hash of its value.
+type Code struct {
+	Hash         []byte
+	SessionID    string
+	ConnectionID string
+	Data         []byte
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+}
+
+// Session is one successful SAML login.
+type Session struct {
+	ID           string
+	ConnectionID string
+	TenantID     string
+	Subject      string
+	NameID       string
+	NameIDFormat string
+	SessionIndex string
+	Identity     []byte
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	RevokedAt    time.Time // zero unless revoked
+	RevokeReason string
+}
+
+// Live reports whether the session is neither revoked nor expired at now.
+func (s Session) Live(now time.Time) bool {
+	return s.RevokedAt.IsZero() && now.Before(s.ExpiresAt)
+}
+
+// Revocation is one entry of the revocation log replicas follow.
+type Revocation struct {
+	Seq          int64
+	SessionID    string
+	ConnectionID string
+	Subject      string
+	Reason       string
+	At           time.Time
+	// ExpiresAt is the revoked session's ExpiresAt: after it no token of
+	// the session verifies anyway, so followers may forget the entry and
+	// Sweep deletes it.
+	ExpiresAt time.Time
+}
+
+// RefreshToken is an opaque refresh token, kept by its SHA-256 hash.
+type RefreshToken struct {
+	Hash      []byte
+	SessionID string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	SpentAt   time.Time // zero until rotated
+}
+
+// SigningKey is one key of the token signing key set. PrivateSealed is
+// already encrypted by the caller.
+type SigningKey struct {
+	ID            string // kid
+	Algorithm     string
+	PublicJWK     []byte
+	PrivateSealed []byte
+	CreatedAt     time.Time
+	PublishAt     time.Time
+	ActivateAt    time.Time
+	RetireAt      time.Time
+	ExpireAt      time.Time
+}
+
+// AuditEvent is one entry of the audit log.
+type AuditEvent struct {
+	ID            string
+	Time          time.Time
+	Type          string
+	ConnectionID  string
+	TenantID      string
+	Subject       string
+	Reason        string
+	CorrelationID string
+	Message       string
+	Detail        []byte // JSON
+}
+
+// AuditQuery filters and pages ListAudit. Empty fields do not filter.
+type AuditQuery struct {
+	ConnectionID string
+	Type         string
+	Since        time.Time // inclusive
+	Until        time.Time // exclusive
+	PageSize     int       // <= 0: DefaultPageSize; capped at MaxPageSize
+	PageToken    string
+}
+
+// Options are the injectable parts of a backend.
+type Options struct {
+	// Now is the clock for timestamps the caller does not supply
+	// (Connection.UpdatedAt, zero CreatedAt, audit Time). Default time.Now.
+	Now func() time.Time
+	// Rand is the randomness for generated audit IDs. Default crypto/rand.
+	Rand io.Reader
+}
+
+// Option changes Options.
+type Option func(*Options)
+
+// WithClock sets Options.Now.
+func WithClock(now func() time.Time) Option { return func(o *Options) { o.Now = now } }
+
+// WithRand sets Options.Rand.
+func WithRand(r io.Reader) Option { return func(o *Options) { o.Rand = r } }
+
+// NewOptions applies opts over the defaults.
+func NewOptions(opts ...Option) Options {
+	o := Options{Now: time.Now, Rand: rand.Reader}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	return o
+}
