@@ -227,6 +227,14 @@ func TestParseLogoutRequestRejects(t *testing.T) {
 			signed.CreateAttr("ID", "_other")
 			return PostMessage(idpPost(t, "SAMLRequest", signed, nil, nil))
 		}, ReasonSignatureInvalid},
+		{"post signature over the whole document, no ID", nil, func(t *testing.T, sp *ServiceProvider) Inbound {
+			// Reference URI="": a signature must name the message's own ID.
+			signed, err := signEnveloped(msg(sp, func(el *etree.Element) { el.RemoveAttr("ID") }), idp.signer, idp.cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return PostMessage(idpPost(t, "SAMLRequest", signed, nil, nil))
+		}, ReasonSignatureInvalid},
 		{"post sha1 digest refused", nil, func(t *testing.T, sp *ServiceProvider) Inbound {
 			signed, err := signEnveloped(msg(sp, nil), idp.signer, idp.cert)
 			if err != nil {
