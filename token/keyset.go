@@ -380,7 +380,9 @@ func (k *KeySet) randomID() (string, error) {
 // replicas at once, is harmless. It
 //
 //   - deletes keys whose ExpireAt has passed;
-//   - creates a key that signs at once if none is active (first start);
+//   - if no key is active: lets the newest published key sign again (a
+//     replica was down too long), or else creates a key that signs at
+//     once (first start);
 //   - creates the signing key's successor once its retirement is less
 //     than 2×PublishLead away, published now and signing from the
 //     predecessor's RetireAt, but never sooner than PublishLead from now
@@ -406,12 +408,22 @@ func (k *KeySet) Rotate(ctx context.Context) error {
 		changed = true
 	}
 	cur := s.signing(now)
-	switch {
-	case cur == nil:
-		if err := k.bootstrap(ctx, now, len(s.keys) > 0); err != nil {
+	if cur == nil {
+		// No replica ran Rotate in time. A key still in the JWKS can sign
+		// again, which verifiers already trust, until a successor is due.
+		revived, err := k.revive(ctx, s, now)
+		if err != nil {
 			return err
 		}
-		changed = true
+		if revived == nil {
+			if err := k.bootstrap(ctx, now, len(s.keys) > 0); err != nil {
+				return err
+			}
+			return k.reload(ctx)
+		}
+		cur, changed = revived, true
+	}
+	switch {
 	case now.Add(2 * k.lead).Before(cur.RetireAt):
 		// The successor is not due yet.
 	default:
@@ -425,6 +437,37 @@ func (k *KeySet) Rotate(ctx context.Context) error {
 		return k.reload(ctx)
 	}
 	return nil
+}
+
+// revive extends the newest published key that has retired (or never
+// activated) to sign until PublishLead from now, so that its successor
+// can be published ahead. It returns nil if no key is published.
+func (k *KeySet) revive(ctx context.Context, s *keyState, now time.Time) (*loadedKey, error) {
+	var lk *loadedKey
+	// Prefer the newest retired key, then the oldest pending one.
+	for i := len(s.keys) - 1; i >= 0 && lk == nil; i-- {
+		if c := s.keys[i]; c.published(now) && !c.ActivateAt.After(now) {
+			lk = c
+		}
+	}
+	for i := 0; i < len(s.keys) && lk == nil; i++ {
+		if c := s.keys[i]; c.published(now) {
+			lk = c
+		}
+	}
+	if lk != nil {
+		upd := lk.StoredKey
+		upd.ActivateAt = earliest(upd.ActivateAt, now)
+		upd.RetireAt = now.Add(k.lead)
+		upd.ExpireAt = upd.RetireAt.Add(k.retention())
+		if err := k.store.UpdateKey(ctx, upd); err != nil {
+			return nil, fmt.Errorf("reschedule signing key %q: %w", lk.ID, err)
+		}
+		k.log.WarnContext(ctx, "no signing key was active; a published key signs again until its successor is due",
+			"kid", lk.ID, "retire_at", upd.RetireAt)
+		return &loadedKey{StoredKey: upd}, nil
+	}
+	return nil, nil
 }
 
 // bootstrap creates a key that signs at once: there is none to hand over
@@ -562,6 +605,13 @@ func (k *KeySet) schedule(sk *StoredKey, activateAt time.Time) {
 	sk.ActivateAt = activateAt
 	sk.RetireAt = activateAt.Add(k.period)
 	sk.ExpireAt = sk.RetireAt.Add(k.retention())
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func latest(a, b time.Time) time.Time {

@@ -397,3 +397,46 @@ func TestMintWithoutKey(t *testing.T) {
 		t.Fatalf("Mint before any Reload = %v, want ErrNoSigningKey", err)
 	}
 }
+
+func TestRotateAfterOutage(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		after     func(first *loadedKey) time.Time
+		wantFirst bool // the first key signs again
+	}{
+		{"retired key still published signs again", func(k *loadedKey) time.Time { return k.RetireAt.Add(time.Minute) }, true},
+		{"every key expired: a new key", func(k *loadedKey) time.Time { return k.ExpireAt.Add(time.Minute) }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, ES256)
+			first := f.signingKey(t)
+			f.clock.Set(tc.after(first))
+			if _, _, err := f.iss.Mint(testClaims()); !errors.Is(err, ErrNoSigningKey) {
+				t.Fatalf("Mint during the outage = %v, want ErrNoSigningKey", err)
+			}
+			if err := f.set.Rotate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			tok, _ := f.mint(t)
+			if got := headerKid(t, tok) == first.ID; got != tc.wantFirst {
+				t.Fatalf("signed with %s; first key %s; want first key: %v", headerKid(t, tok), first.ID, tc.wantFirst)
+			}
+			if !tc.wantFirst {
+				if !strings.Contains(f.logs.String(), "no signing key was active") {
+					t.Error("an unannounced key was not logged as a warning")
+				}
+				return
+			}
+			next := f.set.state.Load().byID[successorID(first.ID)]
+			if next == nil || !next.ActivateAt.Equal(f.clock.Now().Add(DefaultPublishLead)) {
+				t.Fatalf("successor = %+v, want one signing after PublishLead", next)
+			}
+			f.clock.Set(next.ActivateAt.Add(-time.Second))
+			if tok, _ := f.mint(t); headerKid(t, tok) != first.ID {
+				t.Fatal("gap before the successor")
+			}
+		})
+	}
+}

@@ -82,7 +82,7 @@ type Issuer struct {
 // New checks cfg and returns an Issuer.
 func New(cfg Config) (*Issuer, error) {
 	i := &Issuer{
-		issuer: cfg.Issuer, audience: cfg.Audience, keys: cfg.Keys, revocation: cfg.Revocation, refresh: cfg.Refresh,
+		issuer: cfg.Issuer, audience: slices.Clone(cfg.Audience), keys: cfg.Keys, revocation: cfg.Revocation, refresh: cfg.Refresh,
 		accessTTL: cmp.Or(cfg.AccessTTL, DefaultAccessTTL), refreshTTL: cmp.Or(cfg.RefreshTTL, DefaultRefreshTTL),
 		leeway: cmp.Or(cfg.Leeway, DefaultLeeway), now: cfg.Now, random: cfg.Rand,
 	}
