@@ -92,9 +92,11 @@ type KeySetConfig struct {
 	// takes effect at the next rotation; keys of other algorithms keep
 	// verifying until they expire.
 	Algorithm string
-	// PublishLead is how long a new key is published before it signs.
+	// PublishLead is how long a new key is published before it signs
+	// (default DefaultPublishLead).
 	PublishLead time.Duration
-	// RotationPeriod is how long a key signs; at least 2×PublishLead.
+	// RotationPeriod is how long a key signs (default
+	// DefaultRotationPeriod); at least 2×PublishLead.
 	RotationPeriod time.Duration
 	// MaxTokenTTL is the longest lifetime of a token signed with these
 	// keys (default DefaultAccessTTL); retired keys stay published this

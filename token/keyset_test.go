@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -438,5 +439,56 @@ func TestRotateAfterOutage(t *testing.T) {
 				t.Fatal("gap before the successor")
 			}
 		})
+	}
+}
+
+// TestConcurrentUse mints and verifies while another goroutine rotates and
+// reloads; run with -race.
+func TestConcurrentUse(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, EdDSA)
+	done := make(chan struct{})
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				tok, c, err := f.iss.Mint(testClaims())
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, err = f.iss.Verify(ctx, tok)
+				// The clock only moves forward: if the token is still
+				// valid after Verify returned, it was valid throughout.
+				if err != nil && f.clock.Now().Before(c.ExpiresAt) {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for range 6 {
+		if _, err := f.set.RotateNow(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for range 12 {
+			f.clock.Advance(DefaultPublishLead / 12)
+			time.Sleep(time.Millisecond)
+		}
+		if err := f.set.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("mint/verify during rotation: %v", err)
 	}
 }

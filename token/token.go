@@ -25,11 +25,12 @@ const MaxTokenBytes = 512 << 10
 // used; never past the session's end.
 const DefaultRefreshTTL = 12 * time.Hour
 
-// RevocationChecker tells whether the session or user of a verified token
-// has been revoked (by session, by subject, by connection). Verify calls it
-// on every token, so it must answer from memory (DESIGN.md: the hot path
-// does not query the store). issued is the token's claims; a revocation
-// that happened after c.IssuedAt should revoke it.
+// RevocationChecker tells whether a verified token's session, subject or
+// connection has been revoked; c holds the token's claims (SessionID,
+// Subject, Connection, IssuedAt). Verify calls it for every token, so it
+// should answer from memory (DESIGN.md: the hot path does not query the
+// store). An error is reported as a failure of the check, not as a
+// rejection of the token.
 type RevocationChecker interface {
 	Revoked(ctx context.Context, c *Claims) (bool, error)
 }
