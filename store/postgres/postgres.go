@@ -77,7 +77,47 @@ var dialect = sqlstore.Dialect{
 		return errors.As(err, &e) && e.Code == "23505"
 	},
 	// Self-conflicting, but lets readers through.
-	LockRevocations: "LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE",
+	LockRevocations:   "LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE",
+	NotifyRevocations: "SELECT pg_notify('" + RevocationChannel + "', '')",
+}
+
+// RevocationChannel is the LISTEN/NOTIFY channel on which every committed
+// revocation is announced.
+const RevocationChannel = "ssogate_revocations"
+
+// ListenRevocations calls notify each time a revocation is committed by any
+// replica on this database, until ctx ends (it then returns nil). The
+// caller reacts by polling Revocations; a notification carries no data, and
+// a burst may be announced once or many times. It holds one pool
+// connection while it runs; on a connection error it returns the error and
+// the caller should retry (and poll meanwhile).
+func (s *Store) ListenRevocations(ctx context.Context, notify func()) error {
+	pooled, err := s.pool.Acquire(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("listen for revocations: %w", err)
+	}
+	// Taken out of the pool for good: a LISTENing connection must not serve
+	// queries afterwards.
+	conn := pooled.Hijack()
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+RevocationChannel); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("listen for revocations: %w", err)
+	}
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("listen for revocations: %w", err)
+		}
+		notify()
+	}
 }
 
 var _ store.Store = (*Store)(nil)

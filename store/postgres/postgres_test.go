@@ -3,9 +3,11 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ssogate/ssogate/store"
 	"github.com/ssogate/ssogate/store/postgres"
@@ -69,3 +71,93 @@ func TestOpenInvalid(t *testing.T) {
 }
 
 func BenchmarkStore(b *testing.B) { storetest.RunBenchmarks(b, newStore) }
+
+// TestRevocationWaitsForRevocationInFlight: while another transaction has
+// appended a revocation (taken its Seq) and not yet committed, a revocation
+// waits. Otherwise its larger Seq could commit first and a follower polling
+// past it would never see the smaller one.
+func TestRevocationWaitsForRevocationInFlight(t *testing.T) {
+	st := newStore(t).(*postgres.Store)
+	ctx := context.Background()
+	now := time.Now()
+	for _, id := range []string{"s1", "s2"} {
+		err := st.CreateSession(ctx, store.Session{ID: id, ConnectionID: "acme", Subject: id, CreatedAt: now,
+			ExpiresAt: now.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := st.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(ctx) })
+	for _, q := range []string{
+		"UPDATE sessions SET revoked_at = now(), revoke_reason = 'a' WHERE id = 's1'",
+		"INSERT INTO revocations (session_id, connection_id, subject, reason, at, expires_at)" +
+			" VALUES ('s1', 'acme', 's1', 'a', now(), now() + interval '1 hour')",
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- st.RevokeSession(ctx, "s2", "b", now) }()
+	select {
+	case err := <-done:
+		t.Fatalf("RevokeSession returned (%v) while another revocation was in flight", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("RevokeSession: %v", err)
+	}
+	rs, err := st.Revocations(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].SessionID != "s1" || rs[1].SessionID != "s2" {
+		t.Fatalf("revocations = %+v, want s1 then s2", rs)
+	}
+}
+
+func TestListenRevocations(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	listener, revoker := open(t, dsn), open(t, dsn)
+	ctx, cancel := context.WithCancel(context.Background())
+	woken := make(chan struct{}, 10)
+	listening := make(chan error, 1)
+	go func() {
+		listening <- listener.ListenRevocations(ctx, func() { woken <- struct{}{} })
+	}()
+
+	// LISTEN may not be in place yet: revoke one session after another
+	// until a notification arrives.
+	now := time.Now()
+	deadline := time.After(10 * time.Second)
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("s%d", i)
+		if err := revoker.CreateSession(ctx, store.Session{ID: id, ConnectionID: "acme", CreatedAt: now,
+			ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := revoker.RevokeSession(ctx, id, "r", now); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-woken:
+		case <-time.After(200 * time.Millisecond):
+			continue
+		case <-deadline:
+			t.Fatal("no notification of a committed revocation")
+		}
+		break
+	}
+	cancel()
+	if err := <-listening; err != nil {
+		t.Fatalf("ListenRevocations after cancel = %v, want nil", err)
+	}
+}

@@ -155,6 +155,11 @@ func (db *DB) revoke(ctx context.Context, tx *sql.Tx, reason string, at time.Tim
 		}
 		ids = append(ids, r.SessionID)
 	}
+	if len(ids) > 0 && db.d.NotifyRevocations != "" {
+		if _, err := tx.ExecContext(ctx, db.d.NotifyRevocations); err != nil {
+			return nil, fmt.Errorf("notify revocations: %w", err)
+		}
+	}
 	return ids, nil
 }
 

@@ -35,6 +35,9 @@ type Dialect struct {
 	// revocations, so that Seq order is commit order. Empty when write
 	// transactions are serialized anyway (SQLite).
 	LockRevocations string
+	// NotifyRevocations runs after a transaction appended revocations, to
+	// wake followers at commit. Empty when there is nobody to wake.
+	NotifyRevocations string
 }
 
 // DB implements store.Store. Writes (and reads that decide a single-use
