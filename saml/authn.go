@@ -94,7 +94,7 @@ func (sp *ServiceProvider) NewAuthnRequest(opts AuthnRequestOptions) (*AuthnRequ
 		return el
 	}
 	req := &AuthnRequest{ID: id, IssueInstant: now}
-	req.RedirectURL, req.post, err = sp.encodeOutbound("SAMLRequest", build, idp.SSORedirectURL, idp.SSOPostURL, opts.RelayState)
+	req.RedirectURL, req.post, err = sp.encodeOutbound("SAMLRequest", build, idp.SSORedirectURL, idp.SSOPostURL, opts.RelayState, sp.cfg.SignRequests)
 	if err != nil {
 		return nil, fmt.Errorf("authn request: %w", err)
 	}
@@ -117,13 +117,17 @@ func (sp *ServiceProvider) newProtocolElement(tag, id string, now time.Time, des
 
 // encodeOutbound renders a message for each binding whose destination is
 // known: build is called once per binding, since Destination differs.
-// Signing follows cfg.SignRequests: a query signature for HTTP-Redirect, an
-// enveloped XML signature for HTTP-POST.
-func (sp *ServiceProvider) encodeOutbound(param string, build func(dest string) *etree.Element, redirectDest, postDest, relayState string) (string, outbound, error) {
+// When sign is set and a SigningKey is configured, the message is signed: a
+// query signature for HTTP-Redirect, an enveloped XML signature for
+// HTTP-POST. AuthnRequests sign as cfg.SignRequests says; logout messages
+// sign whenever there is a key, since SAML (profiles §4.4.3.1) requires
+// them authenticated and IdPs such as Okta and crewjam's refuse unsigned
+// ones.
+func (sp *ServiceProvider) encodeOutbound(param string, build func(dest string) *etree.Element, redirectDest, postDest, relayState string, sign bool) (string, outbound, error) {
 	post := outbound{param: param, relayState: relayState, postURL: postDest}
 	var redirect string
 	key := sp.cfg.SigningKey
-	if !sp.cfg.SignRequests {
+	if !sign {
 		key = nil
 	}
 	if redirectDest != "" {

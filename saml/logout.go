@@ -144,7 +144,7 @@ func (sp *ServiceProvider) NewLogoutRequest(nameID, nameIDFormat, sessionIndex, 
 		return el
 	}
 	req := &LogoutRequest{ID: id, IssueInstant: now}
-	req.RedirectURL, req.post, err = sp.encodeOutbound("SAMLRequest", build, idp.SLORedirectURL, idp.SLOPostURL, relayState)
+	req.RedirectURL, req.post, err = sp.encodeOutbound("SAMLRequest", build, idp.SLORedirectURL, idp.SLOPostURL, relayState, true)
 	if err != nil {
 		return nil, fmt.Errorf("logout request: %w", err)
 	}
@@ -190,7 +190,7 @@ func (sp *ServiceProvider) NewLogoutResponse(inResponseTo, status, relayState st
 		return el
 	}
 	resp := &LogoutResponse{ID: id, IssueInstant: now}
-	resp.RedirectURL, resp.post, err = sp.encodeOutbound("SAMLResponse", build, redirectDest, postDest, relayState)
+	resp.RedirectURL, resp.post, err = sp.encodeOutbound("SAMLResponse", build, redirectDest, postDest, relayState, true)
 	if err != nil {
 		return nil, fmt.Errorf("logout response: %w", err)
 	}
