@@ -279,3 +279,10 @@ func withServiceProvider(c *ssogatev1.Connection, externalURL string) *ssogatev1
 	}
 	return out
 }
+
+// fingerprint is a certificate's SHA-256, upper-case hex as IdP consoles
+// show it.
+func fingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
+}

@@ -13,6 +13,17 @@ type metrics struct {
 	grpcDuration *prometheus.HistogramVec
 	httpHandled  *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
+
+	loginsStarted   *prometheus.CounterVec
+	loginsRefused   *prometheus.CounterVec
+	acsOutcomes     *prometheus.CounterVec
+	exchangeLatency *prometheus.HistogramVec
+	validateLatency prometheus.Histogram
+	validations     *prometheus.CounterVec
+	codeRejected    *prometheus.CounterVec
+	refreshRejected *prometheus.CounterVec
+	metadataRefresh *prometheus.CounterVec
+	certExpiry      *prometheus.GaugeVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -37,6 +48,39 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 		}, []string{"route"}),
 	}
+	fast := prometheus.ExponentialBuckets(0.00005, 2.5, 14)
+	m.loginsStarted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssogate_logins_started_total", Help: "Logins started (AuthnRequests stored), by whether they are test logins.",
+	}, []string{"test"})
+	m.loginsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssogate_logins_refused_total", Help: "StartLogin calls refused before reaching the IdP, by check.",
+	}, []string{"check"})
+	m.acsOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssogate_acs_outcomes_total", Help: "Outcomes of SAML responses: SUCCESS, TEST, or the rejection reason.",
+	}, []string{"reason"})
+	m.exchangeLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "ssogate_exchange_duration_seconds", Help: "ExchangeCode and ExchangeAssertion latency.", Buckets: fast,
+	}, []string{"kind"})
+	m.validateLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "ssogate_validate_token_duration_seconds", Help: "ValidateToken latency.", Buckets: fast,
+	})
+	m.validations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssogate_token_validations_total", Help: "ValidateToken verdicts: valid, or the reason a token is not.",
+	}, []string{"result"})
+	m.codeRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssogate_codes_rejected_total", Help: "Codes refused by ExchangeCode: unknown, reused, expired.",
+	}, []string{"reason"})
+	m.refreshRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssogate_refresh_rejected_total", Help: "Refresh tokens refused: unknown, malformed, reused, expired, revoked.",
+	}, []string{"reason"})
+	m.metadataRefresh = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssogate_idp_metadata_refresh_total", Help: "IdP metadata refreshes by result.",
+	}, []string{"result"})
+	m.certExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ssogate_idp_certificate_expiry_seconds", Help: "Seconds until a pinned IdP signing certificate expires.",
+	}, []string{"connection", "sha256"})
+	reg.MustRegister(m.loginsStarted, m.loginsRefused, m.acsOutcomes, m.exchangeLatency, m.validateLatency,
+		m.validations, m.codeRejected, m.refreshRejected, m.metadataRefresh, m.certExpiry)
 	reg.MustRegister(m.grpcHandled, m.grpcDuration, m.httpHandled, m.httpDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

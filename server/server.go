@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +21,8 @@ import (
 
 	"github.com/ssogate/ssogate/config"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/store"
+	"github.com/ssogate/ssogate/token"
 )
 
 // Server runs ssogate's two listeners.
@@ -31,6 +35,18 @@ type Server struct {
 	auth    *authenticator
 
 	extraRoutes []func(*http.ServeMux)
+
+	store    store.Store
+	registry *registry
+	keys     *token.KeySet
+	tokens   *token.Issuer
+	revoked  *revocations
+	spCreds  *spCredentials
+	// allowHTTP admits plain-http IdP endpoints (loopback only).
+	allowHTTP  func(host string) bool
+	httpClient *http.Client
+	now        func() time.Time
+	rand       io.Reader
 
 	draining atomic.Bool
 	// checks decide readiness besides draining; each names what it checks.
@@ -53,6 +69,13 @@ var serviceNames = []string{
 // Option adjusts a Server at construction.
 type Option func(*Server)
 
+// WithClock sets the server's clock (tests).
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// WithHTTPClient sets the client that fetches IdP metadata (tests give one
+// that trusts their TLS server).
+func WithHTTPClient(c *http.Client) Option { return func(s *Server) { s.httpClient = c } }
+
 // WithRoutes adds routes to the HTTP listener: `ssogate dev` mounts its
 // demo page and test IdP this way. The routes get the same request ids,
 // logs and metrics as the built-in ones.
@@ -60,8 +83,11 @@ func WithRoutes(register func(*http.ServeMux)) Option {
 	return func(s *Server) { s.extraRoutes = append(s.extraRoutes, register) }
 }
 
-// New builds a server from a validated configuration.
-func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
+// New builds a server from a validated configuration: it opens the store
+// (applying migrations), seeds the connections of the config file, and
+// loads the signing keys, creating the first one if there is none. Close
+// releases the store.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -69,24 +95,42 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Token.Issuer == "" {
+		cfg.Token.Issuer = cfg.ExternalURL
+	}
+	if len(cfg.Token.Audience) == 0 {
+		cfg.Token.Audience = []string{cfg.ExternalURL}
+	}
 	s := &Server{
-		auth:    auth,
-		cfg:     cfg,
-		log:     log,
-		metrics: newMetrics(prometheus.NewRegistry()),
-		health:  health.NewServer(),
+		auth:       auth,
+		cfg:        cfg,
+		log:        log,
+		metrics:    newMetrics(prometheus.NewRegistry()),
+		health:     health.NewServer(),
+		revoked:    newRevocations(),
+		allowHTTP:  loopbackOnly,
+		httpClient: &http.Client{Timeout: metadataTimeout},
+		now:        time.Now,
+		rand:       rand.Reader,
+	}
+	s.registry = &registry{s: s}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := s.open(ctx); err != nil {
+		if s.store != nil {
+			s.store.Close()
+		}
+		return nil, err
 	}
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)
-	ssogatev1.RegisterLoginServiceServer(s.grpc, loginService{})
-	ssogatev1.RegisterConnectionServiceServer(s.grpc, connectionService{})
-	ssogatev1.RegisterKeyServiceServer(s.grpc, keyService{})
-	ssogatev1.RegisterAuditServiceServer(s.grpc, auditService{})
-	for _, o := range opts {
-		o(s)
-	}
+	ssogatev1.RegisterLoginServiceServer(s.grpc, loginService{s: s})
+	ssogatev1.RegisterConnectionServiceServer(s.grpc, connectionService{s: s})
+	ssogatev1.RegisterKeyServiceServer(s.grpc, keyService{s: s})
+	ssogatev1.RegisterAuditServiceServer(s.grpc, auditService{s: s})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	return s, nil
@@ -142,6 +186,10 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 		}
 		return nil
 	})
+	g.Go(func() error { return s.pollRevocations(gctx, revocationPoll) })
+	g.Go(func() error { return s.maintainKeys(gctx) })
+	g.Go(func() error { return s.sweep(gctx, sweepEvery) })
+	g.Go(func() error { return s.maintainConnections(gctx, metadataRefreshEvery) })
 	g.Go(func() error {
 		<-gctx.Done()
 		s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
@@ -190,4 +238,12 @@ func (s *Server) ready(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Close releases the store.
+func (s *Server) Close() error {
+	if s.store == nil {
+		return nil
+	}
+	return s.store.Close()
 }

@@ -60,7 +60,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	base := "http://" + httpLis.Addr().String()
 
-	idp, err := devidp.New(base+"/dev/idp", devidp.DefaultUsers, io.Discard)
+	idp, err := devidp.New(base+"/dev/idp", devidp.DefaultUsers, stderr)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	d := newDemo(ssogatev1.NewLoginServiceClient(cc), base, devConnectionID)
 
 	log := newLogger(stderr, cfg.LogLevel)
-	srv, err := server.New(cfg, log, server.WithRoutes(func(mux *http.ServeMux) {
+	srv, err := server.New(ctx, cfg, log, server.WithRoutes(func(mux *http.ServeMux) {
 		mux.Handle("/dev/idp/", http.StripPrefix("/dev/idp", idp.Handler()))
 		d.routes(mux)
 	}))

@@ -76,7 +76,10 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 	log.Info("starting ssogate", "version", version, "config", cfg)
-	srv, err := server.New(cfg, log)
+	srv, err := server.New(ctx, cfg, log)
+	if err == nil {
+		defer srv.Close()
+	}
 	if err != nil {
 		return err
 	}

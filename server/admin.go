@@ -1,0 +1,355 @@
+package server
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/saml"
+	"github.com/ssogate/ssogate/store"
+)
+
+const (
+	auditConnectionCreated = "connection.created"
+	auditConnectionUpdated = "connection.updated"
+	auditConnectionDeleted = "connection.deleted"
+)
+
+type connectionService struct {
+	ssogatev1.UnimplementedConnectionServiceServer
+	s *Server
+}
+
+// applyIdPMetadata fills the IdP side of a connection from its metadata.
+func applyIdPMetadata(c *ssogatev1.Connection, md saml.IdentityProvider) {
+	idp := c.IdentityProvider
+	if idp == nil {
+		idp = &ssogatev1.IdentityProviderSettings{}
+		c.IdentityProvider = idp
+	}
+	idp.EntityId = md.EntityID
+	idp.SsoUrl = md.SSORedirectURL
+	idp.SloUrl = md.SLORedirectURL
+	idp.Certificates = nil
+	for _, cert := range md.Certificates {
+		idp.Certificates = append(idp.Certificates, &ssogatev1.Certificate{
+			Pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})),
+		})
+	}
+}
+
+// invalid turns validation problems into INVALID_ARGUMENT naming fields.
+func invalid(err error) error {
+	return status.Error(codes.InvalidArgument, strings.ReplaceAll(err.Error(), "\n", "; "))
+}
+
+func (s *Server) storeErr(what string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return status.Errorf(codes.NotFound, "%s not found", what)
+	case errors.Is(err, store.ErrConflict):
+		return status.Errorf(codes.AlreadyExists, "%s conflicts with an existing one: %v", what, err)
+	case errors.Is(err, store.ErrInvalidArgument):
+		return status.Errorf(codes.InvalidArgument, "%s: %v", what, err)
+	}
+	return status.Errorf(codes.Internal, "%s: %v", what, err)
+}
+
+func (cs connectionService) CreateConnection(ctx context.Context, req *ssogatev1.CreateConnectionRequest) (*ssogatev1.CreateConnectionResponse, error) {
+	s := cs.s
+	if req.Connection == nil {
+		return nil, status.Error(codes.InvalidArgument, "connection is required")
+	}
+	c := proto.Clone(req.Connection).(*ssogatev1.Connection)
+	switch {
+	case req.IdpMetadataXml != "" && req.IdpMetadataUrl != "":
+		return nil, status.Error(codes.InvalidArgument, "set idp_metadata_xml or idp_metadata_url, not both")
+	case req.IdpMetadataXml != "":
+		md, err := saml.ParseIdPMetadata([]byte(req.IdpMetadataXml), req.IdpEntityId)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "idp_metadata_xml: %v", err)
+		}
+		applyIdPMetadata(c, md)
+	case req.IdpMetadataUrl != "":
+		md, err := s.fetchIdPMetadata(ctx, req.IdpMetadataUrl, req.IdpEntityId)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "idp_metadata_url: %v", err)
+		}
+		applyIdPMetadata(c, md)
+		c.IdentityProvider.MetadataUrl = req.IdpMetadataUrl
+		c.IdentityProvider.MetadataRefreshTime = timestamppb.New(s.now())
+	}
+	stored, err := s.saveConnection(ctx, c, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, auditEvent{Type: auditConnectionCreated, ConnectionID: c.Id, TenantID: c.TenantId,
+		Detail: map[string]any{"caller": caller(ctx), "state": c.State.String()}})
+	return &ssogatev1.CreateConnectionResponse{Connection: stored}, nil
+}
+
+// saveConnection validates and stores a connection: created when
+// expectVersion is 0, else updated if the version still matches.
+func (s *Server) saveConnection(ctx context.Context, c *ssogatev1.Connection, expectVersion int64) (*ssogatev1.Connection, error) {
+	c.ServiceProvider, c.Etag = nil, ""
+	now := timestamppb.New(s.now())
+	if c.CreateTime == nil {
+		c.CreateTime = now
+	}
+	c.UpdateTime = now
+	if err := validateConnection(c, s.allowHTTP); err != nil {
+		return nil, invalid(err)
+	}
+	raw, err := marshalConnection(c)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "encode connection: %v", err)
+	}
+	row := store.Connection{ID: c.Id, TenantID: c.TenantId, State: c.State.String(), Domains: c.EmailDomains, Config: raw}
+	if expectVersion == 0 {
+		if err := s.store.CreateConnection(ctx, row); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return nil, status.Errorf(codes.AlreadyExists, "connection %q or one of its email domains %v is already taken: %v", c.Id, c.EmailDomains, err)
+			}
+			return nil, s.storeErr("connection", err)
+		}
+		row.Version = 1
+	} else {
+		row, err = s.store.UpdateConnection(ctx, row, expectVersion)
+		if errors.Is(err, store.ErrConflict) {
+			return nil, status.Errorf(codes.Aborted, "connection %q changed meanwhile, or an email domain is taken: %v; read it again and retry", c.Id, err)
+		}
+		if err != nil {
+			return nil, s.storeErr("connection", err)
+		}
+	}
+	return s.connectionOut(c, row.Version), nil
+}
+
+// connectionOut adds the output-only fields.
+func (s *Server) connectionOut(c *ssogatev1.Connection, version int64) *ssogatev1.Connection {
+	out := withServiceProvider(c, s.cfg.ExternalURL)
+	out.Etag = strconv.FormatInt(version, 10)
+	return out
+}
+
+func (cs connectionService) GetConnection(ctx context.Context, req *ssogatev1.GetConnectionRequest) (*ssogatev1.GetConnectionResponse, error) {
+	c, err := cs.s.registry.get(ctx, req.ConnectionId)
+	if errors.Is(err, errConnectionNotFound) {
+		return nil, status.Errorf(codes.NotFound, "no connection %q", req.ConnectionId)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	return &ssogatev1.GetConnectionResponse{Connection: cs.s.connectionOut(c.msg, c.version)}, nil
+}
+
+func (cs connectionService) ListConnections(ctx context.Context, req *ssogatev1.ListConnectionsRequest) (*ssogatev1.ListConnectionsResponse, error) {
+	size := pageSize(req.PageSize)
+	rows, next, err := cs.s.store.ListConnections(ctx, store.ListConnectionsQuery{TenantID: req.TenantId, PageSize: size, PageToken: req.PageToken})
+	if err != nil {
+		return nil, cs.s.storeErr("list connections", err)
+	}
+	out := &ssogatev1.ListConnectionsResponse{NextPageToken: next}
+	for _, row := range rows {
+		c, err := unmarshalConnection(row.Config)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "%v", err)
+		}
+		out.Connections = append(out.Connections, cs.s.connectionOut(c, row.Version))
+	}
+	return out, nil
+}
+
+// updatable are the fields UpdateConnection may change (id and output-only
+// fields may not).
+var updatable = map[string]bool{
+	"tenant_id": true, "display_name": true, "state": true, "identity_provider": true, "email_domains": true,
+	"allowed_return_urls": true, "default_return_url": true, "attribute_mapping": true, "access_policy": true,
+	"allow_idp_initiated": true, "sign_requests": true, "want_encrypted_assertions": true, "allow_sha1": true,
+	"allow_legacy_encryption": true, "name_id_format": true, "max_session_duration": true,
+}
+
+func (cs connectionService) UpdateConnection(ctx context.Context, req *ssogatev1.UpdateConnectionRequest) (*ssogatev1.UpdateConnectionResponse, error) {
+	s := cs.s
+	if req.Connection == nil || req.Connection.Id == "" {
+		return nil, status.Error(codes.InvalidArgument, "connection.id is required")
+	}
+	cur, err := s.registry.get(ctx, req.Connection.Id)
+	if errors.Is(err, errConnectionNotFound) {
+		return nil, status.Errorf(codes.NotFound, "no connection %q", req.Connection.Id)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	if req.Connection.Etag != "" && req.Connection.Etag != strconv.FormatInt(cur.version, 10) {
+		return nil, status.Errorf(codes.Aborted, "etag %q is stale (now %d): read the connection again", req.Connection.Etag, cur.version)
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		paths = populatedFields(req.Connection)
+	}
+	next := proto.Clone(cur.msg).(*ssogatev1.Connection)
+	for _, p := range paths {
+		top, _, _ := strings.Cut(p, ".")
+		if !updatable[top] {
+			return nil, status.Errorf(codes.InvalidArgument, "update_mask: %q cannot be changed", p)
+		}
+	}
+	mask, err := fieldmaskpb.New(next, paths...)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "update_mask: %v", err)
+	}
+	applyMask(next, req.Connection, mask.GetPaths())
+	stored, err := s.saveConnection(ctx, next, cur.version)
+	if err != nil {
+		return nil, err
+	}
+	detail := map[string]any{"caller": caller(ctx), "fields": paths}
+	if cur.msg.State != next.State {
+		detail["state_from"], detail["state_to"] = cur.msg.State.String(), next.State.String()
+	}
+	s.audit(ctx, auditEvent{Type: auditConnectionUpdated, ConnectionID: next.Id, TenantID: next.TenantId, Detail: detail})
+	return &ssogatev1.UpdateConnectionResponse{Connection: stored}, nil
+}
+
+// populatedFields lists the top-level fields set in m, for an update
+// without a mask.
+func populatedFields(m *ssogatev1.Connection) []string {
+	var paths []string
+	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		if name := string(fd.Name()); updatable[name] {
+			paths = append(paths, name)
+		}
+		return true
+	})
+	return paths
+}
+
+func (cs connectionService) DeleteConnection(ctx context.Context, req *ssogatev1.DeleteConnectionRequest) (*ssogatev1.DeleteConnectionResponse, error) {
+	s := cs.s
+	ids, err := s.store.RevokeConnection(ctx, req.ConnectionId, "connection deleted", s.now())
+	if err != nil {
+		return nil, s.storeErr("revoke sessions", err)
+	}
+	for _, id := range ids {
+		s.revoked.add(id, s.now())
+	}
+	if err := s.store.DeleteConnection(ctx, req.ConnectionId); err != nil {
+		return nil, s.storeErr(fmt.Sprintf("connection %q", req.ConnectionId), err)
+	}
+	s.audit(ctx, auditEvent{Type: auditConnectionDeleted, ConnectionID: req.ConnectionId,
+		Detail: map[string]any{"caller": caller(ctx), "sessions_revoked": len(ids)}})
+	return &ssogatev1.DeleteConnectionResponse{}, nil
+}
+
+func (cs connectionService) GetServiceProviderMetadata(ctx context.Context, req *ssogatev1.GetServiceProviderMetadataRequest) (*ssogatev1.GetServiceProviderMetadataResponse, error) {
+	c, err := cs.s.registry.get(ctx, req.ConnectionId)
+	if errors.Is(err, errConnectionNotFound) {
+		return nil, status.Errorf(codes.NotFound, "no connection %q", req.ConnectionId)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	md, err := c.sp.Metadata()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "SP metadata: %v", err)
+	}
+	return &ssogatev1.GetServiceProviderMetadataResponse{MetadataXml: string(md),
+		ServiceProvider: withServiceProvider(c.msg, cs.s.cfg.ExternalURL).ServiceProvider}, nil
+}
+
+type auditService struct {
+	ssogatev1.UnimplementedAuditServiceServer
+	s *Server
+}
+
+func (as auditService) ListAuditEvents(ctx context.Context, req *ssogatev1.ListAuditEventsRequest) (*ssogatev1.ListAuditEventsResponse, error) {
+	size := pageSize(req.PageSize)
+	q := store.AuditQuery{ConnectionID: req.ConnectionId, Type: req.Type, PageSize: size, PageToken: req.PageToken}
+	if req.StartTime != nil {
+		q.Since = req.StartTime.AsTime()
+	}
+	if req.EndTime != nil {
+		q.Until = req.EndTime.AsTime()
+	}
+	rows, next, err := as.s.store.ListAudit(ctx, q)
+	if err != nil {
+		return nil, as.s.storeErr("audit log", err)
+	}
+	out := &ssogatev1.ListAuditEventsResponse{NextPageToken: next}
+	for _, e := range rows {
+		ev := &ssogatev1.AuditEvent{Id: e.ID, Time: timestamppb.New(e.Time), Type: e.Type, ConnectionId: e.ConnectionID,
+			TenantId: e.TenantID, Subject: e.Subject, Message: e.Message, CorrelationId: e.CorrelationID}
+		if e.Reason != "" {
+			ev.Reason = ssogatev1.RejectionReason(ssogatev1.RejectionReason_value["REJECTION_REASON_"+e.Reason])
+		}
+		if len(e.Detail) > 0 {
+			st := &structpb.Struct{}
+			if err := st.UnmarshalJSON(e.Detail); err == nil {
+				ev.Detail = st
+			}
+		}
+		out.Events = append(out.Events, ev)
+	}
+	return out, nil
+}
+
+// applyMask copies the masked fields from src into dst; a path may name a
+// nested field ("identity_provider.sso_url"). A field unset in src is
+// cleared in dst.
+func applyMask(dst, src proto.Message, paths []string) {
+	for _, p := range paths {
+		copyPath(dst.ProtoReflect(), src.ProtoReflect(), strings.Split(p, "."))
+	}
+}
+
+func copyPath(dst, src protoreflect.Message, path []string) {
+	fd := dst.Descriptor().Fields().ByName(protoreflect.Name(path[0]))
+	if fd == nil {
+		return
+	}
+	if len(path) == 1 {
+		if src.Has(fd) {
+			dst.Set(fd, src.Get(fd))
+		} else {
+			dst.Clear(fd)
+		}
+		return
+	}
+	if fd.Message() == nil || fd.IsList() || fd.IsMap() {
+		return
+	}
+	copyPath(dst.Mutable(fd).Message(), src.Get(fd).Message(), path[1:])
+}
+
+// statusOf returns the gRPC code name of a status error.
+func statusOf(err error) (string, bool) {
+	st, ok := status.FromError(err)
+	if !ok {
+		return "", false
+	}
+	return st.Code().String(), true
+}
+
+// pageSize applies the API's paging bounds: default 50, at most 500.
+func pageSize(n int32) int {
+	switch {
+	case n <= 0:
+		return 50
+	case n > 500:
+		return 500
+	}
+	return int(n)
+}

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ssogate/ssogate/config"
+	"github.com/ssogate/ssogate/store"
+	"github.com/ssogate/ssogate/store/postgres"
+	"github.com/ssogate/ssogate/store/sqlite"
+	"github.com/ssogate/ssogate/token"
+)
+
+// openStore opens the configured backend and applies its migrations.
+func openStore(ctx context.Context, url string) (store.Store, error) {
+	kind, dsn, err := config.ParseStore(url)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case "sqlite":
+		return sqlite.Open(ctx, dsn)
+	case "postgres":
+		return postgres.Open(ctx, dsn)
+	}
+	return nil, fmt.Errorf("store kind %q", kind)
+}
+
+// keyStore adapts the store to token.KeyStore.
+type keyStore struct{ st store.Store }
+
+func toStored(k store.SigningKey) token.StoredKey {
+	return token.StoredKey{ID: k.ID, Algorithm: k.Algorithm, PublicJWK: k.PublicJWK, PrivateSealed: k.PrivateSealed,
+		CreatedAt: k.CreatedAt, PublishAt: k.PublishAt, ActivateAt: k.ActivateAt, RetireAt: k.RetireAt, ExpireAt: k.ExpireAt}
+}
+
+func fromStored(k token.StoredKey) store.SigningKey {
+	return store.SigningKey{ID: k.ID, Algorithm: k.Algorithm, PublicJWK: k.PublicJWK, PrivateSealed: k.PrivateSealed,
+		CreatedAt: k.CreatedAt, PublishAt: k.PublishAt, ActivateAt: k.ActivateAt, RetireAt: k.RetireAt, ExpireAt: k.ExpireAt}
+}
+
+func mapStoreErr(err error) error {
+	for _, m := range []struct{ from, to error }{
+		{store.ErrNotFound, token.ErrNotFound}, {store.ErrConflict, token.ErrKeyExists},
+		{store.ErrReused, token.ErrReused}, {store.ErrRevoked, token.ErrRevoked}, {store.ErrExpired, token.ErrExpired},
+	} {
+		if errors.Is(err, m.from) {
+			return fmt.Errorf("%w: %v", m.to, err)
+		}
+	}
+	return err
+}
+
+func (k keyStore) PutKey(ctx context.Context, sk token.StoredKey) error {
+	return mapStoreErr(k.st.PutSigningKey(ctx, fromStored(sk)))
+}
+
+func (k keyStore) ListKeys(ctx context.Context) ([]token.StoredKey, error) {
+	rows, err := k.st.ListSigningKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]token.StoredKey, 0, len(rows))
+	for _, r := range rows {
+		if r.Algorithm == spCredentialAlgorithm {
+			continue // the SAML credential is not a token key
+		}
+		out = append(out, toStored(r))
+	}
+	return out, nil
+}
+
+func (k keyStore) UpdateKey(ctx context.Context, sk token.StoredKey) error {
+	return mapStoreErr(k.st.UpdateSigningKey(ctx, fromStored(sk)))
+}
+
+func (k keyStore) DeleteKey(ctx context.Context, id string) error {
+	return mapStoreErr(k.st.DeleteSigningKey(ctx, id))
+}
+
+// refreshStore adapts the store to token.RefreshStore.
+type refreshStore struct {
+	st  store.Store
+	now func() time.Time
+}
+
+func (r refreshStore) PutRefreshToken(ctx context.Context, hash []byte, sessionID string, expiresAt time.Time) error {
+	return mapStoreErr(r.st.PutRefreshToken(ctx, store.RefreshToken{Hash: hash, SessionID: sessionID, CreatedAt: r.now(), ExpiresAt: expiresAt}))
+}
+
+func (r refreshStore) RotateRefreshToken(ctx context.Context, oldHash, newHash []byte, newExpiresAt, now time.Time) (string, time.Time, error) {
+	old, err := r.st.RotateRefreshToken(ctx, oldHash, store.RefreshToken{Hash: newHash, CreatedAt: now, ExpiresAt: newExpiresAt}, now)
+	if err != nil {
+		return "", time.Time{}, mapStoreErr(err)
+	}
+	sess, err := r.st.GetSession(ctx, old.SessionID)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if sess.ExpiresAt.Before(newExpiresAt) {
+		newExpiresAt = sess.ExpiresAt
+	}
+	return old.SessionID, newExpiresAt, nil
+}
+
+// revocationChecker adapts the in-memory set to token.RevocationChecker.
+type revocationChecker struct{ r *revocations }
+
+func (c revocationChecker) Revoked(_ context.Context, claims *token.Claims) (bool, error) {
+	return c.r.Revoked(claims.SessionID), nil
+}

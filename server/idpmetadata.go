@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/saml"
+	"github.com/ssogate/ssogate/store"
+)
+
+const (
+	maxMetadataBytes    = 5 << 20
+	metadataTimeout     = 15 * time.Second
+	certExpiryWarning   = 30 * 24 * time.Hour
+	auditMetadataFailed = "metadata.refresh_failed"
+	auditMetadataNew    = "metadata.refreshed"
+	auditCertExpiring   = "certificate.expiring"
+)
+
+// fetchIdPMetadata downloads and parses IdP metadata: https only (plain
+// http to loopback when allowed), bounded in time and size, no redirects
+// to plain http.
+func (s *Server) fetchIdPMetadata(ctx context.Context, rawURL, entityID string) (saml.IdentityProvider, error) {
+	if err := checkEndpoint(rawURL, s.allowHTTP); err != nil {
+		return saml.IdentityProvider{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return saml.IdentityProvider{}, err
+	}
+	req.Header.Set("Accept", "application/samlmetadata+xml, application/xml, text/xml")
+	client := *s.httpClient
+	client.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return errors.New("too many redirects")
+		}
+		return checkEndpoint(r.URL.String(), s.allowHTTP)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return saml.IdentityProvider{}, fmt.Errorf("fetch %s: %w", redactURL(rawURL), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return saml.IdentityProvider{}, fmt.Errorf("fetch %s: HTTP %s", redactURL(rawURL), resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
+	if err != nil {
+		return saml.IdentityProvider{}, fmt.Errorf("read %s: %w", redactURL(rawURL), err)
+	}
+	if len(body) > maxMetadataBytes {
+		return saml.IdentityProvider{}, fmt.Errorf("metadata at %s is larger than %d bytes", redactURL(rawURL), maxMetadataBytes)
+	}
+	md, err := saml.ParseIdPMetadataAt(body, entityID, s.now())
+	if err != nil {
+		return saml.IdentityProvider{}, err
+	}
+	return md, nil
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the metadata URL"
+	}
+	u.User, u.RawQuery = nil, ""
+	return u.String()
+}
+
+// refreshMetadata refetches one connection's metadata and stores what
+// changed. A failure keeps the last good metadata, records the error on the
+// connection, and raises a metric and an audit event.
+func (s *Server) refreshMetadata(ctx context.Context, id string) (*ssogatev1.Connection, error) {
+	cur, err := s.registry.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	mdURL := cur.msg.GetIdentityProvider().GetMetadataUrl()
+	if mdURL == "" {
+		return nil, status.Errorf(codes.FailedPrecondition, "connection %q has no metadata_url", id)
+	}
+	next := proto.Clone(cur.msg).(*ssogatev1.Connection)
+	md, ferr := s.fetchIdPMetadata(ctx, mdURL, cur.msg.IdentityProvider.EntityId)
+	if ferr != nil {
+		s.metrics.metadataRefresh.WithLabelValues("failure").Inc()
+		s.audit(ctx, auditEvent{Type: auditMetadataFailed, ConnectionID: id, TenantID: cur.msg.TenantId,
+			Message: ferr.Error() + "; the last good metadata stays in use"})
+		next.IdentityProvider.MetadataRefreshError = ferr.Error()
+	} else {
+		applyIdPMetadata(next, md)
+		next.IdentityProvider.MetadataRefreshError = ""
+		next.IdentityProvider.MetadataRefreshTime = timestamppb.New(s.now())
+	}
+	stored, err := s.saveConnection(ctx, next, cur.version)
+	if err != nil {
+		return nil, err
+	}
+	if ferr != nil {
+		return stored, status.Errorf(codes.Unavailable, "metadata refresh failed, last good metadata kept: %v", ferr)
+	}
+	s.metrics.metadataRefresh.WithLabelValues("success").Inc()
+	s.audit(ctx, auditEvent{Type: auditMetadataNew, ConnectionID: id, TenantID: cur.msg.TenantId,
+		Detail: map[string]any{"certificates": len(md.Certificates)}})
+	return stored, nil
+}
+
+func (cs connectionService) RefreshIdentityProviderMetadata(ctx context.Context, req *ssogatev1.RefreshIdentityProviderMetadataRequest) (*ssogatev1.RefreshIdentityProviderMetadataResponse, error) {
+	c, err := cs.s.refreshMetadata(ctx, req.ConnectionId)
+	if errors.Is(err, errConnectionNotFound) {
+		return nil, status.Errorf(codes.NotFound, "no connection %q", req.ConnectionId)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ssogatev1.RefreshIdentityProviderMetadataResponse{Connection: c}, nil
+}
+
+// maintainConnections refreshes metadata URLs and watches certificate
+// expiry, every period, until ctx ends.
+func (s *Server) maintainConnections(ctx context.Context, period time.Duration) error {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		s.connectionSweep(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) connectionSweep(ctx context.Context) {
+	token := ""
+	for {
+		rows, next, err := s.store.ListConnections(ctx, store.ListConnectionsQuery{PageSize: 200, PageToken: token})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("connection maintenance: list", "error", err)
+			}
+			return
+		}
+		for _, row := range rows {
+			c, err := unmarshalConnection(row.Config)
+			if err != nil {
+				continue
+			}
+			if c.GetIdentityProvider().GetMetadataUrl() != "" {
+				if _, err := s.refreshMetadata(ctx, c.Id); err != nil {
+					s.log.Warn("metadata refresh", "connection_id", c.Id, "error", err)
+				}
+			}
+			s.checkCertificates(ctx, c)
+		}
+		if next == "" {
+			return
+		}
+		token = next
+	}
+}
+
+// checkCertificates exports each pinned certificate's remaining lifetime
+// and audits the ones within 30 days of expiry.
+func (s *Server) checkCertificates(ctx context.Context, c *ssogatev1.Connection) {
+	now := s.now()
+	for _, pc := range c.GetIdentityProvider().GetCertificates() {
+		cert, err := parseCertificatePEM(pc.Pem)
+		if err != nil {
+			continue
+		}
+		left := cert.NotAfter.Sub(now)
+		s.metrics.certExpiry.WithLabelValues(c.Id, fingerprint(cert.Raw)).Set(left.Seconds())
+		if left < certExpiryWarning {
+			s.audit(ctx, auditEvent{Type: auditCertExpiring, ConnectionID: c.Id, TenantID: c.TenantId,
+				Message: fmt.Sprintf("IdP signing certificate %q expires %s (in %s); add its successor to the IdP metadata",
+					cert.Subject.String(), cert.NotAfter.UTC().Format(time.RFC3339), left.Round(time.Hour))})
+		}
+	}
+}

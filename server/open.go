@@ -1,0 +1,190 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ssogate/ssogate/config"
+	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/store"
+	"github.com/ssogate/ssogate/token"
+)
+
+// Background work cadence.
+const (
+	revocationPoll       = 200 * time.Millisecond
+	sweepEvery           = time.Minute
+	keyMaintenanceEvery  = time.Minute
+	metadataRefreshEvery = time.Hour
+)
+
+// open connects the store, loads or creates the key-encryption key and the
+// signing keys, builds the token issuer and seeds the configured
+// connections.
+func (s *Server) open(ctx context.Context) error {
+	st, err := openStore(ctx, s.cfg.Store)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", config.Config{Store: s.cfg.Store}.Redacted().Store, err)
+	}
+	s.store = st
+	kek, err := s.loadKEK()
+	if err != nil {
+		return err
+	}
+	if s.spCreds, err = s.loadSPCredentials(ctx, kek); err != nil {
+		return err
+	}
+	s.keys, err = token.NewKeySet(token.KeySetConfig{
+		Store: keyStore{st}, KEK: kek, Algorithm: s.cfg.Token.Algorithm, RotationPeriod: s.cfg.Token.KeyRotation,
+		MaxTokenTTL: s.cfg.Token.AccessTTL, Leeway: token.DefaultLeeway, Now: s.now, Rand: s.rand, Logger: s.log,
+	})
+	clear(kek)
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	if err := s.keys.Rotate(ctx); err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	s.tokens, err = token.New(token.Config{
+		Issuer: s.cfg.Token.Issuer, Audience: s.cfg.Token.Audience, Keys: s.keys,
+		Revocation: revocationChecker{s.revoked}, Refresh: refreshStore{st: st, now: s.now},
+		AccessTTL: s.cfg.Token.AccessTTL, RefreshTTL: s.cfg.Token.RefreshTTL, Now: s.now, Rand: s.rand,
+	})
+	if err != nil {
+		return fmt.Errorf("tokens: %w", err)
+	}
+	if err := s.seedConnections(ctx); err != nil {
+		return err
+	}
+	if err := s.syncRevocations(ctx); err != nil {
+		return err
+	}
+	s.checks = append(s.checks,
+		readinessCheck{"store", st.Ping},
+		readinessCheck{"signing key", func(context.Context) error {
+			for _, k := range s.keys.Keys() {
+				if k.Signing {
+					return nil
+				}
+			}
+			return errors.New("no active signing key")
+		}},
+	)
+	return nil
+}
+
+// loadKEK returns the configured key-encryption key. Without one, a SQLite
+// store gets a generated key in a 0600 file beside the database (said
+// loudly in the log); PostgreSQL, shared by replicas, requires a
+// configured key.
+func (s *Server) loadKEK() ([]byte, error) {
+	if s.cfg.KEK != "" || s.cfg.KEKFile != "" {
+		kek, err := token.LoadKEK(s.cfg.KEK, s.cfg.KEKFile)
+		if err != nil {
+			return nil, fmt.Errorf("invalid setting kek (SSOGATE_KEK) / kek_file: %w", err)
+		}
+		return kek, nil
+	}
+	kind, dsn, _ := config.ParseStore(s.cfg.Store)
+	if kind != "sqlite" {
+		return nil, errors.New("invalid setting kek (SSOGATE_KEK, --kek): required with a PostgreSQL store, so that every replica can open the signing keys; generate one with: openssl rand -base64 32")
+	}
+	path := dsn + ".kek"
+	if raw, err := os.ReadFile(path); err == nil {
+		return token.ParseKEK(strings.TrimSpace(string(raw)))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read generated key-encryption key: %w", err)
+	}
+	kek, encoded, err := token.GenerateKEK(s.rand)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(encoded+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write generated key-encryption key: %w", err)
+	}
+	s.log.Warn("no key-encryption key configured: generated one for this SQLite store; set SSOGATE_KEK or kek_file in production", "kek_file", path)
+	return kek, nil
+}
+
+// seedConnections creates or updates the connections declared in the
+// config file (GitOps style): the file wins over earlier API edits of the
+// same connection.
+func (s *Server) seedConnections(ctx context.Context) error {
+	for i, m := range s.cfg.Connections {
+		c, err := connectionFromMap(m)
+		if err != nil {
+			return fmt.Errorf("invalid setting connections[%d]: %w", i, err)
+		}
+		if err := validateConnection(c, s.allowHTTP); err != nil {
+			return fmt.Errorf("invalid setting connections[%d] (%s): %w", i, c.Id, err)
+		}
+		cur, err := s.store.GetConnection(ctx, c.Id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			_, err = s.saveConnection(ctx, c, 0)
+		case err != nil:
+			return fmt.Errorf("seed connection %q: %w", c.Id, err)
+		default:
+			stored, uerr := unmarshalConnection(cur.Config)
+			if uerr == nil {
+				c.CreateTime = stored.CreateTime
+				stored.UpdateTime = nil
+				probe := proto.Clone(c).(*ssogatev1.Connection)
+				probe.UpdateTime = nil
+				if proto.Equal(probe, stored) {
+					continue
+				}
+			}
+			_, err = s.saveConnection(ctx, c, cur.Version)
+		}
+		if err != nil {
+			// Another replica seeding the same file at once is fine.
+			if st, ok := statusOf(err); ok && (st == "AlreadyExists" || st == "Aborted") {
+				continue
+			}
+			return fmt.Errorf("seed connection %q: %w", c.Id, err)
+		}
+	}
+	return nil
+}
+
+// periodically runs job every interval until ctx ends, logging (not
+// returning) its failures: background work must not stop the server.
+func (s *Server) periodically(ctx context.Context, name string, interval time.Duration, job func(context.Context) error) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := job(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn(name+" failed", "error", err)
+			}
+		}
+	}
+}
+
+// maintainKeys rotates signing keys on schedule and picks up keys other
+// replicas made.
+func (s *Server) maintainKeys(ctx context.Context) error {
+	return s.periodically(ctx, "signing key maintenance", keyMaintenanceEvery, s.keys.Rotate)
+}
+
+// sweep deletes expired rows and forgets revocations no token can outlive.
+func (s *Server) sweep(ctx context.Context, every time.Duration) error {
+	return s.periodically(ctx, "sweep", every, func(ctx context.Context) error {
+		n, err := s.store.Sweep(ctx, s.now())
+		if n > 0 {
+			s.log.Debug("sweep", "deleted", n)
+		}
+		s.revoked.forgetBefore(s.now().Add(-s.cfg.Token.AccessTTL - 2*token.DefaultLeeway))
+		return err
+	})
+}

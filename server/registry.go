@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+
+	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/policy"
+	"github.com/ssogate/ssogate/saml"
+	"github.com/ssogate/ssogate/store"
+)
+
+// spCredentials are the service's own SAML keys: they sign AuthnRequests
+// and logout messages, and decrypt assertions.
+type spCredentials struct {
+	signingKey  crypto.Signer
+	signingCert *x509.Certificate
+	decryptKey  *rsa.PrivateKey
+	encryptCert *x509.Certificate
+}
+
+// conn is one connection ready to serve: its settings, its SAML Service
+// Provider and its access policy, for one stored version.
+type conn struct {
+	msg     *ssogatev1.Connection
+	version int64
+	sp      *saml.ServiceProvider
+	policy  policy.Policy
+}
+
+// registry builds and caches a conn per stored connection version. Every
+// lookup reads the store (one primary-key read), so a change made on
+// another replica is seen at once; the SAML SP is rebuilt only when the
+// version changed.
+type registry struct {
+	s     *Server
+	mu    sync.Mutex
+	cache map[string]*conn
+}
+
+var errConnectionNotFound = errors.New("connection not found")
+
+func (r *registry) get(ctx context.Context, id string) (*conn, error) {
+	row, err := r.s.store.GetConnection(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errConnectionNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load connection %q: %w", id, err)
+	}
+	return r.build(row)
+}
+
+func (r *registry) byDomain(ctx context.Context, domain string) (*conn, error) {
+	row, err := r.s.store.ConnectionByDomain(ctx, domain)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errConnectionNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find connection for domain %q: %w", domain, err)
+	}
+	return r.build(row)
+}
+
+func (r *registry) build(row store.Connection) (*conn, error) {
+	r.mu.Lock()
+	if c, ok := r.cache[row.ID]; ok && c.version == row.Version {
+		r.mu.Unlock()
+		return c, nil
+	}
+	r.mu.Unlock()
+	msg, err := unmarshalConnection(row.Config)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := samlConfig(msg)
+	if err != nil {
+		return nil, fmt.Errorf("connection %q: %w", row.ID, err)
+	}
+	r.s.fillSAMLConfig(&cfg)
+	sp, err := saml.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connection %q: %w", row.ID, err)
+	}
+	c := &conn{msg: msg, version: row.Version, sp: sp, policy: accessPolicy(msg)}
+	r.mu.Lock()
+	if r.cache == nil {
+		r.cache = map[string]*conn{}
+	}
+	r.cache[row.ID] = c
+	r.mu.Unlock()
+	return c, nil
+}
+
+// fillSAMLConfig adds the service-wide settings to one connection's.
+func (s *Server) fillSAMLConfig(cfg *saml.Config) {
+	cfg.ExternalURL = s.cfg.ExternalURL
+	cfg.ClockSkew = s.cfg.SAML.ClockSkew
+	cfg.MaxBodyBytes = s.cfg.SAML.MaxBodyBytes
+	cfg.MaxXMLBytes = s.cfg.SAML.MaxXMLBytes
+	cfg.Now = s.now
+	cfg.Rand = s.rand
+	if s.spCreds != nil {
+		cfg.SigningKey, cfg.SigningCert = s.spCreds.signingKey, s.spCreds.signingCert
+		cfg.DecryptionKey, cfg.EncryptionCert = s.spCreds.decryptKey, s.spCreds.encryptCert
+	}
+}

@@ -1,0 +1,77 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// revocations is the in-memory set of revoked sessions that ValidateToken
+// consults instead of the store. A poller keeps it current with the store's
+// revocation sequence, so a revocation made on any replica is seen here
+// within one poll interval; a revocation made here is applied at once.
+type revocations struct {
+	mu      sync.RWMutex
+	revoked map[string]time.Time // session id -> revoked at
+	lastSeq int64
+}
+
+func newRevocations() *revocations {
+	return &revocations{revoked: map[string]time.Time{}}
+}
+
+// Revoked reports whether the session was revoked.
+func (r *revocations) Revoked(sessionID string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, ok := r.revoked[sessionID]
+	return ok
+}
+
+func (r *revocations) add(sessionID string, at time.Time) {
+	r.mu.Lock()
+	r.revoked[sessionID] = at
+	r.mu.Unlock()
+}
+
+// sync pulls every revocation after the last one seen.
+func (s *Server) syncRevocations(ctx context.Context) error {
+	for {
+		s.revoked.mu.RLock()
+		after := s.revoked.lastSeq
+		s.revoked.mu.RUnlock()
+		batch, err := s.store.Revocations(ctx, after, 1000)
+		if err != nil {
+			return fmt.Errorf("sync revocations: %w", err)
+		}
+		s.revoked.mu.Lock()
+		for _, rv := range batch {
+			s.revoked.revoked[rv.SessionID] = rv.At
+			if rv.Seq > s.revoked.lastSeq {
+				s.revoked.lastSeq = rv.Seq
+			}
+		}
+		s.revoked.mu.Unlock()
+		if len(batch) < 1000 {
+			return nil
+		}
+	}
+}
+
+// pollRevocations runs until ctx ends.
+func (s *Server) pollRevocations(ctx context.Context, every time.Duration) error {
+	return s.periodically(ctx, "revocation poll", every, s.syncRevocations)
+}
+
+// forgetExpired drops revocations older than any token could be, so the
+// set stays bounded.
+func (r *revocations) forgetBefore(cutoff time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, at := range r.revoked {
+		if at.Before(cutoff) {
+			delete(r.revoked, id)
+		}
+	}
+}

@@ -1,0 +1,274 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/store"
+	"github.com/ssogate/ssogate/token"
+)
+
+// claimsOf builds the access-token claims of a session's identity.
+func claimsOf(ident *ssogatev1.Identity, sessionEnd time.Time) token.Claims {
+	c := token.Claims{
+		Subject: ident.Subject, SessionID: ident.SessionId, Tenant: ident.TenantId, Connection: ident.ConnectionId,
+		Email: ident.Email, Name: ident.Name, GivenName: ident.GivenName, FamilyName: ident.FamilyName,
+		Groups: ident.Groups, Roles: ident.Roles, ACR: ident.Acr, ExpiresAt: sessionEnd,
+	}
+	if ident.AuthTime != nil {
+		c.AuthTime = ident.AuthTime.AsTime()
+	}
+	return c
+}
+
+// issueTokens mints an access token and a fresh refresh token for a live
+// session.
+func (s *Server) issueTokens(ctx context.Context, sess store.Session) (*ssogatev1.TokenSet, error) {
+	if !sess.RevokedAt.IsZero() {
+		return nil, status.Error(codes.Unauthenticated, "session is revoked")
+	}
+	if !s.now().Before(sess.ExpiresAt) {
+		return nil, status.Error(codes.Unauthenticated, "session has expired")
+	}
+	ident, err := sessionIdentity(sess)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	rt, err := s.tokens.IssueRefreshToken(ctx, sess.ID, sess.ExpiresAt)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "issue refresh token: %v", err)
+	}
+	return s.tokenSet(ctx, ident, sess.ExpiresAt, rt.Token, rt.ExpiresAt)
+}
+
+func (s *Server) tokenSet(ctx context.Context, ident *ssogatev1.Identity, sessionEnd time.Time, refresh string, refreshEnd time.Time) (*ssogatev1.TokenSet, error) {
+	access, claims, err := s.mintAccess(ctx, claimsOf(ident, sessionEnd))
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "mint access token: %v", err)
+	}
+	return &ssogatev1.TokenSet{
+		AccessToken: access, TokenType: "Bearer", ExpiresAt: timestamppb.New(claims.ExpiresAt),
+		RefreshToken: refresh, RefreshExpiresAt: timestamppb.New(refreshEnd), Identity: ident,
+	}, nil
+}
+
+func (l loginService) RefreshToken(ctx context.Context, req *ssogatev1.RefreshTokenRequest) (*ssogatev1.RefreshTokenResponse, error) {
+	s := l.s
+	if req.RefreshToken == "" {
+		return nil, status.Error(codes.InvalidArgument, "refresh_token is required")
+	}
+	rt, err := s.tokens.RotateRefreshToken(ctx, req.RefreshToken)
+	if err != nil {
+		why := "unknown"
+		switch {
+		case errors.Is(err, token.ErrReused):
+			why = "reused"
+		case errors.Is(err, token.ErrExpired):
+			why = "expired"
+		case errors.Is(err, token.ErrRevoked):
+			why = "revoked"
+		case errors.Is(err, token.ErrMalformed):
+			why = "malformed"
+		case !errors.Is(err, token.ErrInvalid):
+			return nil, status.Errorf(codes.Internal, "rotate refresh token: %v", err)
+		}
+		if why == "reused" {
+			if err := s.syncRevocations(ctx); err != nil {
+				s.log.WarnContext(ctx, "sync revocations", "request_id", requestID(ctx), "error", err)
+			}
+			s.audit(ctx, auditEvent{Type: auditRefreshReused, Message: "a spent refresh token was presented again; its session is revoked"})
+		}
+		s.metrics.refreshRejected.WithLabelValues(why).Inc()
+		return nil, status.Errorf(codes.Unauthenticated, "refresh token is %s", why)
+	}
+	sess, err := s.store.GetSession(ctx, rt.SessionID)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "load session: %v", err)
+	}
+	ident, err := sessionIdentity(sess)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	set, err := s.tokenSet(ctx, ident, sess.ExpiresAt, rt.Token, rt.ExpiresAt)
+	if err != nil {
+		return nil, err
+	}
+	return &ssogatev1.RefreshTokenResponse{TokenSet: set}, nil
+}
+
+// validateReason names a token rejection for ValidateTokenResponse.reason.
+func validateReason(err error) string {
+	for _, r := range []struct {
+		err  error
+		name string
+	}{
+		{token.ErrExpired, "expired"}, {token.ErrRevoked, "revoked"}, {token.ErrSignature, "signature"},
+		{token.ErrUnknownKey, "signature"}, {token.ErrAlgorithm, "signature"}, {token.ErrIssuer, "issuer"},
+		{token.ErrAudience, "audience"}, {token.ErrNotYetValid, "not_yet_valid"},
+	} {
+		if errors.Is(err, r.err) {
+			return r.name
+		}
+	}
+	return "malformed"
+}
+
+func (l loginService) ValidateToken(ctx context.Context, req *ssogatev1.ValidateTokenRequest) (*ssogatev1.ValidateTokenResponse, error) {
+	s := l.s
+	start := time.Now()
+	defer func() { s.metrics.validateLatency.Observe(time.Since(start).Seconds()) }()
+	claims, err := s.verifyAccess(ctx, req.AccessToken)
+	if err != nil {
+		if !errors.Is(err, token.ErrInvalid) {
+			return nil, status.Errorf(codes.Internal, "verify: %v", err)
+		}
+		reason := validateReason(err)
+		s.metrics.validations.WithLabelValues(reason).Inc()
+		return &ssogatev1.ValidateTokenResponse{Valid: false, Reason: reason}, nil
+	}
+	s.metrics.validations.WithLabelValues("valid").Inc()
+	ident := &ssogatev1.Identity{
+		Subject: claims.Subject, TenantId: claims.Tenant, ConnectionId: claims.Connection, SessionId: claims.SessionID,
+		Email: claims.Email, Name: claims.Name, GivenName: claims.GivenName, FamilyName: claims.FamilyName,
+		Groups: claims.Groups, Roles: claims.Roles, Acr: claims.ACR,
+	}
+	if !claims.AuthTime.IsZero() {
+		ident.AuthTime = timestamppb.New(claims.AuthTime)
+	}
+	return &ssogatev1.ValidateTokenResponse{Valid: true, Identity: ident, ExpiresAt: timestamppb.New(claims.ExpiresAt)}, nil
+}
+
+func (l loginService) RevokeSession(ctx context.Context, req *ssogatev1.RevokeSessionRequest) (*ssogatev1.RevokeSessionResponse, error) {
+	s := l.s
+	if req.SessionId == "" {
+		return nil, status.Error(codes.InvalidArgument, "session_id is required")
+	}
+	sess, err := s.store.GetSession(ctx, req.SessionId)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, status.Errorf(codes.NotFound, "no session %q", req.SessionId)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "load session: %v", err)
+	}
+	if err := s.revokeSessions(ctx, []string{sess.ID}, orDefault(req.Reason, "revoked by API")); err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	s.audit(ctx, auditEvent{Type: auditSessionRevoked, ConnectionID: sess.ConnectionID, TenantID: sess.TenantID,
+		Subject: sess.Subject, Message: req.Reason, Detail: map[string]any{"session_id": sess.ID, "caller": caller(ctx)}})
+	return &ssogatev1.RevokeSessionResponse{}, nil
+}
+
+func (l loginService) RevokeSubject(ctx context.Context, req *ssogatev1.RevokeSubjectRequest) (*ssogatev1.RevokeSubjectResponse, error) {
+	s := l.s
+	if req.ConnectionId == "" || (req.Subject == "") == (req.NameId == "") {
+		return nil, status.Error(codes.InvalidArgument, "set connection_id and exactly one of subject or name_id")
+	}
+	subject := req.Subject
+	if subject == "" {
+		subject = token.Subject(req.ConnectionId, req.NameId)
+	}
+	ids, err := s.store.RevokeSubject(ctx, req.ConnectionId, subject, orDefault(req.Reason, "subject revoked by API"), s.now())
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "revoke subject: %v", err)
+	}
+	for _, id := range ids {
+		s.revoked.add(id, s.now())
+	}
+	s.audit(ctx, auditEvent{Type: auditSubjectRevoked, ConnectionID: req.ConnectionId, Subject: subject,
+		Message: req.Reason, Detail: map[string]any{"sessions": len(ids), "caller": caller(ctx)}})
+	return &ssogatev1.RevokeSubjectResponse{SessionIds: ids}, nil
+}
+
+// revokeSessions revokes in the store and in memory at once.
+func (s *Server) revokeSessions(ctx context.Context, ids []string, reason string) error {
+	now := s.now()
+	for _, id := range ids {
+		if err := s.store.RevokeSession(ctx, id, reason, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("revoke session: %w", err)
+		}
+		s.revoked.add(id, now)
+	}
+	return nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func (l loginService) StartLogout(ctx context.Context, req *ssogatev1.StartLogoutRequest) (*ssogatev1.StartLogoutResponse, error) {
+	s := l.s
+	sid := req.SessionId
+	if sid == "" && req.AccessToken != "" {
+		claims, err := s.verifyAccess(ctx, req.AccessToken)
+		if err != nil {
+			return nil, status.Errorf(codes.Unauthenticated, "access_token: %v", err)
+		}
+		sid = claims.SessionID
+	}
+	if sid == "" {
+		return nil, status.Error(codes.InvalidArgument, "set session_id or access_token")
+	}
+	sess, err := s.store.GetSession(ctx, sid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, status.Errorf(codes.NotFound, "no session %q", sid)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "load session: %v", err)
+	}
+	c, err := s.registry.get(ctx, sess.ConnectionID)
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "connection %q: %v", sess.ConnectionID, err)
+	}
+	returnTo := req.ReturnTo
+	if returnTo != "" {
+		if _, err := checkReturnTo(returnTo, c.msg.AllowedReturnUrls); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
+	if err := s.revokeSessions(ctx, []string{sess.ID}, "logout"); err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	s.audit(ctx, auditEvent{Type: auditLogout, ConnectionID: sess.ConnectionID, TenantID: sess.TenantID, Subject: sess.Subject,
+		Detail: map[string]any{"session_id": sess.ID, "initiator": "sp"}})
+	resp := &ssogatev1.StartLogoutResponse{SessionId: sess.ID}
+	if c.msg.GetIdentityProvider().GetSloUrl() == "" {
+		return resp, nil
+	}
+	lr, err := c.sp.NewLogoutRequest(sess.NameID, sess.NameIDFormat, sess.SessionIndex, "")
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "build LogoutRequest: %v", err)
+	}
+	// Remember where the browser goes when the IdP answers.
+	now := s.now()
+	if err := s.store.PutPendingRequest(ctx, store.PendingRequest{ID: lr.ID, ConnectionID: c.msg.Id, ReturnTo: returnTo,
+		Data: []byte(pendingLogout), CreatedAt: now, ExpiresAt: now.Add(pendingRequestTTL)}); err != nil {
+		return nil, status.Errorf(codes.Internal, "store pending logout: %v", err)
+	}
+	resp.RedirectUrl = lr.RedirectURL
+	return resp, nil
+}
+
+// mintAccess signs an access token.
+func (s *Server) mintAccess(_ context.Context, c token.Claims) (string, token.Claims, error) {
+	return s.tokens.Mint(c)
+}
+
+// verifyAccess checks an access token, signature and revocation included.
+func (s *Server) verifyAccess(ctx context.Context, raw string) (*token.Claims, error) {
+	return s.tokens.Verify(ctx, raw)
+}
+
+// jwks renders the published keys.
+func (s *Server) jwks(context.Context) ([]byte, error) {
+	return s.keys.JWKS()
+}
