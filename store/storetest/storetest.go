@@ -1,6 +1,9 @@
 // Package storetest is the conformance suite every store.Store backend
-// passes, and the helpers backend tests share: RunTests, RunBenchmarks,
-// the kill -9 durability test (Crash, CrashHelper) and PostgresDSN.
+// passes, and the helpers backend tests share: RunTests, RunOpenTests
+// (replicas migrating at once, reopen), RunBenchmarks, the kill -9
+// durability test (Crash, CrashHelper) and PostgresDSN, which other
+// packages' tests use to get a fresh PostgreSQL schema or skip (or fail,
+// when SSOGATE_TEST_REQUIRE says so).
 //
 // A backend's test file calls
 //

@@ -199,10 +199,11 @@ func notFound(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// required returns store.ErrInvalidArgument naming the first empty field.
+// required returns store.ErrInvalidArgument naming the first empty field;
+// fields alternate a name and a string, []byte or time.Time value.
 func required(what string, fields ...any) error {
 	for i := 0; i+1 < len(fields); i += 2 {
-		name := fields[i].(string)
+		name, _ := fields[i].(string)
 		empty := false
 		switch v := fields[i+1].(type) {
 		case string:
