@@ -18,7 +18,7 @@ import (
 
 // Background work cadence.
 const (
-	revocationPoll       = 200 * time.Millisecond
+	revocationPoll       = time.Second
 	sweepEvery           = time.Minute
 	keyMaintenanceEvery  = time.Minute
 	metadataRefreshEvery = time.Hour

@@ -59,6 +59,37 @@ func (s *Server) syncRevocations(ctx context.Context) error {
 	}
 }
 
+// revocationListener is a store that announces revocations as they commit
+// (PostgreSQL LISTEN/NOTIFY), so replicas see them in milliseconds rather
+// than at the next poll.
+type revocationListener interface {
+	ListenRevocations(ctx context.Context, notify func()) error
+}
+
+// listenRevocations syncs on every announcement until ctx ends, and
+// reconnects after a failure (the poll covers the gap).
+func (s *Server) listenRevocations(ctx context.Context) error {
+	l, ok := s.store.(revocationListener)
+	if !ok {
+		return nil
+	}
+	for ctx.Err() == nil {
+		err := l.ListenRevocations(ctx, func() {
+			if err := s.syncRevocations(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("revocation sync failed", "error", err)
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("revocation listener failed; retrying", "error", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return nil
+}
+
 // pollRevocations runs until ctx ends.
 func (s *Server) pollRevocations(ctx context.Context, every time.Duration) error {
 	return s.periodically(ctx, "revocation poll", every, s.syncRevocations)

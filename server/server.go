@@ -187,6 +187,7 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 		return nil
 	})
 	g.Go(func() error { return s.pollRevocations(gctx, revocationPoll) })
+	g.Go(func() error { return s.listenRevocations(gctx) })
 	g.Go(func() error { return s.maintainKeys(gctx) })
 	g.Go(func() error { return s.sweep(gctx, sweepEvery) })
 	g.Go(func() error { return s.maintainConnections(gctx, metadataRefreshEvery) })
