@@ -32,6 +32,7 @@ func buildBinary(t *testing.T) string {
 type process struct {
 	cmd      *exec.Cmd
 	httpAddr string
+	grpcAddr string
 	logs     chan string
 	done     chan error
 }
@@ -40,9 +41,14 @@ type process struct {
 // waits for its "listening" log line.
 func startServe(t *testing.T, bin string, extraEnv ...string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
-		"--store", "sqlite://"+filepath.Join(t.TempDir(), "ssogate.db"))
-	cmd.Env = append(os.Environ(), extraEnv...)
+	return startProcess(t, bin, []string{"--store", "sqlite://" + filepath.Join(t.TempDir(), "ssogate.db")}, extraEnv)
+}
+
+// startProcess runs `ssogate serve args...` with extra environment.
+func startProcess(t *testing.T, bin string, args, env []string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +65,10 @@ func startServe(t *testing.T, bin string, extraEnv ...string) *process {
 			var rec struct {
 				Msg      string `json:"msg"`
 				HTTPAddr string `json:"http_addr"`
+				GRPCAddr string `json:"grpc_addr"`
 			}
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
+				p.grpcAddr = rec.GRPCAddr
 				listening <- rec.HTTPAddr
 			}
 			select {
@@ -74,7 +82,11 @@ func startServe(t *testing.T, bin string, extraEnv ...string) *process {
 	select {
 	case p.httpAddr = <-listening:
 	case err := <-p.done:
-		t.Fatalf("ssogate exited before listening: %v", err)
+		var out []string
+		for len(p.logs) > 0 {
+			out = append(out, <-p.logs)
+		}
+		t.Fatalf("ssogate exited before listening: %v\n%s", err, strings.Join(out, "\n"))
 	case <-time.After(30 * time.Second):
 		t.Fatal("ssogate did not start listening within 30s")
 	}

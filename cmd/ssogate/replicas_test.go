@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ssogate/ssogate/devidp"
+	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/store/storetest"
+)
+
+// replica is one `ssogate serve` process of a multi-replica deployment.
+type replica struct {
+	*process
+	login ssogatev1.LoginServiceClient
+	audit ssogatev1.AuditServiceClient
+}
+
+func dialReplica(t *testing.T, p *process, key string) replica {
+	t.Helper()
+	cc, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(bearerKey(key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return replica{process: p, login: ssogatev1.NewLoginServiceClient(cc), audit: ssogatev1.NewAuditServiceClient(cc)}
+}
+
+// postACS posts an IdP's form to one replica's ACS and returns the status
+// and Location.
+func postACS(t *testing.T, r replica, connectionID string, posted devidp.Posted) (int, string) {
+	t.Helper()
+	form := url.Values{"SAMLResponse": {posted.SAMLResponse}, "RelayState": {posted.RelayState}}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm("http://"+r.httpAddr+"/saml/"+connectionID+"/acs", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+func TestReplicasBehaveAsOneService(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	dsn := storetest.PostgresDSN(t)
+	bin := buildBinary(t)
+
+	// The customer's IdP.
+	mux := http.NewServeMux()
+	idpServer := httptest.NewServer(mux)
+	t.Cleanup(idpServer.Close)
+	idp, err := devidp.New(idpServer.URL+"/idp", devidp.DefaultUsers, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/idp/", http.StripPrefix("/idp", idp.Handler()))
+
+	// One configuration for every replica: same store, KEK, keys, external
+	// URL (a load balancer would sit there) and connection.
+	apiKey := "replica-test-key-" + hex.EncodeToString(randomBytes(t, 8))
+	sum := sha256.Sum256([]byte(apiKey))
+	const external = "http://sso.example.test"
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idp.Certificate.Raw}))
+	cfgYAML, err := yaml.Marshal(map[string]any{
+		"external_url": external,
+		"connections": []any{map[string]any{
+			"id": "acme", "tenant_id": "acme-inc", "state": "CONNECTION_STATE_ACTIVE",
+			"identity_provider": map[string]any{
+				"entity_id": idpServer.URL + "/idp/metadata", "sso_url": idpServer.URL + "/idp/sso",
+				"certificates": []any{map[string]any{"pem": certPEM}},
+			},
+			"email_domains":       []string{"example.com"},
+			"allowed_return_urls": []string{"https://app.example.test/"},
+			"attribute_mapping":   map[string]any{"groups": map[string]any{"names": []string{devidp.GroupsAttribute}}},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "ssogate.yaml")
+	if err := os.WriteFile(cfgFile, cfgYAML, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{
+		"SSOGATE_STORE=" + dsn,
+		"SSOGATE_KEK=" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
+		"SSOGATE_API_KEYS=backend:" + hex.EncodeToString(sum[:]) + ":login+admin",
+		"SSOGATE_SHUTDOWN_TIMEOUT=2s",
+	}
+	// Start the three at once: migrations, key bootstrap and connection
+	// seeding race, as they do in a rolling deploy.
+	var procs [3]*process
+	var wg sync.WaitGroup
+	for i := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			procs[i] = startProcess(t, bin, []string{"--config", cfgFile}, env)
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	var r [3]replica
+	for i, p := range procs {
+		r[i] = dialReplica(t, p, apiKey)
+	}
+	// The IdP trusts our SP metadata, as served by any replica.
+	resp, err := http.Get("http://" + r[0].httpAddr + "/saml/acme/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := idp.RegisterServiceProvider("acme", md); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	// A login started on replica 1 ...
+	start, err := r[0].login.StartLogin(ctx, &ssogatev1.StartLoginRequest{Email: "alice@example.com", ReturnTo: "https://app.example.test/cb", State: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	posted, err := devidp.SignIn(ctx, &http.Client{Jar: jar}, start.RedirectUrl, "alice", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if posted.ACSURL != external+"/saml/acme/acs" {
+		t.Fatalf("IdP posts to %s", posted.ACSURL)
+	}
+	// ... completes its ACS on replica 2 ...
+	code, loc := postACS(t, r[1], "acme", posted)
+	if code != http.StatusSeeOther || !strings.HasPrefix(loc, "https://app.example.test/cb?") {
+		t.Fatalf("ACS on replica 2: %d %q", code, loc)
+	}
+	u, _ := url.Parse(loc)
+	// ... and its exchange on replica 3.
+	ex, err := r[2].login.ExchangeCode(ctx, &ssogatev1.ExchangeCodeRequest{Code: u.Query().Get("code")})
+	if err != nil {
+		t.Fatalf("ExchangeCode on replica 3: %v", err)
+	}
+	access := ex.TokenSet.AccessToken
+	for i := range r {
+		v, err := r[i].login.ValidateToken(ctx, &ssogatev1.ValidateTokenRequest{AccessToken: access})
+		if err != nil || !v.Valid {
+			t.Fatalf("replica %d: token not valid: %v %v", i+1, v, err)
+		}
+	}
+
+	// The same SAMLResponse replayed on any replica is rejected.
+	for i := range r {
+		if code, _ := postACS(t, r[i], "acme", posted); code != http.StatusBadRequest {
+			t.Errorf("replay on replica %d: status %d, want 400", i+1, code)
+		}
+	}
+	ev, err := r[0].audit.ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{ConnectionId: "acme", Type: "login.failed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Events) != 3 {
+		t.Errorf("audit has %d login.failed events, want 3 replays", len(ev.Events))
+	}
+	for _, e := range ev.Events {
+		if e.Reason != ssogatev1.RejectionReason_REJECTION_REASON_ASSERTION_REPLAYED {
+			t.Errorf("replay rejected as %v (%s)", e.Reason, e.Message)
+		}
+	}
+
+	// RevokeSubject on replica 1: the others refuse the token at once.
+	if _, err := r[0].login.RevokeSubject(ctx, &ssogatev1.RevokeSubjectRequest{ConnectionId: "acme", NameId: "alice@example.com", Reason: "offboarded"}); err != nil {
+		t.Fatal(err)
+	}
+	revokedAt := time.Now()
+	for i := 1; i < 3; i++ {
+		for {
+			v, err := r[i].login.ValidateToken(ctx, &ssogatev1.ValidateTokenRequest{AccessToken: access})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !v.Valid && v.Reason == "revoked" {
+				t.Logf("replica %d refuses the token %s after RevokeSubject on replica 1", i+1, time.Since(revokedAt).Round(time.Millisecond))
+				break
+			}
+			if time.Since(revokedAt) > 3*time.Second {
+				t.Fatalf("replica %d still accepts the token 3s after RevokeSubject", i+1)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if _, err := r[2].login.RefreshToken(ctx, &ssogatev1.RefreshTokenRequest{RefreshToken: ex.TokenSet.RefreshToken}); err == nil {
+		t.Error("refresh token of a revoked subject still works")
+	}
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
