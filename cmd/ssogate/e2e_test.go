@@ -249,3 +249,66 @@ func TestBrowserLoginEndToEnd(t *testing.T) {
 		t.Error("the logs hold SAML XML")
 	}
 }
+
+// TestDemoPage clicks through the page a newcomer sees at / of `ssogate
+// dev`: sign in, refresh, log out, and see the token refused.
+func TestDemoPage(t *testing.T) {
+	ctx := browser(t)
+	dev := startDev(t)
+	text := func(sel string) string {
+		t.Helper()
+		step, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		v, err := chromedp.Run(step, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("read %s: %v", sel, err)
+		}
+		return v
+	}
+	click := func(sel string) {
+		t.Helper()
+		step, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(step, chromedp.Click(chromedp.CSS(sel))); err != nil {
+			t.Fatalf("click %s: %v", sel, err)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(dev.base+"/")); err != nil {
+		t.Fatal(err)
+	}
+	click("#login")
+	signInAtIdP(t, ctx, "alice")
+	waitLocation(t, ctx, dev.base+"/")
+	if got := text("#email"); got != "alice@example.com" {
+		t.Fatalf("demo shows email %q", got)
+	}
+	if roles := text("#roles"); !strings.Contains(roles, "admin") || !strings.Contains(roles, "developer") {
+		t.Errorf("roles = %q, want admin and developer (alice is in admins and eng)", roles)
+	}
+	if claims := text("#jwt-claims"); !strings.Contains(claims, `"sid"`) || !strings.Contains(claims, `"tenant": "example"`) {
+		t.Errorf("decoded claims lack sid/tenant: %s", claims)
+	}
+	// waitMessage polls the result line, which changes after the post and
+	// redirect that a click starts.
+	waitMessage := func(want string) {
+		t.Helper()
+		var msg string
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			step, cancel := context.WithTimeout(ctx, 2*time.Second)
+			v, err := chromedp.Run(step, chromedp.Text(chromedp.CSS("#message")))
+			cancel()
+			if err == nil { // errors while the page navigates are expected
+				if msg = v; strings.HasPrefix(msg, want) {
+					return
+				}
+			}
+		}
+		t.Fatalf("message %q, want %q", msg, want)
+	}
+	click("#refresh")
+	waitMessage("Refreshed")
+	click("#logout")
+	waitMessage("Logged out")
+	click("#validate")
+	waitMessage("ValidateToken: not valid (revoked).")
+}
