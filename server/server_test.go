@@ -55,6 +55,13 @@ type testServer struct {
 
 func startTestServer(t *testing.T) *testServer {
 	t.Helper()
+	return startTestServerWith(t, nil)
+}
+
+// startTestServerWith lets a test adjust the configuration and pass
+// options before the server starts.
+func startTestServerWith(t *testing.T, mutate func(*config.Config), opts ...Option) *testServer {
+	t.Helper()
 	cfg := config.Default()
 	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store = "sqlite://" + filepath.Join(t.TempDir(), "ssogate.db")
@@ -63,8 +70,11 @@ func startTestServer(t *testing.T) *testServer {
 		{Name: "backend", SHA256: sha256Hex(testLoginKey), Scopes: []string{"login"}},
 		{Name: "ops", SHA256: sha256Hex(testAdminKey), Scopes: []string{"admin"}},
 	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	logs := &syncBuffer{}
-	srv, err := New(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	srv, err := New(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
