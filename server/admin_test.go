@@ -269,3 +269,29 @@ func TestKeysOverRPC(t *testing.T) {
 		t.Error("the SAML credential leaked into the JWKS")
 	}
 }
+
+func TestExpiringCertificateIsReported(t *testing.T) {
+	ctx := context.Background()
+	ts := startTestServer(t)
+	admin := ssogatev1.NewConnectionServiceClient(ts.dial(t, testAdminKey))
+	// testCertPEM expires in 24 hours: well inside the 30-day warning.
+	if _, err := admin.CreateConnection(ctx, &ssogatev1.CreateConnectionRequest{Connection: &ssogatev1.Connection{
+		Id: "soon", TenantId: "t", IdentityProvider: &ssogatev1.IdentityProviderSettings{
+			Certificates: []*ssogatev1.Certificate{{Pem: testCertPEM(t)}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	ts.srv.connectionSweep(ctx)
+	ts.srv.connectionSweep(ctx) // a second pass the same day does not audit again
+	_, body, _ := get(t, ts.httpURL+"/metrics")
+	if !strings.Contains(body, `ssogate_idp_certificate_expiry_seconds{connection="soon"`) {
+		t.Error("no expiry gauge for the pinned certificate")
+	}
+	evs, err := ssogatev1.NewAuditServiceClient(ts.dial(t, testAdminKey)).ListAuditEvents(ctx,
+		&ssogatev1.ListAuditEventsRequest{ConnectionId: "soon", Type: "certificate.expiring"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs.Events) != 1 || !strings.Contains(evs.Events[0].Message, "CN=idp.example.com") {
+		t.Fatalf("expiry audit events: %v", evs.Events)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/policy"
 	"github.com/ssogate/ssogate/saml"
+	"github.com/ssogate/ssogate/token"
 )
 
 // A connection is stored as the protojson of its API message: one schema
@@ -29,13 +30,6 @@ var (
 	connectionIDPattern = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
 	domainPattern       = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
 )
-
-// reservedClaims can never be produced by an attribute mapping.
-var reservedClaims = map[string]bool{
-	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
-	"sid": true, "tenant": true, "conn": true, "roles": true, "auth_time": true, "acr": true,
-	"typ": true, "client_id": true, "scope": true,
-}
 
 // connectionFromMap reads a connection declared in the config file, where
 // it has the API's field names.
@@ -147,7 +141,7 @@ func validateConnection(c *ssogatev1.Connection, allowHTTP func(host string) boo
 		}
 	}
 	for claim, names := range c.AttributeMapping {
-		if reservedClaims[claim] {
+		if token.ReservedClaim(claim) {
 			bad("attribute_mapping."+claim, "%q is a reserved token claim and cannot come from IdP attributes", claim)
 		}
 		if names == nil || len(names.Names) == 0 {

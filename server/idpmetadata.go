@@ -182,11 +182,27 @@ func (s *Server) checkCertificates(ctx context.Context, c *ssogatev1.Connection)
 			continue
 		}
 		left := cert.NotAfter.Sub(now)
-		s.metrics.certExpiry.WithLabelValues(c.Id, fingerprint(cert.Raw)).Set(left.Seconds())
-		if left < certExpiryWarning {
+		fp := fingerprint(cert.Raw)
+		s.metrics.certExpiry.WithLabelValues(c.Id, fp).Set(left.Seconds())
+		if left < certExpiryWarning && s.warnOnce(c.Id+"/"+fp, now) {
 			s.audit(ctx, auditEvent{Type: auditCertExpiring, ConnectionID: c.Id, TenantID: c.TenantId,
 				Message: fmt.Sprintf("IdP signing certificate %q expires %s (in %s); add its successor to the IdP metadata",
 					cert.Subject.String(), cert.NotAfter.UTC().Format(time.RFC3339), left.Round(time.Hour))})
 		}
 	}
+}
+
+// warnOnce reports whether key was not warned about in the last day, and
+// records it: an expiring certificate is audited daily, not hourly.
+func (s *Server) warnOnce(key string, now time.Time) bool {
+	s.warnedMu.Lock()
+	defer s.warnedMu.Unlock()
+	if s.warned == nil {
+		s.warned = map[string]time.Time{}
+	}
+	if last, ok := s.warned[key]; ok && now.Sub(last) < 24*time.Hour {
+		return false
+	}
+	s.warned[key] = now
+	return true
 }

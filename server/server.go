@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,8 @@ type Server struct {
 	// allowHTTP admits plain-http IdP endpoints (loopback only).
 	allowHTTP  func(host string) bool
 	httpClient *http.Client
+	warnedMu   sync.Mutex
+	warned     map[string]time.Time
 	now        func() time.Time
 	rand       io.Reader
 
