@@ -29,6 +29,7 @@ func (s *Server) handleBrowserLogin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	resp, err := loginService{s: s}.StartLogin(r.Context(), &ssogatev1.StartLoginRequest{
 		ConnectionId: r.PathValue("connection_id"), ReturnTo: q.Get("return_to"), State: q.Get("state"),
+		Test: q.Get("test") == "1" || q.Get("test") == "true",
 	})
 	if err != nil {
 		st := status.Convert(err)
