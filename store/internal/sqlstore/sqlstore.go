@@ -3,9 +3,9 @@
 // what differs between the two: how a time is bound, how a unique violation
 // looks, and how revocations are serialized.
 //
-// Both schemas use the same table and column names (see each backend's
-// migrations); placeholders are $1, $2, ..., which PostgreSQL and the
-// modernc SQLite driver both bind by number.
+// Both schemas come from one template (Migrations) in each dialect's column
+// types; placeholders are $1, $2, ..., which PostgreSQL and the modernc
+// SQLite driver both bind by number.
 //
 // Every single-use operation is decided by one conditional UPDATE or INSERT
 // (or, for refresh-token rotation, one transaction whose first statement is
