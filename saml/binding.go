@@ -442,68 +442,30 @@ func signEnveloped(el *etree.Element, key crypto.Signer, cert *x509.Certificate)
 	return out, nil
 }
 
-// verifySignedXML checks the enveloped signature of root (one signature,
-// one Reference, to root's ID) with the pinned IdP certificates and returns
-// the element as the signature covers it; callers read values from that
-// element only. Algorithm and certificate policy are ValidateResponse's
-// (checkSignatureAlgorithms, candidateCerts); unlike plain goxmldsig,
-// ECDSA signature values are accepted in the r||s form XML Signature
-// specifies as well as in ASN.1 DER.
+// verifySignedXML checks the enveloped signature of root with the pinned
+// IdP certificates and returns the element as the signature covers it;
+// callers read values from that element only. Algorithm, reference and
+// certificate policy are ValidateResponse's (checkSignatureAlgorithms,
+// verifyEnveloped), but a signature is required.
 func (sp *ServiceProvider) verifySignedXML(root *etree.Element, now time.Time) (*etree.Element, error) {
 	what := root.Tag
 	sigs := directChildren(root, nsDS, "Signature")
-	switch {
-	case len(sigs) == 0:
+	if len(sigs) == 0 {
 		return nil, Rejectf(ReasonSignatureMissing, "the %s is not signed; the IdP must sign it", what)
-	case len(sigs) > 1:
-		return nil, Rejectf(ReasonSignatureInvalid, "the %s has %d signatures; expected one", what, len(sigs))
 	}
-	sig := sigs[0]
-	id := root.SelectAttrValue("ID", "")
-	refs := sig.FindElements("./SignedInfo/Reference")
-	if id == "" || len(refs) != 1 || refs[0].SelectAttrValue("URI", "") != "#"+id {
-		return nil, Rejectf(ReasonSignatureInvalid, "the %s signature must have exactly one Reference, to the %s's own ID", what, what)
-	}
-	if rerr := checkSignatureAlgorithms(sig, sp.cfg.AllowSHA1); rerr != nil {
-		return nil, rerr
+	for _, sig := range sigs {
+		if rerr := checkSignatureAlgorithms(sig, sp.cfg.AllowSHA1); rerr != nil {
+			return nil, rerr
+		}
 	}
 	if _, rerr := sp.validPinnedCerts(what, now); rerr != nil {
 		return nil, rerr
 	}
-	candidates, rerr := sp.candidateCerts(sig, what, now)
+	verified, _, rerr := sp.verifyEnveloped(root, what, now)
 	if rerr != nil {
 		return nil, rerr
 	}
-	for _, c := range candidates {
-		if verified, err := verifyWithCert(root, c); err == nil {
-			return verified, nil
-		}
-	}
-	return nil, Rejectf(ReasonSignatureInvalid, "the %s signature does not verify with the pinned certificate%s %s; the message was altered or signed with another key",
-		what, plural(len(candidates)), describeCerts(candidates))
-}
-
-func verifyWithCert(root *etree.Element, cert *x509.Certificate) (*etree.Element, error) {
-	el := root.Copy()
-	sig := directChildren(el, nsDS, "Signature")[0]
-	// KeyInfo is outside what the signature covers; the pinned certificate
-	// is used instead of whatever it says.
-	for _, ki := range sig.SelectElements("KeyInfo") {
-		sig.RemoveChild(ki)
-	}
-	if pub, ok := cert.PublicKey.(*ecdsa.PublicKey); ok {
-		if sv := sig.SelectElement("SignatureValue"); sv != nil {
-			raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(sv.Text()), ""))
-			size := (pub.Curve.Params().BitSize + 7) / 8
-			if err == nil && len(raw) == 2*size {
-				sv.SetText(base64.StdEncoding.EncodeToString(rawToDER(raw)))
-			}
-		}
-	}
-	ctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{cert}})
-	ctx.IdAttribute = "ID"
-	ctx.Clock = dsig.NewFakeClockAt(cert.NotBefore)
-	return ctx.Validate(el)
+	return verified, nil
 }
 
 // directChildren returns the child elements of el in namespace ns with the
