@@ -49,9 +49,9 @@
 //     tolerated); deflated data is refused; no DTD, entity declaration or
 //     processing instruction (the XML declaration aside); exactly one root
 //     element, samlp:Response, no text beside it; element depth at most 48;
-//     at most 64 namespace declarations in scope at any element and 32,768
-//     in all (canonicalization copies the in-scope set per element, which
-//     is what makes a namespace flood expensive). The bounds leave room for
+//     at most 64 namespace declarations in scope at any element
+//     (canonicalization copies the in-scope set per element, which is what
+//     makes a nested namespace flood expensive). The bounds leave room for
 //     a genuine assertion with 2,000 attribute values.
 //   - Version 2.0, and Status Success; other statuses map to
 //     IDP_AUTHN_FAILED, IDP_REQUEST_DENIED, IDP_NO_PASSIVE or IDP_STATUS.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -232,6 +233,16 @@ type resign struct {
 	// sigLast leaves the signature as the last child, where goxmldsig
 	// puts it, instead of after the Issuer.
 	sigLast bool
+	// mixed, when set, re-signs with a signature method and digest that
+	// goxmldsig would not pair.
+	mixed *mixedAlgs
+}
+
+type mixedAlgs struct {
+	sigMethod  string
+	sigHash    crypto.Hash
+	digestURI  string
+	digestHash crypto.Hash
 }
 
 func (f *fixture) tamper(t testing.TB, b64 string, edit func(resp, assertion *etree.Element), rs resign) string {
@@ -250,6 +261,9 @@ func (f *fixture) tamper(t testing.TB, b64 string, edit func(resp, assertion *et
 	if rs.assertion {
 		a = firstChild(resp, nsAssertion, "Assertion")
 		signed := signElement(t, mustDetach(t, a), key, cert, rs.method)
+		if rs.mixed != nil {
+			resignMixed(t, signed, key, *rs.mixed)
+		}
 		if rs.sigLast {
 			moveLast(signed, firstChild(signed, dsig.Namespace, "Signature"))
 		}
@@ -263,6 +277,9 @@ func (f *fixture) tamper(t testing.TB, b64 string, edit func(resp, assertion *et
 			resp.RemoveChild(old)
 		}
 		resp = signElement(t, resp, key, cert, rs.method)
+		if rs.mixed != nil {
+			resignMixed(t, resp, key, *rs.mixed)
+		}
 		if rs.sigLast {
 			moveLast(resp, firstChild(resp, dsig.Namespace, "Signature"))
 		}
@@ -344,6 +361,38 @@ func signElement(t testing.TB, el *etree.Element, key crypto.Signer, cert *x509.
 	}
 	signed.InsertChildAt(at, sig)
 	return signed
+}
+
+// resignMixed recomputes the digest and the signature value of el's
+// enveloped signature with the algorithms in m.
+func resignMixed(t testing.TB, el *etree.Element, key crypto.Signer, m mixedAlgs) {
+	t.Helper()
+	c14n := dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	sig := firstChild(el, dsig.Namespace, "Signature")
+	unsigned := el.Copy()
+	unsigned.RemoveChild(firstChild(unsigned, dsig.Namespace, "Signature"))
+	body, err := c14n.Canonicalize(unsigned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := m.digestHash.New()
+	h.Write(body)
+	si := firstChild(sig, dsig.Namespace, "SignedInfo")
+	ref := firstChild(si, dsig.Namespace, "Reference")
+	firstChild(ref, dsig.Namespace, "DigestMethod").CreateAttr("Algorithm", m.digestURI)
+	firstChild(ref, dsig.Namespace, "DigestValue").SetText(base64.StdEncoding.EncodeToString(h.Sum(nil)))
+	firstChild(si, dsig.Namespace, "SignatureMethod").CreateAttr("Algorithm", m.sigMethod)
+	canonSI, err := c14n.Canonicalize(mustDetach(t, si))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := m.sigHash.New()
+	sh.Write(canonSI)
+	value, err := key.Sign(rand.Reader, sh.Sum(nil), m.sigHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstChild(sig, dsig.Namespace, "SignatureValue").SetText(base64.StdEncoding.EncodeToString(value))
 }
 
 func moveLast(parent, child *etree.Element) {

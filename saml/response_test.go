@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -32,6 +33,7 @@ type rejection struct {
 	edit  func(*Config)
 	build func(t *testing.T, f *fixture) string
 	want  Reason
+	msg   string // a substring the message must hold, when the reason alone is ambiguous
 }
 
 func rejections() []rejection {
@@ -57,7 +59,7 @@ func rejections() []rejection {
 				return s[:40] + " " + s[40:]
 			}},
 		{name: "base64 non-canonical trailing bits", want: ReasonMalformedEncoding,
-			build: func(t *testing.T, f *fixture) string { return "PHg+PC94Pj=" }},
+			build: func(t *testing.T, f *fixture) string { return "PHgvPh==" }}, // "<x/>" is PHgvPg==
 		{name: "deflated on the POST binding", want: ReasonMalformedEncoding,
 			build: func(t *testing.T, f *fixture) string {
 				return deflateB64(t, mustDecode(t, f.issue(t, issue{requestID: f.pend("id-r")})))
@@ -138,7 +140,7 @@ func rejections() []rejection {
 					setNameID(a, "admin@acme.example")
 				}, resign{})
 			}},
-		{name: "signed with a key that is not pinned", want: ReasonCertificateNotTrusted,
+		{name: "signed with a key that is not pinned", want: ReasonCertificateNotTrusted, msg: "not pinned",
 			build: func(t *testing.T, f *fixture) string {
 				k := respKey(t, 2)
 				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r")}), nil,
@@ -162,6 +164,16 @@ func rejections() []rejection {
 			build: func(t *testing.T, f *fixture) string {
 				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r")}), nil,
 					resign{assertion: true, response: true, method: dsig.RSASHA1SignatureMethod})
+			}},
+		{name: "RSA-SHA1 signature method over a SHA-256 digest", want: ReasonAlgorithmNotAllowed, msg: "signature algorithm",
+			build: func(t *testing.T, f *fixture) string {
+				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r")}), nil, resign{assertion: true, response: true,
+					mixed: &mixedAlgs{dsig.RSASHA1SignatureMethod, crypto.SHA1, "http://www.w3.org/2001/04/xmlenc#sha256", crypto.SHA256}})
+			}},
+		{name: "SHA-1 digest under an RSA-SHA256 signature", want: ReasonAlgorithmNotAllowed, msg: "digest",
+			build: func(t *testing.T, f *fixture) string {
+				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r")}), nil, resign{assertion: true, response: true,
+					mixed: &mixedAlgs{dsig.RSASHA256SignatureMethod, crypto.SHA256, digestSHA1, crypto.SHA1}})
 			}},
 		{name: "AES-CBC without legacy encryption", want: ReasonAlgorithmNotAllowed,
 			build: func(t *testing.T, f *fixture) string {
@@ -221,6 +233,15 @@ func rejections() []rejection {
 					resp.InsertChildAt(firstChild(resp, nsAssertion, "Issuer").Index()+1, ext)
 				}, resign{})
 			}},
+		{name: "wrapping: the only assertion moved into Extensions", want: ReasonAssertionCount, msg: "is inside <Extensions>",
+			build: func(t *testing.T, f *fixture) string {
+				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r")}), func(resp, a *etree.Element) {
+					resp.RemoveChild(a)
+					ext := etree.NewElement("samlp:Extensions")
+					ext.AddChild(a)
+					resp.InsertChildAt(firstChild(resp, nsAssertion, "Issuer").Index()+1, ext)
+				}, respOnly)
+			}},
 		{name: "plain assertion where encryption is required", want: ReasonEncryptionRequired,
 			edit:  func(c *Config) { c.WantEncryptedAssertions = true },
 			build: func(t *testing.T, f *fixture) string { return f.issue(t, issue{requestID: f.pend("id-r")}) }},
@@ -241,6 +262,15 @@ func rejections() []rejection {
 			build: func(t *testing.T, f *fixture) string {
 				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r"), encrypt: gcmEncrypter(), unsignedResponse: true}),
 					func(resp, _ *etree.Element) { flipCipherValue(t, resp, "EncryptedKey") }, resign{})
+			}},
+		{name: "AES-CBC assertion signed by an unpinned key under an unsigned Response", want: ReasonDecryptionFailed,
+			edit: func(c *Config) { c.AllowLegacyEncryption = true },
+			build: func(t *testing.T, f *fixture) string {
+				k := respKey(t, 2)
+				f.idp.Key, f.idp.Certificate = k, selfSignedCert(t, k)
+				enc := xmlenc.OAEP()
+				enc.BlockCipher = xmlenc.AES256CBC
+				return f.issue(t, issue{requestID: f.pend("id-r"), unsignedResponse: true, encrypt: enc})
 			}},
 		{name: "encrypted but no decryption key", want: ReasonDecryptionFailed,
 			edit: func(c *Config) { c.DecryptionKey, c.EncryptionCert = nil, nil },
@@ -419,8 +449,8 @@ func TestValidateResponseRejects(t *testing.T) {
 				t.Fatalf("accepted: %+v", id)
 			}
 			se := wantReason(t, err, tc.want)
-			if se.Message == "" {
-				t.Error("empty message")
+			if se.Message == "" || !strings.Contains(se.Message, tc.msg) {
+				t.Errorf("message %q does not say %q", se.Message, tc.msg)
 			}
 			if !storeReasons[tc.want] && f.requests.calls+f.replay.calls != callsBefore {
 				t.Errorf("a %s rejection touched the store (%d calls)", tc.want, f.requests.calls+f.replay.calls-callsBefore)
@@ -641,6 +671,18 @@ func TestIdentityComplete(t *testing.T) {
 	// The replay entry lives until the assertion could no longer be
 	// accepted: its earliest limit plus the skew.
 	if got, want := f.replay.seen[id.AssertionID], testNow.Add(crewsaml.MaxIssueDelay+DefaultClockSkew); !got.Equal(want) {
+		t.Errorf("replay expiry = %s, want %s", got, want)
+	}
+}
+
+// The replay entry must not outlive the IssueInstant limit either.
+func TestReplayExpiryHonoursMaxIssueAge(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxIssueAge = 30 * time.Second })
+	id, err := f.validate(t, f.issue(t, issue{requestID: f.pend("id-r")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.replay.seen[id.AssertionID], testNow.Add(30*time.Second+DefaultClockSkew); !got.Equal(want) {
 		t.Errorf("replay expiry = %s, want %s", got, want)
 	}
 }

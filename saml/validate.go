@@ -360,7 +360,9 @@ func (sp *ServiceProvider) verifySignatures(root *etree.Element, now time.Time) 
 			return nil, rerr
 		}
 	case a == nil:
-		return nil, Rejectf(ReasonAssertionCount, "the signed Response holds no Assertion")
+		// scanDocument saw one directly under the Response; the signed
+		// form of the Response must still hold it.
+		return nil, Rejectf(ReasonAssertionCount, "the Response holds no Assertion directly under it")
 	}
 	detached, err := detach(a)
 	if err != nil {
