@@ -38,8 +38,9 @@
 // that cannot be mapped to reasons, does not say which certificate or
 // algorithm verified, decrypts with distinguishable errors and no
 // algorithm allowlist, and, through goxmldsig's namespace traversal limit
-// of 1,000 elements, refuses genuine assertion-signed responses with a
-// few hundred attribute values. Its checks are all repeated here.
+// of 1,000 elements, refuses genuine responses from about 500 attribute
+// values up however they are signed ("traversal limit reached"; raising
+// MaximumXMLTokens does not help). Its checks are all repeated here.
 //
 // This package checks, in this order, before any store is touched:
 //
