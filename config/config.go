@@ -25,6 +25,12 @@ type Config struct {
 	// ExternalURL is the public base URL browsers and IdPs reach HTTPAddr
 	// by; SP entity IDs and ACS URLs derive from it.
 	ExternalURL string `yaml:"external_url"`
+	// GRPCTLSCertFile and GRPCTLSKeyFile turn on TLS for the gRPC
+	// listener; GRPCClientCAFile additionally requires client certificates
+	// signed by that CA (mutual TLS). API keys are required either way.
+	GRPCTLSCertFile  string `yaml:"grpc_tls_cert_file"`
+	GRPCTLSKeyFile   string `yaml:"grpc_tls_key_file"`
+	GRPCClientCAFile string `yaml:"grpc_client_ca_file"`
 	// Store is "sqlite://<path>" or "postgres://...".
 	Store string `yaml:"store"`
 
@@ -139,6 +145,12 @@ func (c Config) Validate() error {
 		bad("external_url", c.ExternalURL, "want an absolute http(s) URL such as https://sso.example.com")
 	} else if u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/") {
 		bad("external_url", c.ExternalURL, "want no query, fragment or trailing slash")
+	}
+	if (c.GRPCTLSCertFile == "") != (c.GRPCTLSKeyFile == "") {
+		bad("grpc_tls_cert_file", "", "set grpc_tls_cert_file and grpc_tls_key_file together")
+	}
+	if c.GRPCClientCAFile != "" && c.GRPCTLSCertFile == "" {
+		bad("grpc_client_ca_file", "", "mutual TLS needs grpc_tls_cert_file and grpc_tls_key_file too")
 	}
 	if _, _, err := ParseStore(c.Store); err != nil {
 		bad("store", redactDSN(c.Store), err.Error())

@@ -15,6 +15,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("grpc_addr", r.GRPCAddr),
 		slog.String("external_url", r.ExternalURL),
 		slog.String("store", r.Store),
+		slog.Bool("grpc_tls", r.GRPCTLSCertFile != ""),
+		slog.Bool("grpc_mtls", r.GRPCClientCAFile != ""),
 		slog.String("log_level", r.LogLevel),
 		slog.String("shutdown_timeout", r.ShutdownTimeout.String()),
 		slog.Bool("kek_set", c.KEK != "" || c.KEKFile != ""),

@@ -31,6 +31,12 @@ var (
 	domainPattern       = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
 )
 
+// mappedClaims are the token claims attributes feed by design; any other
+// reserved claim cannot come from the IdP.
+var mappedClaims = map[string]bool{
+	saml.ClaimEmail: true, saml.ClaimName: true, saml.ClaimGivenName: true, saml.ClaimFamilyName: true, saml.ClaimGroups: true,
+}
+
 // connectionFromMap reads a connection declared in the config file, where
 // it has the API's field names.
 func connectionFromMap(m map[string]any) (*ssogatev1.Connection, error) {
@@ -141,7 +147,7 @@ func validateConnection(c *ssogatev1.Connection, allowHTTP func(host string) boo
 		}
 	}
 	for claim, names := range c.AttributeMapping {
-		if token.ReservedClaim(claim) {
+		if !mappedClaims[claim] && token.ReservedClaim(claim) {
 			bad("attribute_mapping."+claim, "%q is a reserved token claim and cannot come from IdP attributes", claim)
 		}
 		if names == nil || len(names.Names) == 0 {

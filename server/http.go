@@ -6,9 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -60,7 +60,7 @@ func acceptRequestID(v string) string {
 
 // httpHandler builds the one HTTP router: the REST gateway under /v1/ and
 // the plain routes of DESIGN.md.
-func (s *Server) httpHandler(ctx context.Context, grpcAddr string) (http.Handler, error) {
+func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
@@ -70,15 +70,20 @@ func (s *Server) httpHandler(ctx context.Context, grpcAddr string) (http.Handler
 			return metadata.Pairs("x-request-id", requestID(r.Context()))
 		}),
 	)
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	target := loopbackTarget(grpcAddr)
-	for _, register := range []func(context.Context, *runtime.ServeMux, string, []grpc.DialOption) error{
-		ssogatev1.RegisterLoginServiceHandlerFromEndpoint,
-		ssogatev1.RegisterConnectionServiceHandlerFromEndpoint,
-		ssogatev1.RegisterKeyServiceHandlerFromEndpoint,
-		ssogatev1.RegisterAuditServiceHandlerFromEndpoint,
+	conn, err := grpc.NewClient("passthrough:///ssogate-gateway",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayLis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("REST gateway connection: %w", err)
+	}
+	go func() { <-ctx.Done(); conn.Close() }()
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		ssogatev1.RegisterLoginServiceHandler,
+		ssogatev1.RegisterConnectionServiceHandler,
+		ssogatev1.RegisterKeyServiceHandler,
+		ssogatev1.RegisterAuditServiceHandler,
 	} {
-		if err := register(ctx, gw, target, opts); err != nil {
+		if err := register(ctx, gw, conn); err != nil {
 			return nil, fmt.Errorf("register REST gateway: %w", err)
 		}
 	}
@@ -103,23 +108,6 @@ func (s *Server) httpHandler(ctx context.Context, grpcAddr string) (http.Handler
 		register(mux)
 	}
 	return s.middleware(mux), nil
-}
-
-// loopbackTarget turns a listener address into one the gateway can dial:
-// a wildcard host becomes loopback.
-func loopbackTarget(addr string) string {
-	host, port, found := strings.Cut(addr, "]:")
-	if found { // [::]:9090
-		if host == "[::" {
-			return "127.0.0.1:" + port
-		}
-		return addr
-	}
-	i := strings.LastIndex(addr, ":")
-	if h := addr[:i]; h == "" || h == "0.0.0.0" {
-		return "127.0.0.1" + addr[i:]
-	}
-	return addr
 }
 
 // statusRecorder remembers the status code written.

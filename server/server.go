@@ -3,12 +3,15 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,9 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ssogate/ssogate/config"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
@@ -33,7 +38,10 @@ type Server struct {
 	metrics *metrics
 	health  *health.Server
 	grpc    *grpc.Server
-	auth    *authenticator
+	// gatewayGRPC serves the REST gateway in memory, on gatewayLis.
+	gatewayGRPC *grpc.Server
+	gatewayLis  *bufconn.Listener
+	auth        *authenticator
 
 	extraRoutes []func(*http.ServeMux)
 
@@ -126,17 +134,59 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		}
 		return nil, err
 	}
-	s.grpc = grpc.NewServer(
+	creds, err := grpcTLS(cfg)
+	if err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	s.grpc = s.newGRPCServer(creds...)
+	// The REST gateway reaches the same services through an in-memory
+	// listener: it never crosses the network, and needs no client
+	// certificate when the public listener demands one. API keys still
+	// apply: it runs the same interceptors.
+	s.gatewayGRPC = s.newGRPCServer()
+	s.gatewayLis = bufconn.Listen(1 << 20)
+	return s, nil
+}
+
+// newGRPCServer registers every service behind the interceptors.
+func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+	g := grpc.NewServer(append(opts,
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
-	)
-	ssogatev1.RegisterLoginServiceServer(s.grpc, loginService{s: s})
-	ssogatev1.RegisterConnectionServiceServer(s.grpc, connectionService{s: s})
-	ssogatev1.RegisterKeyServiceServer(s.grpc, keyService{s: s})
-	ssogatev1.RegisterAuditServiceServer(s.grpc, auditService{s: s})
-	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
-	return s, nil
+	)...)
+	ssogatev1.RegisterLoginServiceServer(g, loginService{s: s})
+	ssogatev1.RegisterConnectionServiceServer(g, connectionService{s: s})
+	ssogatev1.RegisterKeyServiceServer(g, keyService{s: s})
+	ssogatev1.RegisterAuditServiceServer(g, auditService{s: s})
+	healthpb.RegisterHealthServer(g, s.health)
+	reflection.Register(g)
+	return g
+}
+
+// grpcTLS builds the gRPC listener's TLS settings: none, TLS, or mutual
+// TLS requiring client certificates from the configured CA.
+func grpcTLS(cfg config.Config) ([]grpc.ServerOption, error) {
+	if cfg.GRPCTLSCertFile == "" {
+		return nil, nil
+	}
+	pair, err := tls.LoadX509KeyPair(cfg.GRPCTLSCertFile, cfg.GRPCTLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("invalid setting grpc_tls_cert_file / grpc_tls_key_file: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	if cfg.GRPCClientCAFile != "" {
+		pemBytes, err := os.ReadFile(cfg.GRPCClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("invalid setting grpc_client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("invalid setting grpc_client_ca_file: %s holds no PEM certificate", cfg.GRPCClientCAFile)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(tc))}, nil
 }
 
 // Run listens on the configured addresses and serves until ctx is done,
@@ -159,7 +209,7 @@ func (s *Server) Run(ctx context.Context) error {
 // health turns NOT_SERVING, new connections are refused, and in-flight
 // requests get up to ShutdownTimeout to finish.
 func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
-	handler, err := s.httpHandler(ctx, grpcLis.Addr().String())
+	handler, err := s.httpHandler(ctx)
 	if err != nil {
 		grpcLis.Close()
 		httpLis.Close()
@@ -184,6 +234,12 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 		return nil
 	})
 	g.Go(func() error {
+		if err := s.gatewayGRPC.Serve(s.gatewayLis); err != nil {
+			return fmt.Errorf("serve gateway grpc: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
 		if err := httpSrv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)
 		}
@@ -202,11 +258,16 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 		defer cancel()
 		stopped := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(stopped) }()
-		herr := httpSrv.Shutdown(sctx)
-		select {
-		case <-stopped:
-		case <-sctx.Done():
-			s.grpc.Stop()
+		herr := httpSrv.Shutdown(sctx) // REST calls drain through the gateway first
+		gwStopped := make(chan struct{})
+		go func() { s.gatewayGRPC.GracefulStop(); close(gwStopped) }()
+		for _, c := range []chan struct{}{stopped, gwStopped} {
+			select {
+			case <-c:
+			case <-sctx.Done():
+				s.grpc.Stop()
+				s.gatewayGRPC.Stop()
+			}
 		}
 		if herr != nil {
 			httpSrv.Close()

@@ -51,9 +51,11 @@ func startDev(t *testing.T) *devServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
-	done := make(chan error, 1)
+	done := make(chan struct{})
+	var runErr error
 	go func() {
-		done <- run(ctx, []string{"dev", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--dir", t.TempDir()},
+		defer close(done)
+		runErr = run(ctx, []string{"dev", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--dir", t.TempDir()},
 			func(string) (string, bool) { return "", false }, stdout, stderr)
 	}()
 	t.Cleanup(func() {
@@ -76,8 +78,8 @@ func startDev(t *testing.T) *devServer {
 	}
 	for deadline := time.Now().Add(30 * time.Second); field("Dev API key") == ""; {
 		select {
-		case err := <-done:
-			t.Fatalf("ssogate dev exited: %v\n%s", err, stderr.String())
+		case <-done:
+			t.Fatalf("ssogate dev exited: %v\n%s", runErr, stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
