@@ -109,7 +109,7 @@ func Default() Config {
 		},
 		SAML: SAMLConfig{
 			ClockSkew:    60 * time.Second,
-			MaxBodyBytes: 256 << 10,
+			MaxBodyBytes: 512 << 10,
 			MaxXMLBytes:  1 << 20,
 		},
 	}

@@ -16,7 +16,7 @@ import (
 const (
 	DefaultClockSkew    = 60 * time.Second
 	DefaultMaxIssueAge  = 5 * time.Minute
-	DefaultMaxBodyBytes = 256 << 10
+	DefaultMaxBodyBytes = 512 << 10
 	DefaultMaxXMLBytes  = 1 << 20
 )
 

@@ -31,7 +31,7 @@ func TestNewDefaultsAndURLs(t *testing.T) {
 	}
 	cfg := sp.Config()
 	if cfg.ClockSkew != time.Minute || cfg.MaxIssueAge != 5*time.Minute ||
-		cfg.MaxBodyBytes != 256<<10 || cfg.MaxXMLBytes != 1<<20 || cfg.Now == nil || cfg.Rand == nil {
+		cfg.MaxBodyBytes != 512<<10 || cfg.MaxXMLBytes != 1<<20 || cfg.Now == nil || cfg.Rand == nil {
 		t.Errorf("defaults not filled: %+v", cfg)
 	}
 }
