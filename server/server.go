@@ -50,6 +50,7 @@ type Server struct {
 	keys     *token.KeySet
 	tokens   *token.Issuer
 	revoked  *revocations
+	verified *verifiedCache
 	spCreds  *spCredentials
 	// allowHTTP admits plain-http IdP endpoints (loopback only).
 	allowHTTP  func(host string) bool
@@ -119,6 +120,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		metrics:    newMetrics(prometheus.NewRegistry()),
 		health:     health.NewServer(),
 		revoked:    newRevocations(),
+		verified:   newVerifiedCache(100_000),
 		allowHTTP:  loopbackOnly,
 		httpClient: &http.Client{Timeout: metadataTimeout},
 		now:        time.Now,

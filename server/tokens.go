@@ -264,8 +264,21 @@ func (s *Server) mintAccess(_ context.Context, c token.Claims) (string, token.Cl
 }
 
 // verifyAccess checks an access token, signature and revocation included.
+// A token verified before is served from the cache until it expires; its
+// session's revocation is checked on every call all the same.
 func (s *Server) verifyAccess(ctx context.Context, raw string) (*token.Claims, error) {
-	return s.tokens.Verify(ctx, raw)
+	if claims, ok := s.verified.get(raw, s.now()); ok {
+		if s.revoked.Revoked(claims.SessionID) {
+			return nil, fmt.Errorf("%w: session %q", token.ErrRevoked, claims.SessionID)
+		}
+		return claims, nil
+	}
+	claims, err := s.tokens.Verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	s.verified.put(raw, claims)
+	return claims, nil
 }
 
 // jwks renders the published keys.
