@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"flag"
@@ -64,10 +62,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	apiKey, kek := randomToken(), make([]byte, 32)
-	if _, err := rand.Read(kek); err != nil {
-		return err
-	}
+	apiKey := randomToken()
 	sum := sha256.Sum256([]byte(apiKey))
 
 	cfg := config.Default()
@@ -77,7 +72,8 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.Store = "sqlite://" + filepath.Join(*dir, "ssogate.db")
 	cfg.LogLevel = *logLevel
 	cfg.ShutdownTimeout = 5 * time.Second
-	cfg.KEK = base64.StdEncoding.EncodeToString(kek)
+	// No KEK: the server generates one beside the SQLite file (and says so
+	// in the log), so that `--dir` reuses keys across runs.
 	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Scopes: []string{"login", "admin"}}}
 	cfg.Connections = []map[string]any{devConnection(base, idp)}
 	if err := cfg.Validate(); err != nil {
@@ -115,7 +111,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
   gRPC:          %[2]s
   Dev API key:   %[3]s   (scopes login, admin)
   Store:         %[4]s
-  KEK:           generated for this run only (set SSOGATE_KEK in production)
+  KEK:           generated beside the SQLite file (set SSOGATE_KEK in production)
 
   grpcurl -plaintext -H "authorization: Bearer %[3]s" %[2]s list
 `, base, cfg.GRPCAddr, apiKey, cfg.Store)
