@@ -288,6 +288,12 @@ func (s *Server) identityOf(res *loginResult, sessionID string, sessionEnd time.
 	for name, values := range id.Attributes {
 		out.Attributes[name] = &ssogatev1.AttributeValues{Values: values}
 	}
+	if len(id.Mapped.Extra) > 0 {
+		out.Claims = map[string]*ssogatev1.AttributeValues{}
+		for name, values := range id.Mapped.Extra {
+			out.Claims[name] = &ssogatev1.AttributeValues{Values: values}
+		}
+	}
 	return out
 }
 

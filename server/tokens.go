@@ -25,6 +25,16 @@ func claimsOf(ident *ssogatev1.Identity, sessionEnd time.Time) token.Claims {
 	if ident.AuthTime != nil {
 		c.AuthTime = ident.AuthTime.AsTime()
 	}
+	for name, v := range ident.Claims {
+		if c.Extra == nil {
+			c.Extra = map[string]any{}
+		}
+		if len(v.Values) == 1 {
+			c.Extra[name] = v.Values[0]
+		} else {
+			c.Extra[name] = v.Values
+		}
+	}
 	return c
 }
 
@@ -141,6 +151,23 @@ func (l loginService) ValidateToken(ctx context.Context, req *ssogatev1.Validate
 	}
 	if !claims.AuthTime.IsZero() {
 		ident.AuthTime = timestamppb.New(claims.AuthTime)
+	}
+	for name, v := range claims.Extra {
+		if ident.Claims == nil {
+			ident.Claims = map[string]*ssogatev1.AttributeValues{}
+		}
+		switch v := v.(type) {
+		case string:
+			ident.Claims[name] = &ssogatev1.AttributeValues{Values: []string{v}}
+		case []any:
+			vals := &ssogatev1.AttributeValues{}
+			for _, x := range v {
+				if str, ok := x.(string); ok {
+					vals.Values = append(vals.Values, str)
+				}
+			}
+			ident.Claims[name] = vals
+		}
 	}
 	return &ssogatev1.ValidateTokenResponse{Valid: true, Identity: ident, ExpiresAt: timestamppb.New(claims.ExpiresAt)}, nil
 }

@@ -137,6 +137,7 @@ func devConnection(base string, idp *devidp.IdP) map[string]any {
 		"default_return_url":  base + "/",
 		"attribute_mapping": map[string]any{
 			"groups": map[string]any{"names": []any{devidp.GroupsAttribute}},
+			"uid":    map[string]any{"names": []any{"urn:oid:0.9.2342.19200300.100.1.1"}},
 		},
 		"access_policy": map[string]any{
 			"role_mappings": []any{

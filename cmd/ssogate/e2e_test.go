@@ -206,7 +206,8 @@ func TestBrowserLoginEndToEnd(t *testing.T) {
 	if err := tok.Claims(keys[0].Key, &claims); err != nil {
 		t.Fatalf("JWT does not verify with the JWKS: %v", err)
 	}
-	if claims["email"] != "alice@example.com" || claims["sid"] != set.Identity.SessionId || claims["conn"] != "dev" {
+	if claims["email"] != "alice@example.com" || claims["sid"] != set.Identity.SessionId || claims["conn"] != "dev" ||
+		claims["uid"] != "alice" || claims["typ"] != nil {
 		t.Errorf("claims = %v", claims)
 	}
 	if v, err := login.ValidateToken(rpc, &ssogatev1.ValidateTokenRequest{AccessToken: set.AccessToken}); err != nil || !v.Valid {

@@ -1096,8 +1096,13 @@ type Identity struct {
 	Acr string `protobuf:"bytes,15,opt,name=acr,proto3" json:"acr,omitempty"`
 	// When the session ends at the latest.
 	SessionExpiresAt *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=session_expires_at,json=sessionExpiresAt,proto3" json:"session_expires_at,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Further claims from the connection's attribute_mapping (entries other
+	// than email, name, given_name, family_name and groups), by claim name.
+	// They appear in the access token too: one value as a string, several as
+	// an array.
+	Claims        map[string]*AttributeValues `protobuf:"bytes,17,rep,name=claims,proto3" json:"claims,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Identity) Reset() {
@@ -1242,6 +1247,13 @@ func (x *Identity) GetSessionExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Identity) GetClaims() map[string]*AttributeValues {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
 // AttributeValues are the values of one SAML attribute.
 type AttributeValues struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1366,7 +1378,7 @@ const file_ssogate_v1_login_proto_rawDesc = "" +
 	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12#\n" +
 	"\rrefresh_token\x18\x04 \x01(\tR\frefreshToken\x12H\n" +
 	"\x12refresh_expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x10refreshExpiresAt\x120\n" +
-	"\bidentity\x18\x06 \x01(\v2\x14.ssogate.v1.IdentityR\bidentity\"\x93\x05\n" +
+	"\bidentity\x18\x06 \x01(\v2\x14.ssogate.v1.IdentityR\bidentity\"\xa5\x06\n" +
 	"\bIdentity\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12#\n" +
@@ -1389,8 +1401,12 @@ const file_ssogate_v1_login_proto_rawDesc = "" +
 	"attributes\x127\n" +
 	"\tauth_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\bauthTime\x12\x10\n" +
 	"\x03acr\x18\x0f \x01(\tR\x03acr\x12H\n" +
-	"\x12session_expires_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\x1aZ\n" +
+	"\x12session_expires_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\x128\n" +
+	"\x06claims\x18\x11 \x03(\v2 .ssogate.v1.Identity.ClaimsEntryR\x06claims\x1aZ\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x121\n" +
+	"\x05value\x18\x02 \x01(\v2\x1b.ssogate.v1.AttributeValuesR\x05value:\x028\x01\x1aV\n" +
+	"\vClaimsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x121\n" +
 	"\x05value\x18\x02 \x01(\v2\x1b.ssogate.v1.AttributeValuesR\x05value:\x028\x01\")\n" +
 	"\x0fAttributeValues\x12\x16\n" +
@@ -1418,7 +1434,7 @@ func file_ssogate_v1_login_proto_rawDescGZIP() []byte {
 	return file_ssogate_v1_login_proto_rawDescData
 }
 
-var file_ssogate_v1_login_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_ssogate_v1_login_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_ssogate_v1_login_proto_goTypes = []any{
 	(*StartLoginRequest)(nil),         // 0: ssogate.v1.StartLoginRequest
 	(*StartLoginResponse)(nil),        // 1: ssogate.v1.StartLoginResponse
@@ -1440,43 +1456,46 @@ var file_ssogate_v1_login_proto_goTypes = []any{
 	(*Identity)(nil),                  // 17: ssogate.v1.Identity
 	(*AttributeValues)(nil),           // 18: ssogate.v1.AttributeValues
 	nil,                               // 19: ssogate.v1.Identity.AttributesEntry
-	(*timestamppb.Timestamp)(nil),     // 20: google.protobuf.Timestamp
+	nil,                               // 20: ssogate.v1.Identity.ClaimsEntry
+	(*timestamppb.Timestamp)(nil),     // 21: google.protobuf.Timestamp
 }
 var file_ssogate_v1_login_proto_depIdxs = []int32{
-	20, // 0: ssogate.v1.StartLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	21, // 0: ssogate.v1.StartLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
 	16, // 1: ssogate.v1.ExchangeCodeResponse.token_set:type_name -> ssogate.v1.TokenSet
 	16, // 2: ssogate.v1.ExchangeAssertionResponse.token_set:type_name -> ssogate.v1.TokenSet
 	16, // 3: ssogate.v1.RefreshTokenResponse.token_set:type_name -> ssogate.v1.TokenSet
 	17, // 4: ssogate.v1.ValidateTokenResponse.identity:type_name -> ssogate.v1.Identity
-	20, // 5: ssogate.v1.ValidateTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	20, // 6: ssogate.v1.TokenSet.expires_at:type_name -> google.protobuf.Timestamp
-	20, // 7: ssogate.v1.TokenSet.refresh_expires_at:type_name -> google.protobuf.Timestamp
+	21, // 5: ssogate.v1.ValidateTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	21, // 6: ssogate.v1.TokenSet.expires_at:type_name -> google.protobuf.Timestamp
+	21, // 7: ssogate.v1.TokenSet.refresh_expires_at:type_name -> google.protobuf.Timestamp
 	17, // 8: ssogate.v1.TokenSet.identity:type_name -> ssogate.v1.Identity
 	19, // 9: ssogate.v1.Identity.attributes:type_name -> ssogate.v1.Identity.AttributesEntry
-	20, // 10: ssogate.v1.Identity.auth_time:type_name -> google.protobuf.Timestamp
-	20, // 11: ssogate.v1.Identity.session_expires_at:type_name -> google.protobuf.Timestamp
-	18, // 12: ssogate.v1.Identity.AttributesEntry.value:type_name -> ssogate.v1.AttributeValues
-	0,  // 13: ssogate.v1.LoginService.StartLogin:input_type -> ssogate.v1.StartLoginRequest
-	2,  // 14: ssogate.v1.LoginService.ExchangeCode:input_type -> ssogate.v1.ExchangeCodeRequest
-	4,  // 15: ssogate.v1.LoginService.ExchangeAssertion:input_type -> ssogate.v1.ExchangeAssertionRequest
-	6,  // 16: ssogate.v1.LoginService.RefreshToken:input_type -> ssogate.v1.RefreshTokenRequest
-	8,  // 17: ssogate.v1.LoginService.ValidateToken:input_type -> ssogate.v1.ValidateTokenRequest
-	10, // 18: ssogate.v1.LoginService.StartLogout:input_type -> ssogate.v1.StartLogoutRequest
-	12, // 19: ssogate.v1.LoginService.RevokeSession:input_type -> ssogate.v1.RevokeSessionRequest
-	14, // 20: ssogate.v1.LoginService.RevokeSubject:input_type -> ssogate.v1.RevokeSubjectRequest
-	1,  // 21: ssogate.v1.LoginService.StartLogin:output_type -> ssogate.v1.StartLoginResponse
-	3,  // 22: ssogate.v1.LoginService.ExchangeCode:output_type -> ssogate.v1.ExchangeCodeResponse
-	5,  // 23: ssogate.v1.LoginService.ExchangeAssertion:output_type -> ssogate.v1.ExchangeAssertionResponse
-	7,  // 24: ssogate.v1.LoginService.RefreshToken:output_type -> ssogate.v1.RefreshTokenResponse
-	9,  // 25: ssogate.v1.LoginService.ValidateToken:output_type -> ssogate.v1.ValidateTokenResponse
-	11, // 26: ssogate.v1.LoginService.StartLogout:output_type -> ssogate.v1.StartLogoutResponse
-	13, // 27: ssogate.v1.LoginService.RevokeSession:output_type -> ssogate.v1.RevokeSessionResponse
-	15, // 28: ssogate.v1.LoginService.RevokeSubject:output_type -> ssogate.v1.RevokeSubjectResponse
-	21, // [21:29] is the sub-list for method output_type
-	13, // [13:21] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	21, // 10: ssogate.v1.Identity.auth_time:type_name -> google.protobuf.Timestamp
+	21, // 11: ssogate.v1.Identity.session_expires_at:type_name -> google.protobuf.Timestamp
+	20, // 12: ssogate.v1.Identity.claims:type_name -> ssogate.v1.Identity.ClaimsEntry
+	18, // 13: ssogate.v1.Identity.AttributesEntry.value:type_name -> ssogate.v1.AttributeValues
+	18, // 14: ssogate.v1.Identity.ClaimsEntry.value:type_name -> ssogate.v1.AttributeValues
+	0,  // 15: ssogate.v1.LoginService.StartLogin:input_type -> ssogate.v1.StartLoginRequest
+	2,  // 16: ssogate.v1.LoginService.ExchangeCode:input_type -> ssogate.v1.ExchangeCodeRequest
+	4,  // 17: ssogate.v1.LoginService.ExchangeAssertion:input_type -> ssogate.v1.ExchangeAssertionRequest
+	6,  // 18: ssogate.v1.LoginService.RefreshToken:input_type -> ssogate.v1.RefreshTokenRequest
+	8,  // 19: ssogate.v1.LoginService.ValidateToken:input_type -> ssogate.v1.ValidateTokenRequest
+	10, // 20: ssogate.v1.LoginService.StartLogout:input_type -> ssogate.v1.StartLogoutRequest
+	12, // 21: ssogate.v1.LoginService.RevokeSession:input_type -> ssogate.v1.RevokeSessionRequest
+	14, // 22: ssogate.v1.LoginService.RevokeSubject:input_type -> ssogate.v1.RevokeSubjectRequest
+	1,  // 23: ssogate.v1.LoginService.StartLogin:output_type -> ssogate.v1.StartLoginResponse
+	3,  // 24: ssogate.v1.LoginService.ExchangeCode:output_type -> ssogate.v1.ExchangeCodeResponse
+	5,  // 25: ssogate.v1.LoginService.ExchangeAssertion:output_type -> ssogate.v1.ExchangeAssertionResponse
+	7,  // 26: ssogate.v1.LoginService.RefreshToken:output_type -> ssogate.v1.RefreshTokenResponse
+	9,  // 27: ssogate.v1.LoginService.ValidateToken:output_type -> ssogate.v1.ValidateTokenResponse
+	11, // 28: ssogate.v1.LoginService.StartLogout:output_type -> ssogate.v1.StartLogoutResponse
+	13, // 29: ssogate.v1.LoginService.RevokeSession:output_type -> ssogate.v1.RevokeSessionResponse
+	15, // 30: ssogate.v1.LoginService.RevokeSubject:output_type -> ssogate.v1.RevokeSubjectResponse
+	23, // [23:31] is the sub-list for method output_type
+	15, // [15:23] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_ssogate_v1_login_proto_init() }
@@ -1490,7 +1509,7 @@ func file_ssogate_v1_login_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ssogate_v1_login_proto_rawDesc), len(file_ssogate_v1_login_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
