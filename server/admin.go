@@ -40,7 +40,10 @@ func applyIdPMetadata(c *ssogatev1.Connection, md saml.IdentityProvider) {
 		c.IdentityProvider = idp
 	}
 	idp.EntityId = md.EntityID
-	idp.SsoUrl = md.SSORedirectURL
+	idp.SsoUrl, idp.SsoPostUrl = md.SSORedirectURL, ""
+	if idp.SsoUrl == "" {
+		idp.SsoPostUrl = md.SSOPostURL
+	}
 	idp.SloUrl = md.SLORedirectURL
 	idp.Certificates = nil
 	for _, cert := range md.Certificates {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"html/template"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 func (s *Server) browserRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /saml/{connection_id}/login", s.handleBrowserLogin)
 	mux.HandleFunc("POST /saml/{connection_id}/acs", s.handleACS)
+	mux.HandleFunc("GET /saml/{connection_id}/authn/{request_id}", s.handlePostAuthn)
 	mux.HandleFunc("GET /saml/{connection_id}/slo", s.handleSLO)
 	mux.HandleFunc("POST /saml/{connection_id}/slo", s.handleSLO)
 	mux.HandleFunc("GET /saml/{connection_id}/metadata", s.handleMetadata)
@@ -383,4 +385,18 @@ func (s *Server) testLoginPage(w http.ResponseWriter, r *http.Request, res *logi
 		"CertExpiry": id.Diagnostics.CertificateNotAfter.UTC().Format(time.RFC3339),
 		"Now":        s.now().UTC().Format(time.RFC3339), "Denied": denied, "Roles": res.roles, "CorrelationID": requestID(r.Context()),
 	})
+}
+
+// handlePostAuthn serves the self-submitting form of a pending
+// AuthnRequest for an IdP that takes the HTTP-POST binding only. The page
+// holds nothing secret (the same request would otherwise ride in a URL);
+// it is served until the request is answered or expires.
+func (s *Server) handlePostAuthn(w http.ResponseWriter, r *http.Request) {
+	p, err := s.store.GetPendingRequest(r.Context(), r.PathValue("connection_id"), r.PathValue("request_id"))
+	if err != nil || !p.ConsumedAt.IsZero() || !s.now().Before(p.ExpiresAt) || !bytes.HasPrefix(p.Data, []byte("<")) {
+		s.errorPage(w, r, http.StatusNotFound, "This sign-in link has expired. Please start again.")
+		return
+	}
+	setPageSecurityHeaders(w.Header())
+	writePostForm(w, p.Data)
 }

@@ -99,12 +99,18 @@ func validateConnection(c *ssogatev1.Connection, allowHTTP func(host string) boo
 	if idp.EntityId == "" && complete {
 		bad("identity_provider.entity_id", "required before leaving DRAFT: the IdP's entity ID (Issuer)")
 	}
-	if idp.SsoUrl == "" {
+	if idp.SsoUrl == "" && idp.SsoPostUrl == "" {
 		if complete {
 			bad("identity_provider.sso_url", "required before leaving DRAFT: the IdP's SAML single sign-on URL")
 		}
-	} else if err := checkEndpoint(idp.SsoUrl, allowHTTP); err != nil {
-		bad("identity_provider.sso_url", "%v", err)
+	}
+	for field, u := range map[string]string{"identity_provider.sso_url": idp.SsoUrl, "identity_provider.sso_post_url": idp.SsoPostUrl} {
+		if u == "" {
+			continue
+		}
+		if err := checkEndpoint(u, allowHTTP); err != nil {
+			bad(field, "%v", err)
+		}
 	}
 	if idp.SloUrl != "" {
 		if err := checkEndpoint(idp.SloUrl, allowHTTP); err != nil {
@@ -226,6 +232,7 @@ func samlConfig(c *ssogatev1.Connection) (saml.Config, error) {
 		IdP: saml.IdentityProvider{
 			EntityID:       idp.GetEntityId(),
 			SSORedirectURL: idp.GetSsoUrl(),
+			SSOPostURL:     idp.GetSsoPostUrl(),
 			SLORedirectURL: idp.GetSloUrl(),
 		},
 		AllowIdPInitiated:       c.AllowIdpInitiated,

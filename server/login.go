@@ -133,6 +133,17 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 		ID: areq.ID, ConnectionID: c.msg.Id, ReturnTo: returnTo, State: req.State, Test: req.Test,
 		CreatedAt: now, ExpiresAt: now.Add(pendingRequestTTL),
 	}
+	redirect := areq.RedirectURL
+	if redirect == "" {
+		// The IdP takes AuthnRequests by HTTP-POST only: keep the form,
+		// and send the browser to our page that posts it.
+		form, err := areq.PostForm()
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "build AuthnRequest form: %v", err)
+		}
+		pending.Data = form
+		redirect = s.cfg.ExternalURL + "/saml/" + c.msg.Id + "/authn/" + url.PathEscape(areq.ID)
+	}
 	if err := s.store.PutPendingRequest(ctx, pending); err != nil {
 		return nil, status.Errorf(codes.Internal, "store pending request: %v", err)
 	}
@@ -140,7 +151,7 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 	s.audit(ctx, auditEvent{Type: auditLoginStarted, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
 		Detail: map[string]any{"request_id": areq.ID, "test": req.Test}})
 	return &ssogatev1.StartLoginResponse{
-		RedirectUrl: areq.RedirectURL, RequestId: areq.ID, ConnectionId: c.msg.Id,
+		RedirectUrl: redirect, RequestId: areq.ID, ConnectionId: c.msg.Id,
 		ExpiresAt: timestamppb.New(pending.ExpiresAt),
 	}, nil
 }

@@ -340,8 +340,12 @@ type IdentityProviderSettings struct {
 	MetadataRefreshTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=metadata_refresh_time,json=metadataRefreshTime,proto3" json:"metadata_refresh_time,omitempty"`
 	// Why the last metadata refresh failed; empty after a success.
 	MetadataRefreshError string `protobuf:"bytes,7,opt,name=metadata_refresh_error,json=metadataRefreshError,proto3" json:"metadata_refresh_error,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// SingleSignOnService URL, HTTP-POST binding. Used only when sso_url is
+	// empty (an IdP without the Redirect binding): StartLogin's redirect_url
+	// then leads to a page of ours that posts the AuthnRequest.
+	SsoPostUrl    string `protobuf:"bytes,8,opt,name=sso_post_url,json=ssoPostUrl,proto3" json:"sso_post_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IdentityProviderSettings) Reset() {
@@ -419,6 +423,13 @@ func (x *IdentityProviderSettings) GetMetadataRefreshTime() *timestamppb.Timesta
 func (x *IdentityProviderSettings) GetMetadataRefreshError() string {
 	if x != nil {
 		return x.MetadataRefreshError
+	}
+	return ""
+}
+
+func (x *IdentityProviderSettings) GetSsoPostUrl() string {
+	if x != nil {
+		return x.SsoPostUrl
 	}
 	return ""
 }
@@ -1481,7 +1492,7 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x04etag\x18\x15 \x01(\tR\x04etag\x1a_\n" +
 	"\x15AttributeMappingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
-	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01\"\xd9\x02\n" +
+	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01\"\xfb\x02\n" +
 	"\x18IdentityProviderSettings\x12\x1b\n" +
 	"\tentity_id\x18\x01 \x01(\tR\bentityId\x12\x17\n" +
 	"\asso_url\x18\x02 \x01(\tR\x06ssoUrl\x12\x17\n" +
@@ -1489,7 +1500,9 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\fcertificates\x18\x04 \x03(\v2\x17.ssogate.v1.CertificateR\fcertificates\x12!\n" +
 	"\fmetadata_url\x18\x05 \x01(\tR\vmetadataUrl\x12S\n" +
 	"\x15metadata_refresh_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x13metadataRefreshTime\x129\n" +
-	"\x16metadata_refresh_error\x18\a \x01(\tB\x03\xe0A\x03R\x14metadataRefreshError\"\xb0\x01\n" +
+	"\x16metadata_refresh_error\x18\a \x01(\tB\x03\xe0A\x03R\x14metadataRefreshError\x12 \n" +
+	"\fsso_post_url\x18\b \x01(\tR\n" +
+	"ssoPostUrl\"\xb0\x01\n" +
 	"\vCertificate\x12\x10\n" +
 	"\x03pem\x18\x01 \x01(\tR\x03pem\x12\x1d\n" +
 	"\asubject\x18\x02 \x01(\tB\x03\xe0A\x03R\asubject\x12<\n" +
