@@ -2,16 +2,13 @@ package server
 
 import (
 	"context"
-	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/ssogate/ssogate/config"
 	"github.com/ssogate/ssogate/devidp"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 )
@@ -21,27 +18,8 @@ import (
 // completes.
 func TestLoginWithPostOnlyIdP(t *testing.T) {
 	ctx := context.Background()
-	mux := http.NewServeMux()
-	idpServer := httptest.NewServer(mux)
-	t.Cleanup(idpServer.Close)
-	idp := newDevIdP(t, idpServer.URL+"/idp")
-	mux.Handle("/idp/", http.StripPrefix("/idp", idp.Handler()))
-
-	ts := startTestServerWith(t, func(c *config.Config) {
-		c.Connections = []map[string]any{{
-			"id": "postonly", "tenant_id": "t", "state": "CONNECTION_STATE_ACTIVE",
-			"identity_provider": map[string]any{
-				"entity_id": idpServer.URL + "/idp/metadata", "sso_post_url": idpServer.URL + "/idp/sso",
-				"certificates": []any{map[string]any{"pem": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idp.Certificate.Raw}))}},
-			},
-			"allowed_return_urls": []any{"https://app.example.com/"},
-		}}
-	})
-	_, md, _ := get(t, ts.httpURL+"/saml/postonly/metadata")
-	if err := idp.RegisterServiceProvider("postonly", []byte(md)); err != nil {
-		t.Fatal(err)
-	}
-	login := ssogatev1.NewLoginServiceClient(ts.dial(t, testLoginKey))
+	f := newIdPFixtureFor(t, "postonly", "sso_post_url")
+	ts, login := f.ts, f.login
 	start, err := login.StartLogin(ctx, &ssogatev1.StartLoginRequest{ConnectionId: "postonly", ReturnTo: "https://app.example.com/cb"})
 	if err != nil {
 		t.Fatal(err)
