@@ -223,6 +223,17 @@ func (cs connectionService) UpdateConnection(ctx context.Context, req *ssogatev1
 	if cur.msg.State != next.State {
 		detail["state_from"], detail["state_to"] = cur.msg.State.String(), next.State.String()
 	}
+	if next.State == ssogatev1.ConnectionState_CONNECTION_STATE_DISABLED && cur.msg.State != next.State {
+		// Switching a connection off ends its sessions everywhere at once.
+		ids, err := s.store.RevokeConnection(ctx, next.Id, "connection disabled", s.now())
+		if err != nil {
+			return nil, s.storeErr("revoke the connection's sessions", err)
+		}
+		for _, id := range ids {
+			s.revoked.add(id, s.now())
+		}
+		detail["sessions_revoked"] = len(ids)
+	}
 	s.audit(ctx, auditEvent{Type: auditConnectionUpdated, ConnectionID: next.Id, TenantID: next.TenantId, Detail: detail})
 	return &ssogatev1.UpdateConnectionResponse{Connection: stored}, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/ssogate/ssogate/config"
 	"github.com/ssogate/ssogate/devidp"
@@ -138,4 +139,23 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// Disabling a connection ends its sessions at once.
+func TestDisableConnectionRevokesSessions(t *testing.T) {
+	f := newIdPFixture(t)
+	ctx := context.Background()
+	a, err := f.login.ExchangeAssertion(ctx, &ssogatev1.ExchangeAssertionRequest{ConnectionId: "acme", SamlResponse: f.signedResponse(t, "bob").SAMLResponse})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := ssogatev1.NewConnectionServiceClient(f.ts.dial(t, testAdminKey))
+	if _, err := admin.UpdateConnection(ctx, &ssogatev1.UpdateConnectionRequest{
+		Connection: &ssogatev1.Connection{Id: "acme", State: ssogatev1.ConnectionState_CONNECTION_STATE_DISABLED},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"state"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := f.login.ValidateToken(ctx, &ssogatev1.ValidateTokenRequest{AccessToken: a.TokenSet.AccessToken}); v.Valid || v.Reason != "revoked" {
+		t.Fatalf("token of a disabled connection: %v", v)
+	}
 }
