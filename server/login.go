@@ -134,6 +134,14 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 		CreatedAt: now, ExpiresAt: now.Add(pendingRequestTTL),
 	}
 	redirect := areq.RedirectURL
+	if hint := cmpOr(req.LoginHint, req.Email); hint != "" && redirect != "" {
+		// Entra ID and others pre-fill the username from login_hint; the
+		// query signature covers only SAMLRequest, RelayState and SigAlg,
+		// so an extra parameter leaves it intact.
+		// Appended as is: re-encoding the query could change the octets
+		// the signature covers.
+		redirect += "&login_hint=" + url.QueryEscape(hint)
+	}
 	if redirect == "" {
 		// The IdP takes AuthnRequests by HTTP-POST only: keep the form,
 		// and send the browser to our page that posts it.
@@ -488,4 +496,14 @@ func rejectionStatus(reason saml.Reason, err error) error {
 		code = codes.InvalidArgument
 	}
 	return status.Errorf(code, "REJECTION_REASON_%s: %s", reason, msg)
+}
+
+// cmpOr returns the first non-empty string.
+func cmpOr(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
