@@ -80,22 +80,31 @@ func (k keyStore) DeleteKey(ctx context.Context, id string) error {
 	return mapStoreErr(k.st.DeleteSigningKey(ctx, id))
 }
 
-// refreshStore adapts the store to token.RefreshStore.
+// refreshStore adapts the store to token.RefreshStore. On reuse it audits
+// which session the store revoked, since only the store knows.
 type refreshStore struct {
-	st  store.Store
-	now func() time.Time
+	s *Server
 }
 
 func (r refreshStore) PutRefreshToken(ctx context.Context, hash []byte, sessionID string, expiresAt time.Time) error {
-	return mapStoreErr(r.st.PutRefreshToken(ctx, store.RefreshToken{Hash: hash, SessionID: sessionID, CreatedAt: r.now(), ExpiresAt: expiresAt}))
+	return mapStoreErr(r.s.store.PutRefreshToken(ctx, store.RefreshToken{Hash: hash, SessionID: sessionID, CreatedAt: r.s.now(), ExpiresAt: expiresAt}))
 }
 
 func (r refreshStore) RotateRefreshToken(ctx context.Context, oldHash, newHash []byte, newExpiresAt, now time.Time) (string, time.Time, error) {
-	old, err := r.st.RotateRefreshToken(ctx, oldHash, store.RefreshToken{Hash: newHash, CreatedAt: now, ExpiresAt: newExpiresAt}, now)
+	old, err := r.s.store.RotateRefreshToken(ctx, oldHash, store.RefreshToken{Hash: newHash, CreatedAt: now, ExpiresAt: newExpiresAt}, now)
+	if errors.Is(err, store.ErrReused) {
+		r.s.revoked.add(old.SessionID, now)
+		e := auditEvent{Type: auditRefreshReused, Message: "a spent refresh token was presented again; its session is revoked",
+			Detail: map[string]any{"session_id": old.SessionID}}
+		if sess, serr := r.s.store.GetSession(ctx, old.SessionID); serr == nil {
+			e.ConnectionID, e.TenantID, e.Subject = sess.ConnectionID, sess.TenantID, sess.Subject
+		}
+		r.s.audit(ctx, e)
+	}
 	if err != nil {
 		return "", time.Time{}, mapStoreErr(err)
 	}
-	sess, err := r.st.GetSession(ctx, old.SessionID)
+	sess, err := r.s.store.GetSession(ctx, old.SessionID)
 	if err != nil {
 		return "", time.Time{}, err
 	}

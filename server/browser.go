@@ -101,17 +101,18 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 		s.testLoginPage(w, r, res)
 		return
 	}
-	ident, err := s.createSession(ctx, res)
-	if err != nil {
-		s.acsFailure(w, r, c.msg, err)
-		return
-	}
+	// Where the browser goes is settled before anything is issued.
 	returnTo, state := c.msg.DefaultReturnUrl, ""
 	if res.pending != nil {
 		returnTo, state = res.pending.ReturnTo, res.pending.State
 	}
 	if returnTo == "" {
 		s.acsFailure(w, r, c.msg, saml.Rejectf(saml.ReasonConnectionInactive, "IdP-initiated login on connection %q, which has no default_return_url", c.msg.Id))
+		return
+	}
+	ident, err := s.createSession(ctx, res)
+	if err != nil {
+		s.acsFailure(w, r, c.msg, err)
 		return
 	}
 	code, err := s.mintCode(ctx, ident.SessionId, c.msg.Id, codeData{ReturnTo: returnTo, State: state})

@@ -29,6 +29,7 @@ const (
 	pendingRequestTTL = 10 * time.Minute
 	codeTTL           = 60 * time.Second
 	maxStateBytes     = 512
+	maxReturnToBytes  = 2048
 	// pendingLogout marks a pending request that is a LogoutRequest.
 	pendingLogout = "logout"
 )
@@ -104,8 +105,14 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 		return nil, err
 	}
 	if err := loginAllowed(c.msg, req.Test); err != nil {
-		s.rejectLogin(ctx, c.msg, err)
-		return nil, status.Error(codes.FailedPrecondition, err.(*saml.Error).Message)
+		se := err.(*saml.Error)
+		s.audit(ctx, auditEvent{Type: auditLoginFailed, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
+			Reason: se.Reason, Message: se.Message, Detail: map[string]any{"check": "lifecycle"}})
+		s.metrics.loginsRefused.WithLabelValues("lifecycle").Inc()
+		return nil, status.Error(codes.FailedPrecondition, se.Message)
+	}
+	if len(req.ReturnTo) > maxReturnToBytes {
+		return nil, status.Errorf(codes.InvalidArgument, "return_to is %d bytes; at most %d", len(req.ReturnTo), maxReturnToBytes)
 	}
 	if len(req.State) > maxStateBytes {
 		return nil, status.Errorf(codes.InvalidArgument, "state is %d bytes; at most %d", len(req.State), maxStateBytes)

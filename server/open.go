@@ -53,7 +53,7 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.tokens, err = token.New(token.Config{
 		Issuer: s.cfg.Token.Issuer, Audience: s.cfg.Token.Audience, Keys: s.keys,
-		Revocation: revocationChecker{s.revoked}, Refresh: refreshStore{st: st, now: s.now},
+		Revocation: revocationChecker{s.revoked}, Refresh: refreshStore{s: s},
 		AccessTTL: s.cfg.Token.AccessTTL, RefreshTTL: s.cfg.Token.RefreshTTL, Now: s.now, Rand: s.rand,
 	})
 	if err != nil {

@@ -89,12 +89,6 @@ func (l loginService) RefreshToken(ctx context.Context, req *ssogatev1.RefreshTo
 		case !errors.Is(err, token.ErrInvalid):
 			return nil, status.Errorf(codes.Internal, "rotate refresh token: %v", err)
 		}
-		if why == "reused" {
-			if err := s.syncRevocations(ctx); err != nil {
-				s.log.WarnContext(ctx, "sync revocations", "request_id", requestID(ctx), "error", err)
-			}
-			s.audit(ctx, auditEvent{Type: auditRefreshReused, Message: "a spent refresh token was presented again; its session is revoked"})
-		}
 		s.metrics.refreshRejected.WithLabelValues(why).Inc()
 		return nil, status.Errorf(codes.Unauthenticated, "refresh token is %s", why)
 	}

@@ -223,6 +223,18 @@ func TestWireIdPInitiated(t *testing.T) {
 		{id: "closed", set: map[string]any{"identity_provider": idp.identityProvider()}},
 		{id: "open", set: map[string]any{"identity_provider": idp.identityProvider(),
 			"allow_idp_initiated": true, "default_return_url": home}},
+		{id: "nowhere", set: map[string]any{"identity_provider": idp.identityProvider(), "allow_idp_initiated": true}},
+	})
+
+	t.Run("allowed but nowhere to land issues nothing", func(t *testing.T) {
+		before := f.metrics(t)
+		a := f.postACS(t, "nowhere", idp.respond(t, f.spMetadata(t, "nowhere"), devAlice), "")
+		ev := f.auditEvent(t, auditLoginFailed, a.requestID)
+		wantAudit(t, ev, ssogatev1.RejectionReason_REJECTION_REASON_CONNECTION_INACTIVE, "nowhere", "default_return_url")
+		wantGenericPage(t, a, http.StatusForbidden, ev)
+		after := f.metrics(t)
+		wantDelta(t, before, after, 0, acsOutcome("SUCCESS"))
+		wantDelta(t, before, after, 1, acsOutcome("CONNECTION_INACTIVE"))
 	})
 
 	t.Run("refused", func(t *testing.T) {
@@ -287,10 +299,11 @@ func TestWireConnectionLifecycle(t *testing.T) {
 			}
 			ev := f.auditEvent(t, auditLoginFailed, id)
 			wantAudit(t, ev, ssogatev1.RejectionReason_REJECTION_REASON_CONNECTION_INACTIVE, tc.conn, tc.mentions)
-			// rejectLogin counts StartLogin's lifecycle refusals with the
-			// ACS outcomes (unlike return_to, under logins_refused).
+			// A refusal before the IdP counts as a refused login, not as
+			// an ACS outcome: no response reached the ACS.
 			after := f.metrics(t)
-			wantDelta(t, before, after, 1, acsOutcome("CONNECTION_INACTIVE"))
+			wantDelta(t, before, after, 1, metricSeries("ssogate_logins_refused_total", "check", "lifecycle"))
+			wantDelta(t, before, after, 0, acsOutcome("CONNECTION_INACTIVE"))
 			wantDelta(t, before, after, 0, metricSeries("ssogate_logins_started_total", "test", "false"))
 		})
 	}

@@ -117,7 +117,7 @@ type Store interface {
 	//
 	// If the old token was already spent, its session is revoked with
 	// reason ReasonRefreshTokenReuse in the same transaction and ErrReused
-	// is returned. This holds for concurrent presentations too: when two
+	// is returned, with a RefreshToken carrying only that SessionID. This holds for concurrent presentations too: when two
 	// callers rotate the same token at once, one wins and the other's
 	// attempt is reuse, so the session ends revoked. Two parties holding one
 	// refresh token is exactly what rotation exists to detect; a client must

@@ -277,8 +277,11 @@ func testRefreshTokenReuse(t *testing.T, st store.Store) {
 
 	// r1 is presented again: reuse. The session is revoked in the same
 	// transaction and stays revoked.
-	_, err = st.RotateRefreshToken(ctx(t), hash("r1"), refresh("r3", "", day), now.Add(time.Second))
+	reusedTok, err := st.RotateRefreshToken(ctx(t), hash("r1"), refresh("r3", "", day), now.Add(time.Second))
 	wantErr(t, "RotateRefreshToken reuse", err, store.ErrReused)
+	if reusedTok.SessionID != "s1" {
+		t.Fatalf("reuse names session %q, want s1 (for the audit log)", reusedTok.SessionID)
+	}
 	got, err := st.GetSession(ctx(t), "s1")
 	wantErr(t, "GetSession", err, nil)
 	if got.RevokedAt.IsZero() || got.RevokeReason != store.ReasonRefreshTokenReuse {

@@ -257,7 +257,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store
 			if _, err := db.revoke(ctx, tx, store.ReasonRefreshTokenReuse, now, "id = $1", sessionID); err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
-			reused = true
+			reused, old.SessionID = true, sessionID
 			return nil // commit the revocation
 		}
 		if err != nil {
@@ -280,7 +280,8 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store
 		return store.RefreshToken{}, err
 	}
 	if reused {
-		return store.RefreshToken{}, fmt.Errorf("%s: session revoked: %w", what, store.ErrReused)
+		// The caller learns which session was revoked, for its audit log.
+		return store.RefreshToken{SessionID: old.SessionID}, fmt.Errorf("%s: session revoked: %w", what, store.ErrReused)
 	}
 	old.SpentAt = old.SpentAt.UTC().Truncate(timePrecision)
 	return old, nil
