@@ -8,10 +8,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ssogate/ssogate/devidp"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
@@ -293,5 +295,41 @@ func TestExpiringCertificateIsReported(t *testing.T) {
 	}
 	if len(evs.Events) != 1 || !strings.Contains(evs.Events[0].Message, "CN=idp.example.com") {
 		t.Fatalf("expiry audit events: %v", evs.Events)
+	}
+}
+
+func TestAuditFiltersAndPaging(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)}
+	ts := startTestServerWith(t, nil, WithClock(clock.now))
+	admin := ssogatev1.NewConnectionServiceClient(ts.dial(t, testAdminKey))
+	audit := ssogatev1.NewAuditServiceClient(ts.dial(t, testAdminKey))
+	for i, id := range []string{"a-1", "a-2", "b-1"} {
+		clock.add(time.Hour)
+		if _, err := admin.CreateConnection(ctx, &ssogatev1.CreateConnectionRequest{Connection: &ssogatev1.Connection{Id: id, TenantId: "t"}}); err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+	}
+	all, err := audit.ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{Type: "connection.created"})
+	if err != nil || len(all.Events) != 3 || all.Events[0].ConnectionId != "b-1" {
+		t.Fatalf("all, newest first: %v %v", all, err)
+	}
+	one, err := audit.ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{ConnectionId: "a-2"})
+	if err != nil || len(one.Events) != 1 || one.Events[0].Detail.Fields["caller"].GetStringValue() != "ops" {
+		t.Fatalf("by connection: %v %v", one, err)
+	}
+	window, err := audit.ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{
+		StartTime: timestamppb.New(time.Date(2026, 11, 1, 10, 30, 0, 0, time.UTC)),
+		EndTime:   timestamppb.New(time.Date(2026, 11, 1, 11, 30, 0, 0, time.UTC))})
+	if err != nil || len(window.Events) != 1 || window.Events[0].ConnectionId != "a-2" {
+		t.Fatalf("time window: %v %v", window, err)
+	}
+	page, err := audit.ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{Type: "connection.created", PageSize: 2})
+	if err != nil || len(page.Events) != 2 || page.NextPageToken == "" {
+		t.Fatalf("page 1: %v %v", page, err)
+	}
+	rest, err := audit.ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{Type: "connection.created", PageSize: 2, PageToken: page.NextPageToken})
+	if err != nil || len(rest.Events) != 1 || rest.NextPageToken != "" || rest.Events[0].ConnectionId != "a-1" {
+		t.Fatalf("page 2: %v %v", rest, err)
 	}
 }
