@@ -39,6 +39,12 @@ commands:
   healthcheck [url]  exit 0 when the server's /healthz answers 200
                      (default http://127.0.0.1:8080/healthz; for container health checks)
 
+admin commands (gRPC to --server, default $SSOGATE_SERVER or 127.0.0.1:9090,
+with an admin API key from $SSOGATE_API_KEY; -o json for protojson):
+  connections create|list|get|update|activate|sp-metadata|refresh-metadata|delete
+  keys list|rotate
+  audit tail [-f]
+
 Run "ssogate serve -h" for the settings; each flag has an SSOGATE_* twin.
 `
 
@@ -57,6 +63,8 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 		return dev(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, args[1:], stdout)
+	case "connections", "keys", "audit":
+		return adminCommand(ctx, args, env, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil

@@ -1,0 +1,362 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/api/annotations"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+)
+
+// connections runs `ssogate connections …`.
+func (c *cli) connections(ctx context.Context, args []string) error {
+	return c.dispatch(ctx, "connections", []subcommand{
+		{"create", "add a connection from IdP metadata (file or URL) or a file", c.connCreate},
+		{"list", "list connections", c.connList},
+		{"get", "show one connection", c.connGet},
+		{"update", "change fields of a connection (--set, --state, --from-file)", c.connUpdate},
+		{"activate", "move a connection to ACTIVE: its users sign in", c.connActivate},
+		{"sp-metadata", "print the SP metadata XML to give the IdP admin", c.connSPMetadata},
+		{"refresh-metadata", "fetch the connection's IdP metadata URL now", c.connRefresh},
+		{"delete", "delete a connection and revoke its sessions (--yes)", c.connDelete},
+	}, args)
+}
+
+// withConnections calls fn with a ConnectionService client.
+func (c *cli) withConnections(cf *clientFlags, fn func(ssogatev1.ConnectionServiceClient) error) error {
+	return withClient(c, cf, ssogatev1.NewConnectionServiceClient, fn)
+}
+
+// connectionResponse is a response that carries one connection.
+type connectionResponse interface {
+	proto.Message
+	GetConnection() *ssogatev1.Connection
+}
+
+// emitConnection prints the connection of a response (or, with -o json,
+// the response).
+func (c *cli) emitConnection(cf *clientFlags, resp connectionResponse) error {
+	return c.emit(cf, resp, func(w io.Writer) { printConnection(w, resp.GetConnection()) })
+}
+
+func (c *cli) connCreate(ctx context.Context, args []string) error {
+	fs, cf := c.flagSet("connections create", "", "Add a connection, in DRAFT unless --state says otherwise. The IdP side comes from\n--metadata-file, --metadata-url, or the identity_provider of --from-file; flags override the file.")
+	id := fs.String("id", "", "connection ID, [a-z0-9-]{1,63}; part of the SP entity ID and ACS URL")
+	tenant := fs.String("tenant", "", "tenant ID: the customer, in the product's own terms")
+	display := fs.String("display-name", "", `a human name, e.g. "Acme Corp (Okta)"`)
+	mdFile := fs.String("metadata-file", "", "IdP metadata XML file (- reads stdin)")
+	mdURL := fs.String("metadata-url", "", "https URL of the IdP metadata: fetched now and refreshed")
+	entity := fs.String("entity-id", "", "the IdP to use when the metadata lists several (EntitiesDescriptor)")
+	var domains, returnURLs stringList
+	fs.Var(&domains, "domain", "`domain`: email domain for discovery (repeatable; replaces the file's list)")
+	fs.Var(&returnURLs, "return-url", "`URL`: allowed return URL (repeatable; replaces the file's list)")
+	defReturn := fs.String("default-return-url", "", "where IdP-initiated logins land; under an allowed return URL")
+	state := fs.String("state", "", "draft (default), testing, active or disabled")
+	fromFile := fs.String("from-file", "", "a Connection as YAML or JSON with the API's field names (- reads stdin)")
+	if _, err := parse(fs, cf, args); err != nil {
+		return err
+	}
+	if *mdFile == "-" && *fromFile == "-" {
+		return errors.New("--metadata-file and --from-file cannot both read stdin")
+	}
+	conn := &ssogatev1.Connection{}
+	if *fromFile != "" {
+		f, err := c.readConnectionFile(*fromFile)
+		if err != nil {
+			return err
+		}
+		conn = f.conn
+		clearOutputOnly(conn.ProtoReflect())
+		conn.Etag = ""
+	}
+	override(&conn.Id, *id)
+	override(&conn.TenantId, *tenant)
+	override(&conn.DisplayName, *display)
+	override(&conn.DefaultReturnUrl, *defReturn)
+	if len(domains) > 0 {
+		conn.EmailDomains = domains
+	}
+	if len(returnURLs) > 0 {
+		conn.AllowedReturnUrls = returnURLs
+	}
+	if *state != "" {
+		s, err := parseState(*state)
+		if err != nil {
+			return err
+		}
+		conn.State = s
+	}
+	req := &ssogatev1.CreateConnectionRequest{Connection: conn, IdpMetadataUrl: *mdURL, IdpEntityId: *entity}
+	if *mdFile != "" {
+		if *mdURL != "" {
+			return errors.New("give --metadata-file or --metadata-url, not both")
+		}
+		xml, err := c.readInput(*mdFile, "--metadata-file")
+		if err != nil {
+			return err
+		}
+		req.IdpMetadataXml = string(xml)
+	}
+	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
+		resp, err := call(ctx, cf, client.CreateConnection, req)
+		if err != nil {
+			return err
+		}
+		if err := c.emitConnection(cf, resp); err != nil {
+			return err
+		}
+		if got := resp.Connection; got.State == ssogatev1.ConnectionState_CONNECTION_STATE_DRAFT {
+			c.hint(cf, "\nNext: give the IdP admin the SP metadata (ssogate connections sp-metadata %[1]s),\nthen ssogate connections update %[1]s --state testing, and a test login at %[2]s.", got.Id, testLoginURL(got))
+		}
+		return nil
+	})
+}
+
+// override sets *field when the flag was given.
+func override(field *string, flagValue string) {
+	if flagValue != "" {
+		*field = flagValue
+	}
+}
+
+func (c *cli) connList(ctx context.Context, args []string) error {
+	fs, cf := c.flagSet("connections list", "", "List every connection, ordered by ID.")
+	tenant := fs.String("tenant", "", "only this tenant's connections")
+	if _, err := parse(fs, cf, args); err != nil {
+		return err
+	}
+	all := &ssogatev1.ListConnectionsResponse{}
+	err := c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
+		req := &ssogatev1.ListConnectionsRequest{TenantId: *tenant, PageSize: 500}
+		for {
+			page, err := call(ctx, cf, client.ListConnections, req)
+			if err != nil {
+				return err
+			}
+			all.Connections = append(all.Connections, page.Connections...)
+			if page.NextPageToken == "" {
+				return nil
+			}
+			req.PageToken = page.NextPageToken
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return c.emit(cf, all, func(w io.Writer) {
+		fmt.Fprintln(w, "ID\tTENANT\tSTATE\tDOMAINS\tIDP ENTITY ID\tUPDATED")
+		for _, conn := range all.Connections {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", conn.Id, conn.TenantId, stateName(conn.State),
+				orDash(strings.Join(conn.EmailDomains, ",")), orDash(conn.GetIdentityProvider().GetEntityId()), ts(conn.UpdateTime))
+		}
+	})
+}
+
+func (c *cli) connGet(ctx context.Context, args []string) error {
+	fs, cf := c.flagSet("connections get", "ID", "Show one connection.")
+	pos, err := parse(fs, cf, args, "ID")
+	if err != nil {
+		return err
+	}
+	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
+		resp, err := call(ctx, cf, client.GetConnection, &ssogatev1.GetConnectionRequest{ConnectionId: pos[0]})
+		if err != nil {
+			return err
+		}
+		return c.emitConnection(cf, resp)
+	})
+}
+
+func (c *cli) connUpdate(ctx context.Context, args []string) error {
+	fs, cf := c.flagSet("connections update", "ID", "Change the fields named by --set, --state and --from-file; the rest stay as they are.")
+	var sets stringList
+	fs.Var(&sets, "set", "`field=value` (repeatable; an empty value clears), e.g. display_name=Acme, allow_idp_initiated=true,\nidentity_provider.sso_url=https://…, email_domains=a.com,b.com, max_session_duration=8h")
+	state := fs.String("state", "", "draft, testing, active or disabled")
+	fromFile := fs.String("from-file", "", "`file`: set every field this Connection (YAML/JSON, e.g. edited get -o json output) has;\nits etag, if any, refuses the update when the connection changed since")
+	etag := fs.String("etag", "", "refuse the update when the connection changed since this etag")
+	pos, err := parse(fs, cf, args, "ID")
+	if err != nil {
+		return err
+	}
+	req, err := c.updateRequest(pos[0], *fromFile, sets, *state, *etag)
+	if err != nil {
+		return err
+	}
+	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
+		resp, err := call(ctx, cf, client.UpdateConnection, req)
+		if err != nil {
+			return err
+		}
+		return c.emitConnection(cf, resp)
+	})
+}
+
+// updateRequest builds an UpdateConnection whose mask names exactly the
+// fields the user gave.
+func (c *cli) updateRequest(id, fromFile string, sets []string, state, etag string) (*ssogatev1.UpdateConnectionRequest, error) {
+	conn := &ssogatev1.Connection{}
+	var paths []string
+	if fromFile != "" {
+		f, err := c.readConnectionFile(fromFile)
+		if err != nil {
+			return nil, err
+		}
+		if f.conn.Id != "" && f.conn.Id != id {
+			return nil, fmt.Errorf("--from-file %s is connection %q, not %q", fromFile, f.conn.Id, id)
+		}
+		conn, paths = f.conn, f.fields
+	}
+	conn.Id = id
+	override(&conn.Etag, etag)
+	for _, s := range sets {
+		path, value, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, fmt.Errorf("--set %q: want field=value", s)
+		}
+		if err := checkSettable(path); err != nil {
+			return nil, err
+		}
+		if err := setField(conn.ProtoReflect(), path, value); err != nil {
+			return nil, fmt.Errorf("--set %s: %w", path, err)
+		}
+		paths = append(paths, path)
+	}
+	if state != "" {
+		s, err := parseState(state)
+		if err != nil {
+			return nil, err
+		}
+		conn.State = s
+		paths = append(paths, "state")
+	}
+	if len(paths) == 0 {
+		return nil, errors.New("nothing to update: give --set field=value, --state or --from-file")
+	}
+	slices.Sort(paths)
+	return &ssogatev1.UpdateConnectionRequest{Connection: conn, UpdateMask: &fieldmaskpb.FieldMask{Paths: slices.Compact(paths)}}, nil
+}
+
+// checkSettable refuses --set on what an update cannot change: the ID
+// (it names the connection to update), output-only fields and the etag.
+func checkSettable(path string) error {
+	top, _, _ := strings.Cut(path, ".")
+	fd := (&ssogatev1.Connection{}).ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(top))
+	switch {
+	case fd == nil:
+		return nil // setField names the unknown field
+	case fd.Name() == "etag":
+		return errors.New("--set etag: use --etag")
+	case hasBehavior(fd, annotations.FieldBehavior_IMMUTABLE, annotations.FieldBehavior_OUTPUT_ONLY):
+		return fmt.Errorf("--set %s: %s cannot be changed", path, top)
+	}
+	return nil
+}
+
+func (c *cli) connActivate(ctx context.Context, args []string) error {
+	fs, cf := c.flagSet("connections activate", "ID", "Move a connection to ACTIVE: its users sign in. Run a test login in TESTING first.")
+	pos, err := parse(fs, cf, args, "ID")
+	if err != nil {
+		return err
+	}
+	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
+		return c.activate(ctx, cf, client, pos[0])
+	})
+}
+
+func (c *cli) activate(ctx context.Context, cf *clientFlags, client ssogatev1.ConnectionServiceClient, id string) error {
+	cur, err := call(ctx, cf, client.GetConnection, &ssogatev1.GetConnectionRequest{ConnectionId: id})
+	if err != nil {
+		return err
+	}
+	was := cur.Connection.State
+	if was == ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE {
+		c.hint(cf, "connection %q is already ACTIVE", id)
+		return c.emitConnection(cf, cur)
+	}
+	// The etag makes this refuse if someone changed the connection since
+	// we read its state.
+	resp, err := call(ctx, cf, client.UpdateConnection, &ssogatev1.UpdateConnectionRequest{
+		Connection: &ssogatev1.Connection{Id: id, State: ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE, Etag: cur.Connection.Etag},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"state"}},
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.emitConnection(cf, resp); err != nil {
+		return err
+	}
+	if was == ssogatev1.ConnectionState_CONNECTION_STATE_DRAFT {
+		c.hint(cf, "\nNote: %q went from DRAFT to ACTIVE without a test login. Next time: --state testing,\nthen sign in at %s and check the diagnostic page before activating.", id, testLoginURL(resp.Connection))
+	}
+	return nil
+}
+
+func (c *cli) connSPMetadata(ctx context.Context, args []string) error {
+	fs, cf := c.flagSet("connections sp-metadata", "ID", "Print the SP metadata XML for the IdP admin (-o json: the XML and the entity ID, ACS, SLO and metadata URLs).")
+	pos, err := parse(fs, cf, args, "ID")
+	if err != nil {
+		return err
+	}
+	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
+		resp, err := call(ctx, cf, client.GetServiceProviderMetadata, &ssogatev1.GetServiceProviderMetadataRequest{ConnectionId: pos[0]})
+		if err != nil {
+			return err
+		}
+		if cf.output == "json" {
+			return c.printJSON(resp, true)
+		}
+		_, err = io.WriteString(c.stdout, strings.TrimSuffix(resp.MetadataXml, "\n")+"\n")
+		return err
+	})
+}
+
+func (c *cli) connRefresh(ctx context.Context, args []string) error {
+	fs, cf := c.flagSet("connections refresh-metadata", "ID", "Fetch the connection's IdP metadata URL now; a failed fetch keeps the last good metadata.")
+	pos, err := parse(fs, cf, args, "ID")
+	if err != nil {
+		return err
+	}
+	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
+		resp, err := call(ctx, cf, client.RefreshIdentityProviderMetadata, &ssogatev1.RefreshIdentityProviderMetadataRequest{ConnectionId: pos[0]})
+		if err != nil {
+			return err
+		}
+		return c.emitConnection(cf, resp)
+	})
+}
+
+func (c *cli) connDelete(ctx context.Context, args []string) error {
+	fs, cf := c.flagSet("connections delete", "ID --yes", "Delete a connection and revoke its sessions. There is no undo.")
+	yes := fs.Bool("yes", false, "confirm the deletion")
+	pos, err := parse(fs, cf, args, "ID")
+	if err != nil {
+		return err
+	}
+	if !*yes {
+		return fmt.Errorf("refusing to delete connection %q without --yes: its sessions are revoked and its settings are gone for good", pos[0])
+	}
+	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
+		resp, err := call(ctx, cf, client.DeleteConnection, &ssogatev1.DeleteConnectionRequest{ConnectionId: pos[0]})
+		if err != nil {
+			return err
+		}
+		return c.emit(cf, resp, func(w io.Writer) { fmt.Fprintf(w, "deleted connection %q\n", pos[0]) })
+	})
+}
+
+// testLoginURL is the browser route that starts a test login; it sits
+// beside the SP entity ID ({external_url}/saml/{id}).
+func testLoginURL(conn *ssogatev1.Connection) string {
+	if e := conn.GetServiceProvider().GetEntityId(); e != "" {
+		return e + "/login?test=1"
+	}
+	return "/saml/" + conn.Id + "/login?test=1"
+}
