@@ -47,63 +47,35 @@ func (c *cli) emitConnection(cf *clientFlags, resp connectionResponse) error {
 	return c.emit(cf, resp, func(w io.Writer) { printConnection(w, resp.GetConnection()) })
 }
 
+// createFlags are the flags of `connections create`.
+type createFlags struct {
+	id, tenant, display, defaultReturn, state *string
+	metadataFile, metadataURL, entityID       *string
+	fromFile                                  *string
+	domains, returnURLs                       stringList
+}
+
 func (c *cli) connCreate(ctx context.Context, args []string) error {
 	fs, cf := c.flagSet("connections create", "", "Add a connection, in DRAFT unless --state says otherwise. The IdP side comes from\n--metadata-file, --metadata-url, or the identity_provider of --from-file; flags override the file.")
-	id := fs.String("id", "", "connection ID, [a-z0-9-]{1,63}; part of the SP entity ID and ACS URL")
-	tenant := fs.String("tenant", "", "tenant ID: the customer, in the product's own terms")
-	display := fs.String("display-name", "", `a human name, e.g. "Acme Corp (Okta)"`)
-	mdFile := fs.String("metadata-file", "", "IdP metadata XML file (- reads stdin)")
-	mdURL := fs.String("metadata-url", "", "https URL of the IdP metadata: fetched now and refreshed")
-	entity := fs.String("entity-id", "", "the IdP to use when the metadata lists several (EntitiesDescriptor)")
-	var domains, returnURLs stringList
-	fs.Var(&domains, "domain", "`domain`: email domain for discovery (repeatable; replaces the file's list)")
-	fs.Var(&returnURLs, "return-url", "`URL`: allowed return URL (repeatable; replaces the file's list)")
-	defReturn := fs.String("default-return-url", "", "where IdP-initiated logins land; under an allowed return URL")
-	state := fs.String("state", "", "draft (default), testing, active or disabled")
-	fromFile := fs.String("from-file", "", "a Connection as YAML or JSON with the API's field names (- reads stdin)")
+	f := createFlags{
+		id:            fs.String("id", "", "connection ID, [a-z0-9-]{1,63}; part of the SP entity ID and ACS URL"),
+		tenant:        fs.String("tenant", "", "tenant ID: the customer, in the product's own terms"),
+		display:       fs.String("display-name", "", `a human name, e.g. "Acme Corp (Okta)"`),
+		metadataFile:  fs.String("metadata-file", "", "IdP metadata XML file (- reads stdin)"),
+		metadataURL:   fs.String("metadata-url", "", "https URL of the IdP metadata: fetched now and refreshed"),
+		entityID:      fs.String("entity-id", "", "the IdP to use when the metadata lists several (EntitiesDescriptor)"),
+		defaultReturn: fs.String("default-return-url", "", "where IdP-initiated logins land; under an allowed return URL"),
+		state:         fs.String("state", "", "draft (default), testing, active or disabled"),
+		fromFile:      fs.String("from-file", "", "a Connection as YAML or JSON with the API's field names (- reads stdin)"),
+	}
+	fs.Var(&f.domains, "domain", "`domain`: email domain for discovery (repeatable; replaces the file's list)")
+	fs.Var(&f.returnURLs, "return-url", "`URL`: allowed return URL (repeatable; replaces the file's list)")
 	if _, err := parse(fs, cf, args); err != nil {
 		return err
 	}
-	if *mdFile == "-" && *fromFile == "-" {
-		return errors.New("--metadata-file and --from-file cannot both read stdin")
-	}
-	conn := &ssogatev1.Connection{}
-	if *fromFile != "" {
-		f, err := c.readConnectionFile(*fromFile)
-		if err != nil {
-			return err
-		}
-		conn = f.conn
-		clearOutputOnly(conn.ProtoReflect())
-		conn.Etag = ""
-	}
-	override(&conn.Id, *id)
-	override(&conn.TenantId, *tenant)
-	override(&conn.DisplayName, *display)
-	override(&conn.DefaultReturnUrl, *defReturn)
-	if len(domains) > 0 {
-		conn.EmailDomains = domains
-	}
-	if len(returnURLs) > 0 {
-		conn.AllowedReturnUrls = returnURLs
-	}
-	if *state != "" {
-		s, err := parseState(*state)
-		if err != nil {
-			return err
-		}
-		conn.State = s
-	}
-	req := &ssogatev1.CreateConnectionRequest{Connection: conn, IdpMetadataUrl: *mdURL, IdpEntityId: *entity}
-	if *mdFile != "" {
-		if *mdURL != "" {
-			return errors.New("give --metadata-file or --metadata-url, not both")
-		}
-		xml, err := c.readInput(*mdFile, "--metadata-file")
-		if err != nil {
-			return err
-		}
-		req.IdpMetadataXml = string(xml)
+	req, err := c.createRequest(f)
+	if err != nil {
+		return err
 	}
 	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
 		resp, err := call(ctx, cf, client.CreateConnection, req)
@@ -118,6 +90,52 @@ func (c *cli) connCreate(ctx context.Context, args []string) error {
 		}
 		return nil
 	})
+}
+
+// createRequest builds CreateConnection from the file, then the flags.
+func (c *cli) createRequest(f createFlags) (*ssogatev1.CreateConnectionRequest, error) {
+	if *f.metadataFile != "" && *f.metadataURL != "" {
+		return nil, errors.New("give --metadata-file or --metadata-url, not both")
+	}
+	if *f.metadataFile == "-" && *f.fromFile == "-" {
+		return nil, errors.New("--metadata-file and --from-file cannot both read stdin")
+	}
+	conn := &ssogatev1.Connection{}
+	if *f.fromFile != "" {
+		file, err := c.readConnectionFile(*f.fromFile)
+		if err != nil {
+			return nil, err
+		}
+		conn = file.conn
+		clearOutputOnly(conn.ProtoReflect())
+		conn.Etag = ""
+	}
+	override(&conn.Id, *f.id)
+	override(&conn.TenantId, *f.tenant)
+	override(&conn.DisplayName, *f.display)
+	override(&conn.DefaultReturnUrl, *f.defaultReturn)
+	if len(f.domains) > 0 {
+		conn.EmailDomains = f.domains
+	}
+	if len(f.returnURLs) > 0 {
+		conn.AllowedReturnUrls = f.returnURLs
+	}
+	if *f.state != "" {
+		s, err := parseState(*f.state)
+		if err != nil {
+			return nil, err
+		}
+		conn.State = s
+	}
+	req := &ssogatev1.CreateConnectionRequest{Connection: conn, IdpMetadataUrl: *f.metadataURL, IdpEntityId: *f.entityID}
+	if *f.metadataFile != "" {
+		xml, err := c.readInput(*f.metadataFile, "--metadata-file")
+		if err != nil {
+			return nil, err
+		}
+		req.IdpMetadataXml = string(xml)
+	}
+	return req, nil
 }
 
 // override sets *field when the flag was given.

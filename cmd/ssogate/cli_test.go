@@ -486,17 +486,20 @@ func TestCLIAuditFollow(t *testing.T) {
 }
 
 func TestCLITLS(t *testing.T) {
-	caFile, certFile, keyFile := selfSignedLoopbackCert(t)
-	s := startCLIServer(t, map[string]string{"SSOGATE_GRPC_TLS_CERT_FILE": certFile, "SSOGATE_GRPC_TLS_KEY_FILE": keyFile})
+	pki := newCLIPKI(t)
+	s := startCLIServer(t, map[string]string{"SSOGATE_GRPC_TLS_CERT_FILE": pki.serverCert, "SSOGATE_GRPC_TLS_KEY_FILE": pki.serverKey,
+		"SSOGATE_GRPC_CLIENT_CA_FILE": pki.ca})
 	tests := []struct {
 		name    string
 		args    []string
 		wantErr string // "" for success
 	}{
-		{"ca file", []string{"--ca-file", caFile}, ""},
+		{"ca file and client certificate", []string{"--ca-file", pki.ca, "--cert-file", pki.clientCert, "--key-file", pki.clientKey}, ""},
+		{"no client certificate", []string{"--ca-file", pki.ca}, "UNAVAILABLE: "},
 		{"plaintext on loopback by default", nil, "UNAVAILABLE: "},
-		{"tls with the system roots", []string{"--tls"}, "UNAVAILABLE: "},
-		{"insecure contradicts tls", []string{"--insecure", "--ca-file", caFile}, "--insecure contradicts"},
+		{"tls with the system roots", []string{"--tls", "--cert-file", pki.clientCert, "--key-file", pki.clientKey}, "UNAVAILABLE: "},
+		{"insecure contradicts tls", []string{"--insecure", "--ca-file", pki.ca}, "--insecure contradicts"},
+		{"certificate without key", []string{"--ca-file", pki.ca, "--cert-file", pki.clientCert}, "--cert-file and --key-file go together"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -512,30 +515,49 @@ func TestCLITLS(t *testing.T) {
 	}
 }
 
-// selfSignedLoopbackCert writes a certificate for 127.0.0.1 that is its
-// own CA.
-func selfSignedLoopbackCert(t *testing.T) (caFile, certFile, keyFile string) {
+// cliPKI is a CA, a server certificate for 127.0.0.1 and a client
+// certificate, as PEM files.
+type cliPKI struct {
+	ca, serverCert, serverKey, clientCert, clientKey string
+}
+
+func newCLIPKI(t *testing.T) cliPKI {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	caKey := newKey()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cli test CA"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ssogate test"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
+	issue := func(name string, serial int64, usage x509.ExtKeyUsage) (certFile, keyFile string) {
+		key := newKey()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{usage}, NotBefore: caTmpl.NotBefore, NotAfter: caTmpl.NotAfter}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return writeFile(t, name+".pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))),
+			writeFile(t, name+"-key.pem", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile = writeFile(t, "cert.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	keyFile = writeFile(t, "key.pem", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
-	return certFile, certFile, keyFile
+	p := cliPKI{ca: writeFile(t, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})))}
+	p.serverCert, p.serverKey = issue("server", 2, x509.ExtKeyUsageServerAuth)
+	p.clientCert, p.clientKey = issue("client", 3, x509.ExtKeyUsageClientAuth)
+	return p
 }
 
 func TestCLIParsing(t *testing.T) {
@@ -607,6 +629,30 @@ func TestCLIParsing(t *testing.T) {
 		}
 		if _, err := parse(fs, cf, []string{"acme", "-o", "yaml"}, "ID"); err == nil || !strings.Contains(err.Error(), "table or json") {
 			t.Errorf("-o yaml: %v", err)
+		}
+	})
+	t.Run("transport", func(t *testing.T) {
+		for _, tc := range []struct {
+			server string
+			tls    bool
+			plain  bool
+			want   string
+		}{
+			{"127.0.0.1:9090", false, false, "insecure"},
+			{"[::1]:9090", false, false, "insecure"},
+			{"localhost:9090", false, false, "insecure"},
+			{"sso.example.com:9090", false, false, "tls"}, // an API key does not cross a network in clear by default
+			{"10.0.0.5:9090", false, true, "insecure"},
+			{"127.0.0.1:9090", true, false, "tls"},
+		} {
+			cf := &clientFlags{server: tc.server, useTLS: tc.tls, plaintext: tc.plain}
+			creds, err := cf.transportCredentials()
+			if err != nil || creds.Info().SecurityProtocol != tc.want {
+				t.Errorf("%+v: %v %v, want %s", tc, creds, err, tc.want)
+			}
+		}
+		if _, err := (&clientFlags{server: "no-port"}).transportCredentials(); err == nil {
+			t.Error("server without a port accepted")
 		}
 	})
 	t.Run("upper snake", func(t *testing.T) {
