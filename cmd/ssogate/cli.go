@@ -258,14 +258,19 @@ func call[Req, Resp any](ctx context.Context, cf *clientFlags, rpc func(context.
 }
 
 // rpcError names the status code as the gRPC spec spells it
-// (PERMISSION_DENIED) before the server's message.
+// (PERMISSION_DENIED) before the server's message. A connection that
+// failed (not an UNAVAILABLE the server sent) gets a hint.
 func rpcError(err error, server string) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return err
 	}
-	msg := upperSnake(st.Code().String()) + ": " + st.Message()
-	if st.Code() == codes.Unavailable {
+	name := upperSnake(st.Code().String())
+	if st.Code() == codes.Canceled {
+		name = "CANCELLED" // the spec's spelling; grpc-go says Canceled
+	}
+	msg := name + ": " + st.Message()
+	if st.Code() == codes.Unavailable && strings.HasPrefix(st.Message(), "connection error") {
 		msg += fmt.Sprintf(" (is ssogate serving gRPC at %s? see --server, --tls)", server)
 	}
 	return &cliError{code: st.Code(), msg: msg}

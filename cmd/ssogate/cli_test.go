@@ -17,10 +17,13 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -423,6 +426,42 @@ func TestCLICreateFromStdin(t *testing.T) {
 	conn := result{stdout: stdout.String()}.connection(t)
 	if conn.State != ssogatev1.ConnectionState_CONNECTION_STATE_TESTING || len(conn.IdentityProvider.GetCertificates()) != 1 {
 		t.Errorf("created from stdin: %v", conn)
+	}
+}
+
+func TestCLIMetadataURL(t *testing.T) {
+	s := startCLIServer(t, nil)
+	mdFile, idpEntity := idpMetadataFile(t)
+	md, err := os.ReadFile(mdFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failing atomic.Bool
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		w.Write(md)
+	}))
+	t.Cleanup(idp.Close)
+
+	created := s.cli(t, "connections", "create", "--id", "okta", "--tenant", "t", "--metadata-url", idp.URL+"/metadata").ok(t)
+	if got := created.field(t, "IdP entity ID"); got != idpEntity {
+		t.Errorf("IdP entity ID %q from the metadata URL, want %q", got, idpEntity)
+	}
+	if got := created.field(t, "Metadata refreshed"); got == "-" {
+		t.Error("no metadata refresh time after create from a URL")
+	}
+	s.cli(t, "connections", "refresh-metadata", "okta").ok(t)
+
+	failing.Store(true)
+	r := s.cli(t, "connections", "refresh-metadata", "okta")
+	if r.err == nil || !strings.HasPrefix(r.err.Error(), "UNAVAILABLE: metadata refresh failed") || strings.Contains(r.err.Error(), "is ssogate serving") {
+		t.Errorf("failed refresh: %v, want the server's UNAVAILABLE without the connection hint", r.err)
+	}
+	if got := s.cli(t, "connections", "get", "okta").ok(t).field(t, "Metadata refreshed"); !strings.Contains(got, "last refresh failed") {
+		t.Errorf("get after a failed refresh shows %q", got)
 	}
 }
 
