@@ -76,6 +76,11 @@ func (cs connectionService) CreateConnection(ctx context.Context, req *ssogatev1
 		return nil, status.Error(codes.InvalidArgument, "connection is required")
 	}
 	c := proto.Clone(req.Connection).(*ssogatev1.Connection)
+	// Output-only fields are ours to set, whatever the caller sent.
+	c.CreateTime, c.UpdateTime = nil, nil
+	if idp := c.IdentityProvider; idp != nil {
+		idp.MetadataRefreshTime, idp.MetadataRefreshError = nil, ""
+	}
 	switch {
 	case req.IdpMetadataXml != "" && req.IdpMetadataUrl != "":
 		return nil, status.Error(codes.InvalidArgument, "set idp_metadata_xml or idp_metadata_url, not both")
@@ -215,6 +220,12 @@ func (cs connectionService) UpdateConnection(ctx context.Context, req *ssogatev1
 		return nil, status.Errorf(codes.InvalidArgument, "update_mask: %v", err)
 	}
 	applyMask(next, req.Connection, mask.GetPaths())
+	// Output-only fields keep their stored values.
+	next.CreateTime = cur.msg.CreateTime
+	if next.IdentityProvider != nil {
+		next.IdentityProvider.MetadataRefreshTime = cur.msg.GetIdentityProvider().GetMetadataRefreshTime()
+		next.IdentityProvider.MetadataRefreshError = cur.msg.GetIdentityProvider().GetMetadataRefreshError()
+	}
 	stored, err := s.saveConnection(ctx, next, cur.version)
 	if err != nil {
 		return nil, err

@@ -222,6 +222,13 @@ func TestCreateConnectionFromXMLAndPaging(t *testing.T) {
 		Connection: &ssogatev1.Connection{Id: "bad", TenantId: "t"}, IdpMetadataXml: "<nope/>"}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "idp_metadata_xml") {
 		t.Fatalf("garbage metadata: %v", err)
 	}
+	// Output-only fields sent by a caller are ignored.
+	forged, err := admin.CreateConnection(ctx, &ssogatev1.CreateConnectionRequest{Connection: &ssogatev1.Connection{
+		Id: "z-forged", TenantId: "t", CreateTime: timestamppb.New(time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC)),
+		IdentityProvider: &ssogatev1.IdentityProviderSettings{MetadataRefreshError: "forged"}}})
+	if err != nil || forged.Connection.CreateTime.AsTime().Year() == 1999 || forged.Connection.IdentityProvider.MetadataRefreshError != "" {
+		t.Fatalf("forged output fields kept: %v %v", forged, err)
+	}
 	var ids []string
 	token := ""
 	for pages := 0; ; pages++ {
@@ -234,12 +241,12 @@ func TestCreateConnectionFromXMLAndPaging(t *testing.T) {
 		}
 		if token = resp.NextPageToken; token == "" {
 			if pages != 2 {
-				t.Errorf("5 connections in pages of 2 took %d pages", pages+1)
+				t.Errorf("6 connections in pages of 2 took %d pages", pages+1)
 			}
 			break
 		}
 	}
-	if strings.Join(ids, ",") != "c-1,c-2,c-3,c-4,c-5" {
+	if strings.Join(ids, ",") != "c-1,c-2,c-3,c-4,c-5,z-forged" {
 		t.Fatalf("listed %v", ids)
 	}
 }

@@ -299,7 +299,9 @@ type SigningKey struct {
 	RetireTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=retire_time,json=retireTime,proto3" json:"retire_time,omitempty"`
 	// When it leaves the JWKS (after every token it signed has expired).
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	// "published", "active", "retired".
+	// "pending" (published, not yet signing), "active" (signing),
+	// "retired" (published for the tokens it signed) or "expired" (out of the
+	// JWKS, about to be deleted).
 	Status        string `protobuf:"bytes,8,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
