@@ -125,8 +125,10 @@ func (s *Server) seedConnections(ctx context.Context) error {
 			return fmt.Errorf("invalid setting connections[%d] (%s): %w", i, c.Id, err)
 		}
 		cur, err := s.store.GetConnection(ctx, c.Id)
+		typ := auditConnectionUpdated
 		switch {
 		case errors.Is(err, store.ErrNotFound):
+			typ = auditConnectionCreated
 			_, err = s.saveConnection(ctx, c, 0)
 		case err != nil:
 			return fmt.Errorf("seed connection %q: %w", c.Id, err)
@@ -150,6 +152,8 @@ func (s *Server) seedConnections(ctx context.Context) error {
 			}
 			return fmt.Errorf("seed connection %q: %w", c.Id, err)
 		}
+		s.audit(ctx, auditEvent{Type: typ, ConnectionID: c.Id, TenantID: c.TenantId,
+			Detail: map[string]any{"caller": "config file", "state": c.State.String()}})
 	}
 	return nil
 }
