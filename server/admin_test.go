@@ -19,7 +19,7 @@ import (
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 )
 
-func newDevIdP(t *testing.T, base string) *devidp.IdP {
+func newDevIdP(t testing.TB, base string) *devidp.IdP {
 	t.Helper()
 	idp, err := devidp.New(base, devidp.DefaultUsers, io.Discard)
 	if err != nil {
@@ -28,7 +28,7 @@ func newDevIdP(t *testing.T, base string) *devidp.IdP {
 	return idp
 }
 
-func idpMetadata(t *testing.T, idp *devidp.IdP) string {
+func idpMetadata(t testing.TB, idp *devidp.IdP) string {
 	t.Helper()
 	md, err := idp.Metadata()
 	if err != nil {

@@ -33,7 +33,7 @@ func newIdPFixture(t *testing.T) idpFixture {
 
 // newIdPFixtureFor names the connection and the IdP setting its SSO URL
 // goes in (sso_url for HTTP-Redirect, sso_post_url for HTTP-POST).
-func newIdPFixtureFor(t *testing.T, id, ssoField string) idpFixture {
+func newIdPFixtureFor(t testing.TB, id, ssoField string, extra ...func(*config.Config)) idpFixture {
 	t.Helper()
 	mux := http.NewServeMux()
 	idpServer := httptest.NewServer(mux)
@@ -49,6 +49,9 @@ func newIdPFixtureFor(t *testing.T, id, ssoField string) idpFixture {
 			},
 			"allowed_return_urls": []any{"https://app.example.com/"},
 		}}
+		for _, e := range extra {
+			e(c)
+		}
 	})
 	_, md, _ := get(t, ts.httpURL+"/saml/"+id+"/metadata")
 	if err := idp.RegisterServiceProvider(id, []byte(md)); err != nil {
@@ -58,7 +61,7 @@ func newIdPFixtureFor(t *testing.T, id, ssoField string) idpFixture {
 }
 
 // signedResponse runs a login at the IdP and returns what it posts.
-func (f idpFixture) signedResponse(t *testing.T, user string) devidp.Posted {
+func (f idpFixture) signedResponse(t testing.TB, user string) devidp.Posted {
 	t.Helper()
 	start, err := f.login.StartLogin(context.Background(), &ssogatev1.StartLoginRequest{ConnectionId: "acme", ReturnTo: "https://app.example.com/cb"})
 	if err != nil {

@@ -60,7 +60,7 @@ func startTestServer(t *testing.T) *testServer {
 
 // startTestServerWith lets a test adjust the configuration and pass
 // options before the server starts.
-func startTestServerWith(t *testing.T, mutate func(*config.Config), opts ...Option) *testServer {
+func startTestServerWith(t testing.TB, mutate func(*config.Config), opts ...Option) *testServer {
 	t.Helper()
 	cfg := config.Default()
 	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
@@ -128,7 +128,7 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 }
 func (bearer) RequireTransportSecurity() bool { return false }
 
-func (ts *testServer) dial(t *testing.T, key ...string) *grpc.ClientConn {
+func (ts *testServer) dial(t testing.TB, key ...string) *grpc.ClientConn {
 	t.Helper()
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if len(key) > 0 {
@@ -142,7 +142,7 @@ func (ts *testServer) dial(t *testing.T, key ...string) *grpc.ClientConn {
 	return cc
 }
 
-func get(t *testing.T, url string) (int, string, http.Header) {
+func get(t testing.TB, url string) (int, string, http.Header) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
