@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 
 	"github.com/ssogate/ssogate/saml"
 	"github.com/ssogate/ssogate/store"
@@ -58,10 +57,8 @@ func (s *Server) audit(ctx context.Context, e auditEvent) {
 	if err != nil {
 		s.log.ErrorContext(ctx, "audit append failed", "request_id", requestID(ctx), "type", e.Type, "error", err)
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "audit",
-		slog.String("request_id", requestID(ctx)),
-		slog.String("type", e.Type),
-		slog.String("connection_id", e.ConnectionID),
-		slog.String("reason", string(e.Reason)),
-	)
+	// The request's own log line carries the reason; no second line.
+	if e.Reason != "" {
+		noteReason(ctx, string(e.Reason))
+	}
 }

@@ -43,13 +43,13 @@ func (s *Server) observe(ctx context.Context, fullMethod string, start time.Time
 	if code == codes.Internal || code == codes.Unknown {
 		level = slog.LevelError
 	}
-	s.log.LogAttrs(ctx, level, "grpc request",
+	s.log.LogAttrs(ctx, level, "grpc request", append([]slog.Attr{
 		slog.String("request_id", requestID(ctx)),
 		slog.String("service", service),
 		slog.String("method", method),
 		slog.String("code", code.String()),
 		slog.Duration("duration", elapsed),
-	)
+	}, noteAttrs(ctx)...)...)
 }
 
 // recoverPanic turns a handler panic into INTERNAL instead of a crash, and

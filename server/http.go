@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -34,7 +35,38 @@ func requestID(ctx context.Context) string {
 }
 
 func withRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey, id)
+	return context.WithValue(context.WithValue(ctx, requestIDKey, id), requestNoteKey, &requestNote{})
+}
+
+// requestNote carries what a handler wants on its request's one log line:
+// the rejection reason of a refused login. Set with noteReason.
+type requestNote struct {
+	mu     sync.Mutex
+	reason string
+}
+
+const requestNoteKey ctxKey = requestIDKey + 1
+
+func noteReason(ctx context.Context, reason string) {
+	if n, ok := ctx.Value(requestNoteKey).(*requestNote); ok {
+		n.mu.Lock()
+		n.reason = reason
+		n.mu.Unlock()
+	}
+}
+
+// noteAttrs renders the note for the log line.
+func noteAttrs(ctx context.Context) []slog.Attr {
+	n, ok := ctx.Value(requestNoteKey).(*requestNote)
+	if !ok {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.reason == "" {
+		return nil
+	}
+	return []slog.Attr{slog.String("reason", n.reason)}
 }
 
 // newRequestID returns 128 random bits in hex.
@@ -156,7 +188,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		elapsed := time.Since(start)
 		s.metrics.httpHandled.WithLabelValues(pattern, r.Method, strconv.Itoa(rec.status)).Inc()
 		s.metrics.httpDuration.WithLabelValues(pattern).Observe(elapsed.Seconds())
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request", append([]slog.Attr{
 			slog.String("request_id", id),
 			slog.String("method", r.Method),
 			slog.String("route", pattern),
@@ -164,7 +196,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			slog.Int("status", rec.status),
 			slog.Duration("duration", elapsed),
 			slog.String("remote", r.RemoteAddr),
-		)
+		}, noteAttrs(r.Context())...)...)
 	})
 }
 

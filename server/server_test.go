@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -255,4 +256,24 @@ func TestDrainingTurnsNotReady(t *testing.T) {
 		t.Errorf("health while draining = %v %v, want NOT_SERVING", resp, err)
 	}
 	ts.srv.setServing(true)
+}
+
+// A refused login is one log line: the request line, with the reason.
+func TestRefusalReasonOnTheRequestLine(t *testing.T) {
+	ts := startTestServer(t)
+	resp, err := http.PostForm(ts.httpURL+"/saml/nobody/acs", url.Values{"SAMLResponse": {"PHNhbWw+"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	id := resp.Header.Get("X-Request-Id")
+	var lines []string
+	for _, l := range strings.Split(ts.logs.String(), "\n") {
+		if strings.Contains(l, `"request_id":"`+id+`"`) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], `"reason":"CONNECTION_NOT_FOUND"`) || strings.Contains(lines[0], "PHNhbWw") {
+		t.Fatalf("log lines of the request: %q", lines)
+	}
 }
