@@ -51,7 +51,9 @@ type Server struct {
 	tokens   *token.Issuer
 	revoked  *revocations
 	verified *verifiedCache
-	spCreds  *spCredentials
+	// keysLoaded is when the key set was last reloaded on demand (UnixNano).
+	keysLoaded atomic.Int64
+	spCreds    *spCredentials
 	// allowHTTP admits plain-http IdP endpoints (loopback only).
 	allowHTTP  func(host string) bool
 	httpClient *http.Client

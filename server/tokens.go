@@ -295,6 +295,11 @@ func (s *Server) verifyAccess(ctx context.Context, raw string) (*token.Claims, e
 		return claims, nil
 	}
 	claims, err := s.tokens.Verify(ctx, raw)
+	if errors.Is(err, token.ErrUnknownKey) && s.reloadKeys(ctx) {
+		// Another replica may have made a key this one has not loaded yet
+		// (replicas that bootstrap together each create one).
+		claims, err = s.tokens.Verify(ctx, raw)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +307,32 @@ func (s *Server) verifyAccess(ctx context.Context, raw string) (*token.Claims, e
 	return claims, nil
 }
 
-// jwks renders the published keys.
-func (s *Server) jwks(context.Context) ([]byte, error) {
+// keyReloadMinInterval bounds how often a request may reload the key set:
+// tokens with made-up kids must not turn into store queries.
+const keyReloadMinInterval = time.Second
+
+// reloadKeys reloads the signing keys from the store unless that happened
+// less than keyReloadMinInterval ago; it reports whether it reloaded.
+func (s *Server) reloadKeys(ctx context.Context) bool {
+	now := s.now()
+	last := s.keysLoaded.Load()
+	if last != 0 && now.Sub(time.Unix(0, last)) < keyReloadMinInterval {
+		return false
+	}
+	if !s.keysLoaded.CompareAndSwap(last, now.UnixNano()) {
+		return false
+	}
+	if err := s.keys.Reload(ctx); err != nil {
+		s.log.WarnContext(ctx, "reload signing keys", "request_id", requestID(ctx), "error", err)
+		return false
+	}
+	return true
+}
+
+// jwks renders the published keys, first picking up keys other replicas
+// made (at most once a second), so that offline verifiers fetching from any
+// replica see every key that signs.
+func (s *Server) jwks(ctx context.Context) ([]byte, error) {
+	s.reloadKeys(ctx)
 	return s.keys.JWKS()
 }

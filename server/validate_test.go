@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,4 +115,37 @@ func BenchmarkValidateToken(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A replica picks up keys another replica made when it serves the JWKS,
+// without waiting for the minute's maintenance.
+func TestJWKSPicksUpOtherReplicasKeys(t *testing.T) {
+	cfg := config.Default()
+	cfg.Store = "sqlite://" + filepath.Join(t.TempDir(), "ssogate.db")
+	open := func() *Server {
+		s, err := New(context.Background(), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	ctx := context.Background()
+	k, err := b.keys.RotateNow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := a.jwks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), k.ID) {
+		t.Fatalf("replica a's JWKS lacks replica b's new key %s: %s", k.ID, doc)
+	}
+	// On-demand reloads are rate-limited: a flood of unknown kids does not
+	// become a flood of store queries.
+	if a.reloadKeys(ctx) {
+		t.Error("a second reload within a second was not refused")
+	}
 }
