@@ -40,6 +40,9 @@ type Config struct {
 	// after SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
+	// AuditRetention is how long audit events are kept.
+	AuditRetention time.Duration `yaml:"audit_retention"`
+
 	// KEK is the key-encryption key for signing keys at rest: 32 bytes,
 	// base64 or hex. KEKFile names a file holding it instead.
 	KEK     string `yaml:"kek"`
@@ -100,6 +103,7 @@ func Default() Config {
 		Store:           "sqlite://ssogate.db",
 		LogLevel:        "info",
 		ShutdownTimeout: 20 * time.Second,
+		AuditRetention:  365 * 24 * time.Hour,
 		Token: TokenConfig{
 			Algorithm:   "ES256",
 			AccessTTL:   5 * time.Minute,
@@ -162,6 +166,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", c.ShutdownTimeout.String(), "want a positive duration such as 20s")
+	}
+	if c.AuditRetention < 24*time.Hour {
+		bad("audit_retention", c.AuditRetention.String(), "want at least 24h (e.g. 8760h for a year)")
 	}
 	if c.KEK != "" && c.KEKFile != "" {
 		bad("kek", "", "set kek or kek_file, not both")

@@ -63,6 +63,7 @@ var settings = []setting{
 	{"store", "sqlite://<path> or postgres://...", str(func(c *Config) *string { return &c.Store })},
 	{"log_level", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"shutdown_timeout", "how long in-flight requests may finish after SIGTERM", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"audit_retention", "how long audit events are kept", dur(func(c *Config) *time.Duration { return &c.AuditRetention })},
 	{"kek", "key-encryption key for signing keys at rest (32 bytes, base64 or hex)", str(func(c *Config) *string { return &c.KEK })},
 	{"kek_file", "file holding the key-encryption key", str(func(c *Config) *string { return &c.KEKFile })},
 	{"token.issuer", "access token iss claim (default external_url)", str(func(c *Config) *string { return &c.Token.Issuer })},

@@ -188,6 +188,11 @@ func (s *Server) sweep(ctx context.Context, every time.Duration) error {
 		if n > 0 {
 			s.log.Debug("sweep", "deleted", n)
 		}
+		if pruned, perr := s.store.PruneAudit(ctx, s.now().Add(-s.cfg.AuditRetention)); perr != nil {
+			err = errors.Join(err, perr)
+		} else if pruned > 0 {
+			s.log.Info("audit events past retention deleted", "deleted", pruned, "retention", s.cfg.AuditRetention.String())
+		}
 		s.revoked.forgetBefore(s.now().Add(-s.cfg.Token.AccessTTL - 2*token.DefaultLeeway))
 		return err
 	})

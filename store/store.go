@@ -139,6 +139,9 @@ type Store interface {
 	// ListAudit pages through events, newest Time first. The returned token
 	// is "" on the last page.
 	ListAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, string, error)
+	// PruneAudit deletes audit events older than before (retention) and
+	// returns how many. Sweep never touches the audit log.
+	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 
 	// Sweep deletes what has expired by now: pending requests, assertion
 	// IDs, codes, refresh tokens, sessions and the revocations of expired

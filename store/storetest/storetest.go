@@ -84,6 +84,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"SigningKeys", testSigningKeys},
 		{"Audit", testAudit},
 		{"Sweep", testSweep},
+		{"PruneAudit", testPruneAudit},
 		{"Times", testTimes},
 		{"InvalidArguments", testInvalidArguments},
 		{"Ping", func(t *testing.T, st store.Store) {

@@ -135,3 +135,21 @@ func testInvalidArguments(t *testing.T, st store.Store) {
 		t.Fatal("invalid revoke revoked")
 	}
 }
+
+func testPruneAudit(t *testing.T, st store.Store) {
+	for i, at := range []time.Time{t0.Add(-48 * time.Hour), t0.Add(-25 * time.Hour), t0.Add(-time.Hour)} {
+		wantErr(t, "AppendAudit", st.AppendAudit(ctx(t), store.AuditEvent{ID: string(rune('a' + i)), Time: at, Type: "x"}), nil)
+	}
+	n, err := st.PruneAudit(ctx(t), t0.Add(-24*time.Hour))
+	wantErr(t, "PruneAudit", err, nil)
+	if n != 2 {
+		t.Fatalf("PruneAudit deleted %d events, want the 2 older than a day", n)
+	}
+	left, _, err := st.ListAudit(ctx(t), store.AuditQuery{})
+	wantErr(t, "ListAudit", err, nil)
+	if len(left) != 1 || left[0].ID != "c" {
+		t.Fatalf("after pruning: %+v, want only c", left)
+	}
+	_, err = st.PruneAudit(ctx(t), time.Time{})
+	wantErr(t, "PruneAudit zero", err, store.ErrInvalidArgument)
+}

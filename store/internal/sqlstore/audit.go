@@ -114,3 +114,11 @@ func (db *DB) ListAudit(ctx context.Context, aq store.AuditQuery) ([]store.Audit
 	}
 	return out, "", nil
 }
+
+// PruneAudit implements store.Store.
+func (db *DB) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
+	if before.IsZero() {
+		return 0, fmt.Errorf("prune audit: before is zero: %w", store.ErrInvalidArgument)
+	}
+	return affected(ctx, db.w, "prune audit", "DELETE FROM audit_events WHERE time < $1", db.t(before))
+}
