@@ -108,3 +108,14 @@ func TestDefaultIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The example in the repository stays loadable as the settings change.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := Load([]string{"--config", "../examples/ssogate.yaml"}, envMap(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.APIKeys) != 2 || len(cfg.Connections) != 1 || cfg.Token.Audience[0] != "https://api.example.com" {
+		t.Fatalf("example config: %+v", cfg.Redacted())
+	}
+}

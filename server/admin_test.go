@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ssogate/ssogate/config"
 	"github.com/ssogate/ssogate/devidp"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 )
@@ -338,5 +340,41 @@ func TestAuditFiltersAndPaging(t *testing.T) {
 	rest, err := audit.ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{Type: "connection.created", PageSize: 2, PageToken: page.NextPageToken})
 	if err != nil || len(rest.Events) != 1 || rest.NextPageToken != "" || rest.Events[0].ConnectionId != "a-1" {
 		t.Fatalf("page 2: %v %v", rest, err)
+	}
+}
+
+// A connection declared in the config file with only a metadata URL gets
+// its certificates at start; when the IdP is down at a later start, the
+// stored copy is kept.
+func TestSeededConnectionFromMetadataURL(t *testing.T) {
+	md := &switchableMetadata{}
+	tlsIdP := httptest.NewTLSServer(md)
+	t.Cleanup(tlsIdP.Close)
+	md.set(idpMetadata(t, newDevIdP(t, "https://idp.example.com/idp")), http.StatusOK)
+	dbPath := filepath.Join(t.TempDir(), "seed.db")
+	mutate := func(c *config.Config) {
+		c.Store = "sqlite://" + dbPath
+		c.Connections = []map[string]any{{"id": "acme", "tenant_id": "t", "state": "CONNECTION_STATE_TESTING",
+			"identity_provider": map[string]any{"metadata_url": tlsIdP.URL + "/metadata"}}}
+	}
+	certOf := func(ts *testServer) string {
+		t.Helper()
+		got, err := ssogatev1.NewConnectionServiceClient(ts.dial(t, testAdminKey)).GetConnection(context.Background(), &ssogatev1.GetConnectionRequest{ConnectionId: "acme"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Connection.IdentityProvider.Certificates) != 1 {
+			t.Fatalf("certificates: %v", got.Connection.IdentityProvider.Certificates)
+		}
+		return got.Connection.IdentityProvider.Certificates[0].Sha256Fingerprint
+	}
+	first := startTestServerWith(t, mutate, WithHTTPClient(tlsIdP.Client()))
+	fp := certOf(first)
+	first.stop()
+
+	md.set("down", http.StatusBadGateway)
+	second := startTestServerWith(t, mutate, WithHTTPClient(tlsIdP.Client()))
+	if certOf(second) != fp {
+		t.Fatal("the stored certificate was not kept while the IdP was down")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ssogate/ssogate/config"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
@@ -121,26 +122,34 @@ func (s *Server) seedConnections(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("invalid setting connections[%d]: %w", i, err)
 		}
+		cur, err := s.store.GetConnection(ctx, c.Id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("seed connection %q: %w", c.Id, err)
+		}
+		if err := s.seedIdPFromMetadata(ctx, c, cur); err != nil {
+			return fmt.Errorf("invalid setting connections[%d] (%s): %w", i, c.Id, err)
+		}
 		if err := validateConnection(c, s.allowHTTP); err != nil {
 			return fmt.Errorf("invalid setting connections[%d] (%s): %w", i, c.Id, err)
 		}
-		cur, err := s.store.GetConnection(ctx, c.Id)
 		typ := auditConnectionUpdated
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			typ = auditConnectionCreated
 			_, err = s.saveConnection(ctx, c, 0)
-		case err != nil:
-			return fmt.Errorf("seed connection %q: %w", c.Id, err)
 		default:
 			stored, uerr := unmarshalConnection(cur.Config)
 			if uerr == nil {
 				c.CreateTime = stored.CreateTime
-				stored.UpdateTime = nil
 				probe := proto.Clone(c).(*ssogatev1.Connection)
-				probe.UpdateTime = nil
+				for _, x := range []*ssogatev1.Connection{probe, stored} {
+					x.UpdateTime = nil
+					if x.IdentityProvider != nil {
+						x.IdentityProvider.MetadataRefreshTime = nil
+					}
+				}
 				if proto.Equal(probe, stored) {
-					continue
+					continue // unchanged: no write, no audit
 				}
 			}
 			_, err = s.saveConnection(ctx, c, cur.Version)
@@ -196,4 +205,33 @@ func (s *Server) sweep(ctx context.Context, every time.Duration) error {
 		s.revoked.forgetBefore(s.now().Add(-s.cfg.Token.AccessTTL - 2*token.DefaultLeeway))
 		return err
 	})
+}
+
+// seedIdPFromMetadata fills a declared connection's IdP side from its
+// metadata_url when the file lists no certificates: fetched now, or, if the
+// IdP cannot be reached, the copy stored by an earlier start (so an IdP
+// outage never stops a restart).
+func (s *Server) seedIdPFromMetadata(ctx context.Context, c *ssogatev1.Connection, stored store.Connection) error {
+	idp := c.GetIdentityProvider()
+	if idp.GetMetadataUrl() == "" || len(idp.GetCertificates()) > 0 {
+		return nil
+	}
+	md, err := s.fetchIdPMetadata(ctx, idp.MetadataUrl, idp.EntityId)
+	if err == nil {
+		applyIdPMetadata(c, md)
+		c.IdentityProvider.MetadataRefreshTime = timestamppb.New(s.now())
+		return nil
+	}
+	if prev, perr := unmarshalConnection(stored.Config); perr == nil && len(prev.GetIdentityProvider().GetCertificates()) > 0 {
+		s.log.Warn("IdP metadata unreachable at start; keeping the stored copy", "connection_id", c.Id, "error", err)
+		keepURL := idp.MetadataUrl
+		c.IdentityProvider = prev.IdentityProvider
+		c.IdentityProvider.MetadataUrl = keepURL
+		c.IdentityProvider.MetadataRefreshError = err.Error()
+		return nil
+	}
+	if c.State == ssogatev1.ConnectionState_CONNECTION_STATE_DRAFT || c.State == ssogatev1.ConnectionState_CONNECTION_STATE_UNSPECIFIED {
+		return nil // a draft may wait for its metadata
+	}
+	return fmt.Errorf("identity_provider.metadata_url: %w", err)
 }

@@ -52,6 +52,7 @@ type testServer struct {
 	logs     *syncBuffer
 	cancel   context.CancelFunc
 	done     chan error
+	stopOnce sync.Once
 }
 
 func startTestServer(t *testing.T) *testServer {
@@ -92,10 +93,7 @@ func startTestServerWith(t testing.TB, mutate func(*config.Config), opts ...Opti
 	ts := &testServer{srv: srv, httpURL: "http://" + httpLis.Addr().String(), grpcAddr: grpcLis.Addr().String(),
 		logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { ts.done <- srv.Serve(ctx, grpcLis, httpLis) }()
-	t.Cleanup(func() {
-		cancel()
-		<-ts.done
-	})
+	t.Cleanup(ts.stop)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if resp, err := http.Get(ts.httpURL + "/readyz"); err == nil {
 			resp.Body.Close()
@@ -128,6 +126,14 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 	return map[string]string{"authorization": "Bearer " + string(b)}, nil
 }
 func (bearer) RequireTransportSecurity() bool { return false }
+
+// stop shuts the server down and waits for it; safe to call twice.
+func (ts *testServer) stop() {
+	ts.stopOnce.Do(func() {
+		ts.cancel()
+		<-ts.done
+	})
+}
 
 func (ts *testServer) dial(t testing.TB, key ...string) *grpc.ClientConn {
 	t.Helper()
