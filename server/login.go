@@ -141,7 +141,7 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 		CreatedAt: now, ExpiresAt: now.Add(pendingRequestTTL),
 	}
 	redirect := areq.RedirectURL
-	if hint := cmpOr(req.LoginHint, req.Email); hint != "" && redirect != "" {
+	if hint := cmpOr(req.LoginHint, req.Email); hint != "" && len(hint) <= 256 && redirect != "" {
 		// Entra ID and others pre-fill the username from login_hint; the
 		// query signature covers only SAMLRequest, RelayState and SigAlg,
 		// so an extra parameter leaves it intact.
