@@ -20,6 +20,7 @@ const (
 	auditLogout         = "logout"
 	auditSessionRevoked = "session.revoked"
 	auditSubjectRevoked = "subject.revoked"
+	auditKeyRotated     = "signing_key.rotated"
 )
 
 // auditEvent is what the server records; it never holds assertions, codes,

@@ -201,10 +201,9 @@ func describeCertificate(c *ssogatev1.Certificate) error {
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(cert.Raw)
 	c.Subject = cert.Subject.String()
 	c.NotAfter = timestamppb.New(cert.NotAfter)
-	c.Sha256Fingerprint = strings.ToUpper(hex.EncodeToString(sum[:]))
+	c.Sha256Fingerprint = fingerprint(cert.Raw)
 	return nil
 }
 

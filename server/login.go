@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -141,7 +142,7 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 		CreatedAt: now, ExpiresAt: now.Add(pendingRequestTTL),
 	}
 	redirect := areq.RedirectURL
-	if hint := cmpOr(req.LoginHint, req.Email); hint != "" && len(hint) <= 256 && redirect != "" {
+	if hint := cmp.Or(req.LoginHint, req.Email); hint != "" && len(hint) <= 256 && redirect != "" {
 		// Entra ID and others pre-fill the username from login_hint; the
 		// query signature covers only SAMLRequest, RelayState and SigAlg,
 		// so an extra parameter leaves it intact.
@@ -503,14 +504,4 @@ func rejectionStatus(reason saml.Reason, err error) error {
 		code = codes.InvalidArgument
 	}
 	return status.Errorf(code, "REJECTION_REASON_%s: %s", reason, msg)
-}
-
-// cmpOr returns the first non-empty string.
-func cmpOr(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

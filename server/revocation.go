@@ -95,8 +95,8 @@ func (s *Server) pollRevocations(ctx context.Context, every time.Duration) error
 	return s.periodically(ctx, "revocation poll", every, s.syncRevocations)
 }
 
-// forgetExpired drops revocations older than any token could be, so the
-// set stays bounded.
+// forgetBefore drops revocations made before cutoff: no access token that
+// predates them is still valid, so the set stays bounded.
 func (r *revocations) forgetBefore(cutoff time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

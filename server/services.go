@@ -72,6 +72,6 @@ func (k keyService) RotateSigningKey(ctx context.Context, req *ssogatev1.RotateS
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "rotate: %v", err)
 	}
-	k.s.audit(ctx, auditEvent{Type: "signing_key.rotated", Detail: map[string]any{"kid": info.ID, "caller": caller(ctx)}})
+	k.s.audit(ctx, auditEvent{Type: auditKeyRotated, Detail: map[string]any{"kid": info.ID, "caller": caller(ctx)}})
 	return &ssogatev1.RotateSigningKeyResponse{Key: keyOut(info)}, nil
 }

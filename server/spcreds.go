@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -15,36 +13,24 @@ import (
 	"time"
 
 	"github.com/ssogate/ssogate/store"
+	"github.com/ssogate/ssogate/token"
 )
 
 // The service's SAML credential (one RSA key and its self-signed
 // certificate, for signing requests and logout messages and for decrypting
 // assertions) lives in the signing-key table beside the token keys, sealed
-// under the same key-encryption key, so that every replica uses the same
-// one. Its algorithm marks it; the token key set never sees it.
+// with token.SealKey under the same key-encryption key, so that every
+// replica uses the same one. Its algorithm marks it; the token key set never
+// sees it.
 const (
 	spCredentialID        = "saml-sp-1"
 	spCredentialAlgorithm = "saml-sp"
 	spCredentialLifetime  = 5 * 365 * 24 * time.Hour
 )
 
-func spSealAD(id string) []byte { return []byte("ssogate/saml-sp/v1\x00" + id) }
-
-func newAEAD(kek []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(kek)
-	if err != nil {
-		return nil, fmt.Errorf("key-encryption key: %w", err)
-	}
-	return cipher.NewGCM(block)
-}
-
 // loadSPCredentials reads the SAML credential, creating it on first start.
 // Replicas starting together race on one id: the loser reads the winner's.
 func (s *Server) loadSPCredentials(ctx context.Context, kek []byte) (*spCredentials, error) {
-	aead, err := newAEAD(kek)
-	if err != nil {
-		return nil, err
-	}
 	for attempt := 0; attempt < 2; attempt++ {
 		keys, err := s.store.ListSigningKeys(ctx)
 		if err != nil {
@@ -52,15 +38,15 @@ func (s *Server) loadSPCredentials(ctx context.Context, kek []byte) (*spCredenti
 		}
 		for _, k := range keys {
 			if k.ID == spCredentialID && k.Algorithm == spCredentialAlgorithm {
-				return openSPCredential(aead, k)
+				return openSPCredential(kek, k)
 			}
 		}
-		k, err := s.newSPCredential(aead)
+		k, err := s.newSPCredential(kek)
 		if err != nil {
 			return nil, err
 		}
 		if err := s.store.PutSigningKey(ctx, k); err == nil {
-			return openSPCredential(aead, k)
+			return openSPCredential(kek, k)
 		} else if !errors.Is(err, store.ErrConflict) {
 			return nil, fmt.Errorf("store SAML credential: %w", err)
 		}
@@ -68,28 +54,23 @@ func (s *Server) loadSPCredentials(ctx context.Context, kek []byte) (*spCredenti
 	return nil, errors.New("SAML credential: created concurrently but not readable")
 }
 
-func openSPCredential(aead cipher.AEAD, k store.SigningKey) (*spCredentials, error) {
+func openSPCredential(kek []byte, k store.SigningKey) (*spCredentials, error) {
 	cert, err := x509.ParseCertificate(k.PublicJWK)
 	if err != nil {
 		return nil, fmt.Errorf("SAML credential certificate: %w", err)
 	}
-	n := aead.NonceSize()
-	if len(k.PrivateSealed) < n+aead.Overhead() {
-		return nil, errors.New("SAML credential: sealed key is truncated")
-	}
-	der, err := aead.Open(nil, k.PrivateSealed[:n], k.PrivateSealed[n:], spSealAD(k.ID))
+	signer, err := token.OpenKey(kek, k.ID, k.Algorithm, k.PrivateSealed, cert.PublicKey)
 	if err != nil {
-		return nil, errors.New("cannot decrypt the SAML credential: wrong key-encryption key?")
+		return nil, fmt.Errorf("SAML credential: %w", err)
 	}
-	defer clear(der)
-	key, err := x509.ParsePKCS1PrivateKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("SAML credential key: %w", err)
+	key, ok := signer.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("SAML credential: key is %T, want RSA", signer)
 	}
 	return &spCredentials{signingKey: key, signingCert: cert, decryptKey: key, encryptCert: cert}, nil
 }
 
-func (s *Server) newSPCredential(aead cipher.AEAD) (store.SigningKey, error) {
+func (s *Server) newSPCredential(kek []byte) (store.SigningKey, error) {
 	key, err := rsa.GenerateKey(s.rand, 2048)
 	if err != nil {
 		return store.SigningKey{}, fmt.Errorf("SAML credential: %w", err)
@@ -112,13 +93,10 @@ func (s *Server) newSPCredential(aead cipher.AEAD) (store.SigningKey, error) {
 	if err != nil {
 		return store.SigningKey{}, fmt.Errorf("SAML credential certificate: %w", err)
 	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := io.ReadFull(s.rand, nonce); err != nil {
-		return store.SigningKey{}, err
+	sealed, err := token.SealKey(kek, spCredentialID, spCredentialAlgorithm, key, s.rand)
+	if err != nil {
+		return store.SigningKey{}, fmt.Errorf("SAML credential: %w", err)
 	}
-	plain := x509.MarshalPKCS1PrivateKey(key)
-	sealed := aead.Seal(nonce, nonce, plain, spSealAD(spCredentialID))
-	clear(plain)
 	return store.SigningKey{ID: spCredentialID, Algorithm: spCredentialAlgorithm, PublicJWK: der, PrivateSealed: sealed,
 		CreatedAt: now, PublishAt: now, ActivateAt: now, ExpireAt: now.Add(spCredentialLifetime)}, nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -178,7 +179,7 @@ func (l loginService) RevokeSession(ctx context.Context, req *ssogatev1.RevokeSe
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "load session: %v", err)
 	}
-	if err := s.revokeSessions(ctx, []string{sess.ID}, orDefault(req.Reason, "revoked by API")); err != nil {
+	if err := s.revokeSessions(ctx, []string{sess.ID}, cmp.Or(req.Reason, "revoked by API")); err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
 	s.audit(ctx, auditEvent{Type: auditSessionRevoked, ConnectionID: sess.ConnectionID, TenantID: sess.TenantID,
@@ -195,7 +196,7 @@ func (l loginService) RevokeSubject(ctx context.Context, req *ssogatev1.RevokeSu
 	if subject == "" {
 		subject = token.Subject(req.ConnectionId, req.NameId)
 	}
-	ids, err := s.store.RevokeSubject(ctx, req.ConnectionId, subject, orDefault(req.Reason, "subject revoked by API"), s.now())
+	ids, err := s.store.RevokeSubject(ctx, req.ConnectionId, subject, cmp.Or(req.Reason, "subject revoked by API"), s.now())
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "revoke subject: %v", err)
 	}
@@ -217,13 +218,6 @@ func (s *Server) revokeSessions(ctx context.Context, ids []string, reason string
 		s.revoked.add(id, now)
 	}
 	return nil
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 func (l loginService) StartLogout(ctx context.Context, req *ssogatev1.StartLogoutRequest) (*ssogatev1.StartLogoutResponse, error) {

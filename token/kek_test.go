@@ -2,6 +2,9 @@ package token
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
+	"errors"
 	"encoding/base64"
 	"encoding/hex"
 	"os"
@@ -92,5 +95,31 @@ func TestLoadKEK(t *testing.T) {
 				t.Fatal("error contains the key")
 			}
 		})
+	}
+}
+
+func TestSealKeyRoundTrip(t *testing.T) {
+	kek, _, _ := GenerateKEK(nil)
+	other, _, _ := GenerateKEK(nil)
+	key, err := generateKey(ES256, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := SealKey(kek, "sp-1", "saml-sp", key, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := OpenKey(kek, "sp-1", "saml-sp", sealed, key.Public())
+	if err != nil || !got.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(key.Public()) {
+		t.Fatalf("round trip: %v", err)
+	}
+	for name, open := range map[string]func() error{
+		"wrong kek":  func() error { _, err := OpenKey(other, "sp-1", "saml-sp", sealed, key.Public()); return err },
+		"other id":   func() error { _, err := OpenKey(kek, "sp-2", "saml-sp", sealed, key.Public()); return err },
+		"other kind": func() error { _, err := OpenKey(kek, "sp-1", "ES256", sealed, key.Public()); return err },
+	} {
+		if err := open(); !errors.Is(err, ErrWrongKEK) {
+			t.Errorf("%s: %v, want ErrWrongKEK", name, err)
+		}
 	}
 }

@@ -172,3 +172,26 @@ func GenerateKEK(random io.Reader) ([]byte, string, error) {
 	}
 	return kek, base64.StdEncoding.EncodeToString(kek), nil
 }
+
+// SealKey encrypts a private key for storage exactly as the key set seals
+// its signing keys: AES-256-GCM under kek, with id and kind bound as
+// additional data, so a sealed key moved to another id or kind does not
+// open. Other keys the service keeps at rest (the SAML SP credential) use
+// it with a kind of their own.
+func SealKey(kek []byte, id, kind string, key crypto.Signer, random io.Reader) ([]byte, error) {
+	s, err := newSealer(kek, random)
+	if err != nil {
+		return nil, err
+	}
+	return s.seal(id, kind, key)
+}
+
+// OpenKey reverses SealKey and checks the key is the private half of pub.
+// A wrong kek fails with an error wrapping ErrWrongKEK.
+func OpenKey(kek []byte, id, kind string, sealed []byte, pub crypto.PublicKey) (crypto.Signer, error) {
+	s, err := newSealer(kek, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s.open(id, kind, sealed, pub)
+}
