@@ -153,12 +153,9 @@ func (s *Server) connectionOut(c *ssogatev1.Connection, version int64) *ssogatev
 }
 
 func (cs connectionService) GetConnection(ctx context.Context, req *ssogatev1.GetConnectionRequest) (*ssogatev1.GetConnectionResponse, error) {
-	c, err := cs.s.registry.get(ctx, req.ConnectionId)
-	if errors.Is(err, errConnectionNotFound) {
-		return nil, status.Errorf(codes.NotFound, "no connection %q", req.ConnectionId)
-	}
+	c, err := cs.s.rpcConnection(ctx, req.ConnectionId)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+		return nil, err
 	}
 	return &ssogatev1.GetConnectionResponse{Connection: cs.s.connectionOut(c.msg, c.version)}, nil
 }
@@ -194,12 +191,9 @@ func (cs connectionService) UpdateConnection(ctx context.Context, req *ssogatev1
 	if req.Connection == nil || req.Connection.Id == "" {
 		return nil, status.Error(codes.InvalidArgument, "connection.id is required")
 	}
-	cur, err := s.registry.get(ctx, req.Connection.Id)
-	if errors.Is(err, errConnectionNotFound) {
-		return nil, status.Errorf(codes.NotFound, "no connection %q", req.Connection.Id)
-	}
+	cur, err := s.rpcConnection(ctx, req.Connection.Id)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+		return nil, err
 	}
 	if req.Connection.Etag != "" && req.Connection.Etag != strconv.FormatInt(cur.version, 10) {
 		return nil, status.Errorf(codes.Aborted, "etag %q is stale (now %d): read the connection again", req.Connection.Etag, cur.version)
@@ -280,12 +274,9 @@ func (cs connectionService) DeleteConnection(ctx context.Context, req *ssogatev1
 }
 
 func (cs connectionService) GetServiceProviderMetadata(ctx context.Context, req *ssogatev1.GetServiceProviderMetadataRequest) (*ssogatev1.GetServiceProviderMetadataResponse, error) {
-	c, err := cs.s.registry.get(ctx, req.ConnectionId)
-	if errors.Is(err, errConnectionNotFound) {
-		return nil, status.Errorf(codes.NotFound, "no connection %q", req.ConnectionId)
-	}
+	c, err := cs.s.rpcConnection(ctx, req.ConnectionId)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+		return nil, err
 	}
 	md, err := c.sp.Metadata()
 	if err != nil {

@@ -45,6 +45,13 @@ type switchableMetadata struct {
 	mu     sync.Mutex
 	body   string
 	status int
+	hits   int
+}
+
+func (m *switchableMetadata) fetches() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hits
 }
 
 func (m *switchableMetadata) set(body string, status int) {
@@ -56,6 +63,7 @@ func (m *switchableMetadata) set(body string, status int) {
 func (m *switchableMetadata) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.hits++
 	w.Header().Set("Content-Type", "application/samlmetadata+xml")
 	w.WriteHeader(m.status)
 	_, _ = io.WriteString(w, m.body)
@@ -370,6 +378,13 @@ func TestSeededConnectionFromMetadataURL(t *testing.T) {
 	}
 	first := startTestServerWith(t, mutate, WithHTTPClient(tlsIdP.Client()))
 	fp := certOf(first)
+	// Metadata fetched moments ago (at seeding, maybe by another replica)
+	// is not fetched again by the periodic sweep.
+	n := md.fetches()
+	first.srv.connectionSweep(context.Background())
+	if md.fetches() != n {
+		t.Error("the sweep refetched metadata refreshed moments ago")
+	}
 	first.stop()
 
 	md.set("down", http.StatusBadGateway)

@@ -18,6 +18,7 @@ const (
 	auditCodeRejected   = "code.rejected"
 	auditRefreshReused  = "refresh_token.reused"
 	auditLogout         = "logout"
+	auditLogoutFailed   = "logout.failed"
 	auditSessionRevoked = "session.revoked"
 	auditSubjectRevoked = "subject.revoked"
 	auditKeyRotated     = "signing_key.rotated"

@@ -110,12 +110,12 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 		s.acsFailure(w, r, c.msg, saml.Rejectf(saml.ReasonConnectionInactive, "IdP-initiated login on connection %q, which has no default_return_url", c.msg.Id))
 		return
 	}
-	ident, err := s.createSession(ctx, res)
+	sess, err := s.createSession(ctx, res)
 	if err != nil {
 		s.acsFailure(w, r, c.msg, err)
 		return
 	}
-	code, err := s.mintCode(ctx, ident.SessionId, c.msg.Id, codeData{ReturnTo: returnTo, State: state})
+	code, err := s.mintCode(ctx, sess.ID, c.msg.Id, codeData{ReturnTo: returnTo, State: state})
 	if err != nil {
 		s.acsFailure(w, r, c.msg, err)
 		return
@@ -163,7 +163,7 @@ func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in s
 	ctx := r.Context()
 	req, err := c.sp.ParseLogoutRequest(ctx, in)
 	if err != nil {
-		s.rejectLogin(ctx, c.msg, err)
+		s.rejectLogout(ctx, c.msg, err)
 		s.errorPage(w, r, http.StatusBadRequest, "The sign-out request could not be accepted.")
 		return
 	}
@@ -221,7 +221,7 @@ func (s *Server) logoutAnswered(w http.ResponseWriter, r *http.Request, c *conn,
 	ctx := r.Context()
 	resp, err := c.sp.ParseLogoutResponse(ctx, in)
 	if err != nil {
-		s.rejectLogin(ctx, c.msg, err)
+		s.rejectLogout(ctx, c.msg, err)
 		s.errorPage(w, r, http.StatusBadRequest, "The sign-out answer could not be accepted. You are signed out of this application.")
 		return
 	}

@@ -177,11 +177,12 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		w.Header().Set(requestIDHeader, id)
 		r = r.WithContext(withRequestID(r.Context(), id))
 		rec := &statusRecorder{ResponseWriter: w}
-		_, pattern := mux.Handler(r)
+		mux.ServeHTTP(rec, r)
+		// ServeHTTP records the matched pattern on r: no second lookup.
+		pattern := r.Pattern
 		if pattern == "" {
 			pattern = "unmatched"
 		}
-		mux.ServeHTTP(rec, r)
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}

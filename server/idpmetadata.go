@@ -158,7 +158,12 @@ func (s *Server) connectionSweep(ctx context.Context) {
 			if err != nil {
 				continue
 			}
-			if c.GetIdentityProvider().GetMetadataUrl() != "" {
+			// Every replica runs this sweep; one that finds the metadata
+			// freshly refreshed by another leaves it (no duplicate fetch
+			// and racing write).
+			last := c.GetIdentityProvider().GetMetadataRefreshTime()
+			fresh := last != nil && s.now().Sub(last.AsTime()) < metadataRefreshEvery/2
+			if c.GetIdentityProvider().GetMetadataUrl() != "" && !fresh {
 				if _, err := s.refreshMetadata(ctx, c.Id); err != nil {
 					s.log.Warn("metadata refresh", "connection_id", c.Id, "error", err)
 				}

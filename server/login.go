@@ -60,11 +60,7 @@ func hashValue(v string) []byte {
 func (s *Server) connectionFor(ctx context.Context, id, email string) (*conn, error) {
 	switch {
 	case id != "":
-		c, err := s.registry.get(ctx, id)
-		if errors.Is(err, errConnectionNotFound) {
-			return nil, status.Errorf(codes.NotFound, "no connection %q", id)
-		}
-		return c, err
+		return s.rpcConnection(ctx, id)
 	case email != "":
 		at := strings.LastIndexByte(email, '@')
 		if at < 1 || at == len(email)-1 {
@@ -184,16 +180,30 @@ func (s *Server) checkLoginReturnTo(ctx context.Context, c *ssogatev1.Connection
 	return nil
 }
 
-// rejectLogin records a refused login in the audit log and metrics.
+// rejectLogin records a refused login in the audit log and the ACS
+// outcome metric.
 func (s *Server) rejectLogin(ctx context.Context, c *ssogatev1.Connection, err error) saml.Reason {
+	reason := s.recordRefusal(ctx, c, err, auditLoginFailed)
+	s.metrics.acsOutcomes.WithLabelValues(string(reason)).Inc()
+	return reason
+}
+
+// rejectLogout records a refused Single Logout message; it is no login, so
+// it is no ACS outcome.
+func (s *Server) rejectLogout(ctx context.Context, c *ssogatev1.Connection, err error) {
+	s.recordRefusal(ctx, c, err, auditLogoutFailed)
+}
+
+// recordRefusal audits a refusal under typ (policy denials as
+// login.denied) with its reason and admin-facing message.
+func (s *Server) recordRefusal(ctx context.Context, c *ssogatev1.Connection, err error, typ string) saml.Reason {
 	reason, msg := saml.ReasonInternal, "internal error"
 	var se *saml.Error
 	if errors.As(err, &se) {
 		reason, msg = se.Reason, se.Message
 	} else {
-		s.log.ErrorContext(ctx, "login failed internally", "request_id", requestID(ctx), "error", err)
+		s.log.ErrorContext(ctx, "refused after an internal failure", "request_id", requestID(ctx), "error", err)
 	}
-	typ := auditLoginFailed
 	if reason == saml.ReasonPolicyDenied {
 		typ = auditLoginDenied
 	}
@@ -202,7 +212,6 @@ func (s *Server) rejectLogin(ctx context.Context, c *ssogatev1.Connection, err e
 		e.ConnectionID, e.TenantID = c.Id, c.TenantId
 	}
 	s.audit(ctx, e)
-	s.metrics.acsOutcomes.WithLabelValues(string(reason)).Inc()
 	return reason
 }
 
@@ -338,30 +347,30 @@ func (s *Server) sessionEnd(res *loginResult, now time.Time) time.Time {
 }
 
 // createSession stores the session of an admitted login.
-func (s *Server) createSession(ctx context.Context, res *loginResult) (*ssogatev1.Identity, error) {
+func (s *Server) createSession(ctx context.Context, res *loginResult) (store.Session, error) {
 	sid, err := s.randomValue(16)
 	if err != nil {
-		return nil, err
+		return store.Session{}, err
 	}
 	now := s.now()
 	end := s.sessionEnd(res, now)
 	ident := s.identityOf(res, sid, end)
 	raw, err := protojson.Marshal(ident)
 	if err != nil {
-		return nil, fmt.Errorf("encode identity: %w", err)
+		return store.Session{}, fmt.Errorf("encode identity: %w", err)
 	}
-	err = s.store.CreateSession(ctx, store.Session{
+	sess := store.Session{
 		ID: sid, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId, Subject: ident.Subject,
 		NameID: res.identity.NameID, NameIDFormat: res.identity.NameIDFormat, SessionIndex: res.identity.SessionIndex,
 		Identity: raw, CreatedAt: now, ExpiresAt: end,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create session: %w", err)
+	}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return store.Session{}, fmt.Errorf("create session: %w", err)
 	}
 	s.audit(ctx, auditEvent{Type: auditLoginSucceeded, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
 		Subject: ident.Subject, Detail: map[string]any{"session_id": sid, "idp_initiated": res.pending == nil}})
 	s.metrics.acsOutcomes.WithLabelValues("SUCCESS").Inc()
-	return ident, nil
+	return sess, nil
 }
 
 // codeData travels with a code to ExchangeCode.
@@ -453,12 +462,9 @@ func (l loginService) ExchangeAssertion(ctx context.Context, req *ssogatev1.Exch
 	s := l.s
 	start := time.Now()
 	defer func() { s.metrics.exchangeLatency.WithLabelValues("assertion").Observe(time.Since(start).Seconds()) }()
-	c, err := s.registry.get(ctx, req.ConnectionId)
-	if errors.Is(err, errConnectionNotFound) {
-		return nil, status.Errorf(codes.NotFound, "no connection %q", req.ConnectionId)
-	}
+	c, err := s.rpcConnection(ctx, req.ConnectionId)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+		return nil, err
 	}
 	res, err := s.verifyLogin(ctx, c, req.SamlResponse)
 	if err == nil && res.pending != nil && res.pending.Test {
@@ -468,13 +474,9 @@ func (l loginService) ExchangeAssertion(ctx context.Context, req *ssogatev1.Exch
 		reason := s.rejectLogin(ctx, c.msg, err)
 		return nil, rejectionStatus(reason, err)
 	}
-	ident, err := s.createSession(ctx, res)
+	sess, err := s.createSession(ctx, res)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
-	}
-	sess, err := s.store.GetSession(ctx, ident.SessionId)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "load session: %v", err)
 	}
 	set, err := s.issueTokens(ctx, sess)
 	if err != nil {

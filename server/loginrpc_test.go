@@ -162,3 +162,21 @@ func TestDisableConnectionRevokesSessions(t *testing.T) {
 		t.Fatalf("token of a disabled connection: %v", v)
 	}
 }
+
+// A forged logout message is refused and audited as a logout, not counted
+// as an ACS outcome.
+func TestForgedLogoutRequestRefused(t *testing.T) {
+	f := newIdPFixture(t)
+	code, _, _ := get(t, f.ts.httpURL+"/saml/acme/slo?SAMLRequest=bm90IGEgcmVxdWVzdA%3D%3D")
+	if code != http.StatusBadRequest {
+		t.Fatalf("forged LogoutRequest: %d, want 400", code)
+	}
+	evs, err := ssogatev1.NewAuditServiceClient(f.ts.dial(t, testAdminKey)).ListAuditEvents(context.Background(),
+		&ssogatev1.ListAuditEventsRequest{ConnectionId: "acme", Type: "logout.failed"})
+	if err != nil || len(evs.Events) != 1 || evs.Events[0].Reason == ssogatev1.RejectionReason_REJECTION_REASON_UNSPECIFIED {
+		t.Fatalf("logout.failed audit: %v %v", evs, err)
+	}
+	if _, body, _ := get(t, f.ts.httpURL+"/metrics"); strings.Contains(body, "ssogate_acs_outcomes_total{reason=") {
+		t.Error("a refused logout message was counted as an ACS outcome")
+	}
+}

@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"sync"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/policy"
 	"github.com/ssogate/ssogate/saml"
@@ -46,25 +49,36 @@ type registry struct {
 var errConnectionNotFound = errors.New("connection not found")
 
 func (r *registry) get(ctx context.Context, id string) (*conn, error) {
-	row, err := r.s.store.GetConnection(ctx, id)
+	return r.load(fmt.Sprintf("connection %q", id), func() (store.Connection, error) { return r.s.store.GetConnection(ctx, id) })
+}
+
+func (r *registry) byDomain(ctx context.Context, domain string) (*conn, error) {
+	return r.load(fmt.Sprintf("connection for domain %q", domain), func() (store.Connection, error) { return r.s.store.ConnectionByDomain(ctx, domain) })
+}
+
+// load reads one stored connection and builds (or reuses) its conn.
+func (r *registry) load(what string, read func() (store.Connection, error)) (*conn, error) {
+	row, err := read()
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errConnectionNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load connection %q: %w", id, err)
+		return nil, fmt.Errorf("load %s: %w", what, err)
 	}
 	return r.build(row)
 }
 
-func (r *registry) byDomain(ctx context.Context, domain string) (*conn, error) {
-	row, err := r.s.store.ConnectionByDomain(ctx, domain)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errConnectionNotFound
+// rpcConnection is registry.get for RPC handlers: NOT_FOUND or INTERNAL as
+// a status.
+func (s *Server) rpcConnection(ctx context.Context, id string) (*conn, error) {
+	c, err := s.registry.get(ctx, id)
+	if errors.Is(err, errConnectionNotFound) {
+		return nil, status.Errorf(codes.NotFound, "no connection %q", id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("find connection for domain %q: %w", domain, err)
+		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
-	return r.build(row)
+	return c, nil
 }
 
 func (r *registry) build(row store.Connection) (*conn, error) {

@@ -109,6 +109,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
+	// Check the TLS files before any store work: a bad path fails fast.
+	creds, err := grpcTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Token.Issuer == "" {
 		cfg.Token.Issuer = cfg.ExternalURL
 	}
@@ -136,11 +141,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		if s.store != nil {
 			s.store.Close()
 		}
-		return nil, err
-	}
-	creds, err := grpcTLS(cfg)
-	if err != nil {
-		s.store.Close()
 		return nil, err
 	}
 	s.grpc = s.newGRPCServer(creds...)
