@@ -48,6 +48,11 @@ type Config struct {
 	KEK     string `yaml:"kek"`
 	KEKFile string `yaml:"kek_file"`
 
+	// AllowPrivateFetch lets outbound fetches (IdP metadata URLs) reach
+	// loopback, private and link-local addresses and plain http. Off in
+	// production; `ssogate dev` turns it on.
+	AllowPrivateFetch bool `yaml:"allow_private_fetch"`
+
 	Token TokenConfig `yaml:"token"`
 	SAML  SAMLConfig  `yaml:"saml"`
 

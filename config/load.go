@@ -53,6 +53,17 @@ func integer(p func(*Config) *int) func(*Config, string) error {
 	}
 }
 
+func boolean(p func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		*p(c) = b
+		return nil
+	}
+}
+
 var settings = []setting{
 	{"http_addr", "HTTP listen address", str(func(c *Config) *string { return &c.HTTPAddr })},
 	{"grpc_addr", "gRPC listen address", str(func(c *Config) *string { return &c.GRPCAddr })},
@@ -66,6 +77,7 @@ var settings = []setting{
 	{"audit_retention", "how long audit events are kept", dur(func(c *Config) *time.Duration { return &c.AuditRetention })},
 	{"kek", "key-encryption key for signing keys at rest (32 bytes, base64 or hex)", str(func(c *Config) *string { return &c.KEK })},
 	{"kek_file", "file holding the key-encryption key", str(func(c *Config) *string { return &c.KEKFile })},
+	{"allow_private_fetch", "let metadata fetches reach loopback/private addresses and plain http (development only)", boolean(func(c *Config) *bool { return &c.AllowPrivateFetch })},
 	{"token.issuer", "access token iss claim (default external_url)", str(func(c *Config) *string { return &c.Token.Issuer })},
 	{"token.audience", "access token aud claim, comma-separated", func(c *Config, v string) error {
 		c.Token.Audience = splitList(v)

@@ -55,8 +55,11 @@ type Server struct {
 	keysLoaded atomic.Int64
 	spCreds    *spCredentials
 	// allowHTTP admits plain-http IdP endpoints (loopback only).
-	allowHTTP  func(host string) bool
+	allowHTTP func(host string) bool
+	// httpClient, when a test sets it, replaces the guarded fetch client;
+	// fetchTLS is the TLS configuration of the guarded one.
 	httpClient *http.Client
+	fetchTLS   *tls.Config
 	warnedMu   sync.Mutex
 	warned     map[string]time.Time
 	now        func() time.Time
@@ -86,9 +89,13 @@ type Option func(*Server)
 // WithClock sets the server's clock (tests).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
-// WithHTTPClient sets the client that fetches IdP metadata (tests give one
-// that trusts their TLS server).
+// WithHTTPClient sets the client that fetches IdP metadata, bypassing the
+// address guard (tests only; prefer WithFetchTLSConfig).
 func WithHTTPClient(c *http.Client) Option { return func(s *Server) { s.httpClient = c } }
+
+// WithFetchTLSConfig sets the TLS configuration of the guarded client that
+// fetches IdP metadata (tests give one trusting their TLS server).
+func WithFetchTLSConfig(tc *tls.Config) Option { return func(s *Server) { s.fetchTLS = tc } }
 
 // WithRoutes adds routes to the HTTP listener: `ssogate dev` mounts its
 // demo page and test IdP this way. The routes get the same request ids,
@@ -121,17 +128,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		cfg.Token.Audience = []string{cfg.ExternalURL}
 	}
 	s := &Server{
-		auth:       auth,
-		cfg:        cfg,
-		log:        log,
-		metrics:    newMetrics(prometheus.NewRegistry()),
-		health:     health.NewServer(),
-		revoked:    newRevocations(),
-		verified:   newVerifiedCache(100_000),
-		allowHTTP:  loopbackOnly,
-		httpClient: &http.Client{Timeout: metadataTimeout},
-		now:        time.Now,
-		rand:       rand.Reader,
+		auth:      auth,
+		cfg:       cfg,
+		log:       log,
+		metrics:   newMetrics(prometheus.NewRegistry()),
+		health:    health.NewServer(),
+		revoked:   newRevocations(),
+		verified:  newVerifiedCache(100_000),
+		allowHTTP: loopbackOnly,
+		now:       time.Now,
+		rand:      rand.Reader,
 	}
 	s.registry = &registry{s: s}
 	for _, o := range opts {
