@@ -179,3 +179,43 @@ func TestNewValidates(t *testing.T) {
 		t.Error("a negative rate was accepted")
 	}
 }
+
+func TestGate(t *testing.T) {
+	g := NewGate(1, 1000, 50*time.Millisecond)
+	post := func(n int64) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/acs", strings.NewReader(strings.Repeat("x", int(n))))
+		return r
+	}
+	rel, ok := g.Admit(t.Context(), post(600), 800)
+	if !ok {
+		t.Fatal("first request refused")
+	}
+	// The slot is taken: a second waits, then is refused.
+	if _, ok := g.Admit(t.Context(), post(10), 800); ok {
+		t.Fatal("a second request admitted while the only slot is held")
+	}
+	rel()
+	// Bytes: 600 + 600 > 1000 even with free slots.
+	g2 := NewGate(10, 1000, 50*time.Millisecond)
+	rel1, ok := g2.Admit(t.Context(), post(600), 800)
+	if !ok {
+		t.Fatal("first refused")
+	}
+	if _, ok := g2.Admit(t.Context(), post(600), 800); ok {
+		t.Fatal("byte budget exceeded")
+	}
+	undeclared := post(10)
+	undeclared.ContentLength = -1
+	if _, ok := g2.Admit(t.Context(), undeclared, 800); ok {
+		t.Fatal("an undeclared body is weighed at the route bound (800), which no longer fits")
+	}
+	rel1()
+	h := g.Middleware(800, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	hold, _ := g.Admit(t.Context(), post(1), 800)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, post(1))
+	hold()
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("busy gate: %d %v", rec.Code, rec.Header())
+	}
+}
