@@ -83,6 +83,11 @@ type SAMLConfig struct {
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// MaxXMLBytes bounds decoded SAML XML.
 	MaxXMLBytes int `yaml:"max_xml_bytes"`
+	// MaxXMLElements, MaxXMLAttributes and MaxXMLNamespaceDecls bound one
+	// SAML document's elements, attributes and namespace declarations.
+	MaxXMLElements       int `yaml:"max_xml_elements"`
+	MaxXMLAttributes     int `yaml:"max_xml_attributes"`
+	MaxXMLNamespaceDecls int `yaml:"max_xml_namespace_declarations"`
 }
 
 // APIKey is one caller credential. Only the SHA-256 of the key is
@@ -115,6 +120,10 @@ func Default() Config {
 			ClockSkew:    60 * time.Second,
 			MaxBodyBytes: 512 << 10,
 			MaxXMLBytes:  1 << 20,
+
+			MaxXMLElements:       5000,
+			MaxXMLAttributes:     10000,
+			MaxXMLNamespaceDecls: 10000,
 		},
 	}
 }
@@ -200,6 +209,15 @@ func (c Config) Validate() error {
 	}
 	if c.SAML.MaxXMLBytes < 4<<10 {
 		bad("saml.max_xml_bytes", fmt.Sprint(c.SAML.MaxXMLBytes), "want at least 4096")
+	}
+	for _, b := range []struct {
+		key string
+		v   int
+	}{{"saml.max_xml_elements", c.SAML.MaxXMLElements}, {"saml.max_xml_attributes", c.SAML.MaxXMLAttributes},
+		{"saml.max_xml_namespace_declarations", c.SAML.MaxXMLNamespaceDecls}} {
+		if b.v < 100 {
+			bad(b.key, fmt.Sprint(b.v), "want at least 100 (a signed Response has about 30 elements)")
+		}
 	}
 	seen := map[string]bool{}
 	for i, k := range c.APIKeys {

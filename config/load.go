@@ -79,6 +79,9 @@ var settings = []setting{
 	{"saml.clock_skew", "clock skew tolerated on SAML time checks", dur(func(c *Config) *time.Duration { return &c.SAML.ClockSkew })},
 	{"saml.max_body_bytes", "bound on the ACS form body", integer(func(c *Config) *int { return &c.SAML.MaxBodyBytes })},
 	{"saml.max_xml_bytes", "bound on decoded SAML XML", integer(func(c *Config) *int { return &c.SAML.MaxXMLBytes })},
+	{"saml.max_xml_elements", "bound on the elements of one SAML document", integer(func(c *Config) *int { return &c.SAML.MaxXMLElements })},
+	{"saml.max_xml_attributes", "bound on the attributes of one SAML document", integer(func(c *Config) *int { return &c.SAML.MaxXMLAttributes })},
+	{"saml.max_xml_namespace_declarations", "bound on the namespace declarations of one SAML document", integer(func(c *Config) *int { return &c.SAML.MaxXMLNamespaceDecls })},
 	{"api_keys", "name:sha256hex:scope[+scope],... (replaces the file's list)", func(c *Config, v string) error {
 		keys, err := parseAPIKeys(v)
 		if err != nil {

@@ -3,6 +3,7 @@ package saml
 import (
 	"context"
 	"crypto/x509"
+	"github.com/beevik/etree"
 	"testing"
 	"time"
 
@@ -64,4 +65,45 @@ func BenchmarkGosaml2Bare(b *testing.B) {
 			b.Fatalf("gosaml2 warnings: %+v", info.WarningInfo)
 		}
 	}
+}
+
+// BenchmarkRefusalCost times, interleaved in one run, the refusal of a
+// flood of small elements (inside the byte, depth and namespace bounds)
+// against the refusal of a 5 KB response whose signed NameID was changed,
+// and reports their ratio (flood/bad-signature): the element bound is
+// checked while the input is scanned, so the flood must cost no more than
+// about what any forged response costs.
+//
+//	go test ./saml -run '^$' -bench RefusalCost -count 5
+func BenchmarkRefusalCost(b *testing.B) {
+	f := newFixture(b, nil)
+	small := defaultSession()
+	small.Groups, small.UserGivenName, small.UserSurname, small.UserCommonName = nil, "", "", ""
+	badSig := f.tamper(b, f.issue(b, issue{requestID: f.pend("id-r"), session: small}), func(resp, a *etree.Element) {
+		setNameID(a, "mallory@acme.example")
+	}, resign{})
+	flood := b64(smallElementFlood(40000))
+	if len(flood) > DefaultMaxBodyBytes {
+		b.Fatalf("flood is %d bytes, over the body limit", len(flood))
+	}
+	b.Logf("bad signature: %d bytes of XML; flood: %d bytes of base64", len(mustDecode(b, badSig)), len(flood))
+	ctx := context.Background()
+	refuse := func(form string, want Reason) time.Duration {
+		start := time.Now()
+		_, err := f.sp.ValidateResponse(ctx, ResponseInput{SAMLResponse: form, Requests: nopStore{}, Replay: nopStore{}})
+		d := time.Since(start)
+		if se, ok := err.(*Error); !ok || se.Reason != want {
+			b.Fatalf("got %v, want %s", err, want)
+		}
+		return d
+	}
+	var tFlood, tSig time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		tFlood += refuse(flood, ReasonXMLTooComplex)
+		tSig += refuse(badSig, ReasonSignatureInvalid)
+	}
+	b.ReportMetric(float64(tFlood.Nanoseconds())/float64(b.N), "flood-ns/op")
+	b.ReportMetric(float64(tSig.Nanoseconds())/float64(b.N), "badsig-ns/op")
+	b.ReportMetric(float64(tFlood)/float64(tSig), "flood/badsig")
 }

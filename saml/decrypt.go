@@ -118,7 +118,7 @@ func (sp *ServiceProvider) decryptAssertion(enc *etree.Element) (assertion *etre
 	if len(plain) > sp.cfg.MaxXMLBytes {
 		return nil, legacy, errDecryption(nil)
 	}
-	root, perr := parseGuarded(plain)
+	root, perr := parseGuarded(plain, sp.xmlLimits())
 	if perr != nil {
 		return nil, legacy, errDecryption(perr)
 	}

@@ -327,7 +327,7 @@ func (sp *ServiceProvider) readSignedMessage(ctx context.Context, in Inbound, pa
 	default:
 		return nil, "", Rejectf(ReasonMalformedEncoding, "binding %q is not supported; use HTTP-Redirect or HTTP-POST", in.Binding)
 	}
-	root, err := parseXML(xmlBytes, sp.cfg.MaxXMLBytes)
+	root, err := parseXML(xmlBytes, sp.cfg.MaxXMLBytes, sp.xmlLimits())
 	if err != nil {
 		return nil, "", err
 	}
