@@ -424,6 +424,14 @@ func rejections() []rejection {
 				}, respOnly)
 			}},
 
+		// What a login assertion must say.
+		{name: "bearer assertion without AuthnStatement", want: ReasonAuthnStatementMissing,
+			build: func(t *testing.T, f *fixture) string {
+				return f.issue(t, issue{requestID: f.pend("id-r"), editAssertion: func(a *crewsaml.Assertion) {
+					a.AuthnStatements = nil
+				}})
+			}},
+
 		// Request binding and replay.
 		{name: "InResponseTo unknown", want: ReasonInResponseToUnknown,
 			build: func(t *testing.T, f *fixture) string { return f.issue(t, issue{requestID: "id-never-sent"}) }},
