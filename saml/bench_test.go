@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/x509"
 	"github.com/beevik/etree"
+	"github.com/crewjam/saml/xmlenc"
+	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -106,4 +109,60 @@ func BenchmarkRefusalCost(b *testing.B) {
 	b.ReportMetric(float64(tFlood.Nanoseconds())/float64(b.N), "flood-ns/op")
 	b.ReportMetric(float64(tSig.Nanoseconds())/float64(b.N), "badsig-ns/op")
 	b.ReportMetric(float64(tFlood)/float64(tSig), "flood/badsig")
+}
+
+// BenchmarkLegacyDecryptionTiming measures, interleaved in one run, how
+// long three refusals of an AES-CBC EncryptedAssertion under an unsigned
+// Response take: one that decrypts but whose signature does not verify,
+// one whose padding breaks, and one whose plaintext is garbled. All three
+// answer DECRYPTION_FAILED with one message; if their times differed, the
+// difference would be a padding oracle. It reports each path's median and
+// the ratio of the slowest median to the fastest (1.0: no tell).
+//
+//	go test ./saml -run '^$' -bench LegacyDecryptionTiming -count 5
+func BenchmarkLegacyDecryptionTiming(b *testing.B) {
+	f := newFixture(b, func(c *Config) { c.AllowLegacyEncryption = true })
+	cbc := xmlenc.OAEP()
+	cbc.BlockCipher = xmlenc.AES256CBC
+	genuine := f.issue(b, issue{requestID: f.pend("id-r"), unsignedResponse: true, encrypt: cbc})
+	// Signed with another key but naming the pinned certificate: it
+	// decrypts, and the signature check runs in full and fails.
+	pinnedKey, pinnedCert := f.idp.Key, f.idp.Certificate
+	f.idp.Key = respKey(b, 2)
+	badSig := f.issue(b, issue{requestID: f.pend("id-r"), unsignedResponse: true, encrypt: cbc})
+	f.idp.Key, f.idp.Certificate = pinnedKey, pinnedCert
+	// XML Encryption puts the IV first: flipping a byte of the block before
+	// the last changes the padding byte; flipping the IV garbles the first
+	// plaintext block and leaves the padding intact.
+	badPad := f.tamper(b, genuine, func(resp, _ *etree.Element) {
+		flipCipherByte(b, resp, "EncryptedData", func(n int) int { return n - 17 })
+	}, resign{})
+	garbled := f.tamper(b, genuine, func(resp, _ *etree.Element) {
+		flipCipherByte(b, resp, "EncryptedData", func(int) int { return 3 })
+	}, resign{})
+	paths := []struct {
+		name, form string
+		samples    []time.Duration
+	}{{name: "badsig", form: badSig}, {name: "badpad", form: badPad}, {name: "garbled", form: garbled}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		for k := range paths {
+			p := &paths[(i+k)%len(paths)]
+			start := time.Now()
+			_, err := f.sp.ValidateResponse(ctx, ResponseInput{SAMLResponse: p.form, Requests: nopStore{}, Replay: nopStore{}})
+			p.samples = append(p.samples, time.Since(start))
+			if se, ok := err.(*Error); !ok || se.Reason != ReasonDecryptionFailed {
+				b.Fatalf("%s: got %v, want %s", p.name, err, ReasonDecryptionFailed)
+			}
+		}
+	}
+	lo, hi := time.Duration(math.MaxInt64), time.Duration(0)
+	for _, p := range paths {
+		slices.Sort(p.samples)
+		m := p.samples[len(p.samples)/2]
+		lo, hi = min(lo, m), max(hi, m)
+		b.ReportMetric(float64(m.Microseconds()), p.name+"-median-µs")
+	}
+	b.ReportMetric(float64(hi)/float64(lo), "slowest/fastest")
 }

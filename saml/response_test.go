@@ -299,14 +299,20 @@ func rejections() []rejection {
 				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r"), encrypt: gcmEncrypter(), unsignedResponse: true}),
 					func(resp, _ *etree.Element) { flipCipherValue(t, resp, "EncryptedKey") }, resign{})
 			}},
-		{name: "AES-CBC assertion signed by an unpinned key under an unsigned Response", want: ReasonDecryptionFailed,
+		{name: "AES-CBC under an unsigned Response, though the Assertion is signed", want: ReasonDecryptionFailed, msg: "unsigned Response",
 			edit: func(c *Config) { c.AllowLegacyEncryption = true },
 			build: func(t *testing.T, f *fixture) string {
-				k := respKey(t, 2)
-				f.idp.Key, f.idp.Certificate = k, selfSignedCert(t, k)
 				enc := xmlenc.OAEP()
 				enc.BlockCipher = xmlenc.AES256CBC
 				return f.issue(t, issue{requestID: f.pend("id-r"), unsignedResponse: true, encrypt: enc})
+			}},
+		{name: "AES-CBC ciphertext modified under a signed Response", want: ReasonSignatureInvalid,
+			edit: func(c *Config) { c.AllowLegacyEncryption = true },
+			build: func(t *testing.T, f *fixture) string {
+				enc := xmlenc.OAEP()
+				enc.BlockCipher = xmlenc.AES256CBC
+				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r"), encrypt: enc}),
+					func(resp, _ *etree.Element) { flipCipherValue(t, resp, "EncryptedData") }, resign{})
 			}},
 		{name: "encrypted but no decryption key", want: ReasonDecryptionFailed,
 			edit: func(c *Config) { c.DecryptionKey, c.EncryptionCert = nil, nil },
@@ -532,9 +538,15 @@ func TestAdminMessagesNameValues(t *testing.T) {
 }
 
 func TestDecryptionFailuresLookAlike(t *testing.T) {
+	// Refused before any key is used, from what the sender already knows:
+	// their messages may say what to change.
+	beforeDecryption := map[string]bool{
+		"encrypted but no decryption key":                                    true,
+		"AES-CBC under an unsigned Response, though the Assertion is signed": true,
+	}
 	var msgs []string
 	for _, tc := range rejections() {
-		if tc.want != ReasonDecryptionFailed || tc.name == "encrypted but no decryption key" {
+		if tc.want != ReasonDecryptionFailed || beforeDecryption[tc.name] {
 			continue
 		}
 		f := newFixture(t, tc.edit)
@@ -788,7 +800,14 @@ func setNameID(a *etree.Element, v string) {
 	firstChild(firstChild(a, nsAssertion, "Subject"), nsAssertion, "NameID").SetText(v)
 }
 
-func flipCipherValue(t *testing.T, resp *etree.Element, under string) {
+func flipCipherValue(t testing.TB, resp *etree.Element, under string) {
+	t.Helper()
+	flipCipherByte(t, resp, under, func(n int) int { return n / 2 })
+}
+
+// flipCipherByte flips the lowest bit of byte at(len) of the first
+// CipherValue under an element named under.
+func flipCipherByte(t testing.TB, resp *etree.Element, under string, at func(n int) int) {
 	t.Helper()
 	var found *etree.Element
 	for _, el := range resp.FindElements("//" + under) {
@@ -802,7 +821,7 @@ func flipCipherValue(t *testing.T, resp *etree.Element, under string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw[len(raw)/2] ^= 1
+	raw[at(len(raw))] ^= 1
 	found.SetText(base64.StdEncoding.EncodeToString(raw))
 }
 
