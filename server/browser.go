@@ -161,7 +161,7 @@ func (s *Server) handleSLO(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in saml.Inbound) {
 	ctx := r.Context()
-	req, err := c.sp.ParseLogoutRequest(ctx, in)
+	req, err := c.sp.ParseLogoutRequest(ctx, in, replayCache{s})
 	if err != nil {
 		s.rejectLogout(ctx, c.msg, err)
 		s.errorPage(w, r, http.StatusBadRequest, "The sign-out request could not be accepted.")
@@ -179,7 +179,7 @@ func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in s
 			return
 		}
 		for _, sess := range sessions {
-			if sess.RevokedAt.IsZero() {
+			if sess.RevokedAt.IsZero() && !sess.CreatedAt.After(req.SessionsBefore) {
 				ids = append(ids, sess.ID)
 			}
 		}
