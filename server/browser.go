@@ -17,11 +17,11 @@ import (
 // browserRoutes registers the routes browsers and IdPs reach without an API
 // key.
 func (s *Server) browserRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /saml/{connection_id}/login", s.handleBrowserLogin)
-	mux.HandleFunc("POST /saml/{connection_id}/acs", s.handleACS)
+	mux.Handle("GET /saml/{connection_id}/login", s.limited(routeLogin, s.handleBrowserLogin))
+	mux.Handle("POST /saml/{connection_id}/acs", s.validating(routeACS, s.handleACS))
 	mux.HandleFunc("GET /saml/{connection_id}/authn/{request_id}", s.handlePostAuthn)
-	mux.HandleFunc("GET /saml/{connection_id}/slo", s.handleSLO)
-	mux.HandleFunc("POST /saml/{connection_id}/slo", s.handleSLO)
+	mux.Handle("GET /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
+	mux.Handle("POST /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
 	mux.HandleFunc("GET /saml/{connection_id}/metadata", s.handleMetadata)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 }

@@ -103,7 +103,7 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 	}
 	if err := loginAllowed(c.msg, req.Test); err != nil {
 		se := err.(*saml.Error)
-		s.audit(ctx, auditEvent{Type: auditLoginFailed, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
+		s.refusals.audit(ctx, auditEvent{Type: auditLoginFailed, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
 			Reason: se.Reason, Message: se.Message, Detail: map[string]any{"check": "lifecycle"}})
 		s.metrics.loginsRefused.WithLabelValues("lifecycle").Inc()
 		return nil, status.Error(codes.FailedPrecondition, se.Message)
@@ -160,7 +160,9 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 		return nil, status.Errorf(codes.Internal, "store pending request: %v", err)
 	}
 	s.metrics.loginsStarted.WithLabelValues(fmt.Sprint(req.Test)).Inc()
-	s.audit(ctx, auditEvent{Type: auditLoginStarted, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
+	// Browser-started logins (no API key) are counted per client and
+	// minute; a backend's StartLogin is written one by one.
+	s.refusals.audit(ctx, auditEvent{Type: auditLoginStarted, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
 		Detail: map[string]any{"request_id": areq.ID, "test": req.Test}})
 	return &ssogatev1.StartLoginResponse{
 		RedirectUrl: redirect, RequestId: areq.ID, ConnectionId: c.msg.Id,
@@ -172,7 +174,7 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 // not allow.
 func (s *Server) checkLoginReturnTo(ctx context.Context, c *ssogatev1.Connection, returnTo string) error {
 	if _, err := checkReturnTo(returnTo, c.AllowedReturnUrls); err != nil {
-		s.audit(ctx, auditEvent{Type: auditLoginFailed, ConnectionID: c.Id, TenantID: c.TenantId,
+		s.refusals.audit(ctx, auditEvent{Type: auditLoginFailed, ConnectionID: c.Id, TenantID: c.TenantId,
 			Message: err.Error(), Detail: map[string]any{"check": "return_to"}})
 		s.metrics.loginsRefused.WithLabelValues("return_to").Inc()
 		return status.Error(codes.InvalidArgument, err.Error())
@@ -211,7 +213,14 @@ func (s *Server) recordRefusal(ctx context.Context, c *ssogatev1.Connection, err
 	if c != nil {
 		e.ConnectionID, e.TenantID = c.Id, c.TenantId
 	}
-	s.audit(ctx, e)
+	// A refusal of a browser's message is unauthenticated traffic: counted
+	// per client and minute, not one row each. Policy denials (a verified
+	// user) and internal failures are written one by one.
+	if reason == saml.ReasonPolicyDenied || reason == saml.ReasonInternal {
+		s.audit(ctx, e)
+	} else {
+		s.refusals.audit(ctx, e)
+	}
 	return reason
 }
 

@@ -24,6 +24,7 @@ type metrics struct {
 	refreshRejected *prometheus.CounterVec
 	metadataRefresh *prometheus.CounterVec
 	certExpiry      *prometheus.GaugeVec
+	overloaded      *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -79,6 +80,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.certExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ssogate_idp_certificate_expiry_seconds", Help: "Seconds until a pinned IdP signing certificate expires.",
 	}, []string{"connection", "sha256"})
+	m.overloaded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssogate_overload_refused_total", Help: "ACS and SLO requests refused with 503 by the validation gate (concurrency or bytes in flight), by route.",
+	}, []string{"route"})
+	reg.MustRegister(m.overloaded)
 	reg.MustRegister(m.loginsStarted, m.loginsRefused, m.acsOutcomes, m.exchangeLatency, m.validateLatency,
 		m.validations, m.codeRejected, m.refreshRejected, m.metadataRefresh, m.certExpiry)
 	reg.MustRegister(m.grpcHandled, m.grpcDuration, m.httpHandled, m.httpDuration,
