@@ -164,7 +164,7 @@ func Default() Config {
 			MaxXMLElements:       5000,
 			MaxXMLAttributes:     10000,
 			MaxXMLNamespaceDecls: 10000,
-			MaxInflightBytes: 32 << 20,
+			MaxInflightBytes:     32 << 20,
 		},
 	}
 }
