@@ -128,8 +128,11 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
+		// The public listener says only that: which check fails, and the
+		// driver's words, go to the log and to readinessDetail.
 		if err := s.ready(ctx); err != nil {
-			writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
+			s.log.WarnContext(r.Context(), "not ready", "error", err)
+			writeText(w, http.StatusServiceUnavailable, "not ready\n")
 			return
 		}
 		writeText(w, http.StatusOK, "ready\n")

@@ -28,7 +28,33 @@ var (
 	// ErrInvalidArgument: the caller passed a malformed value (an empty id,
 	// an unreadable page token).
 	ErrInvalidArgument = errors.New("store: invalid argument")
+	// ErrUnavailable: the database cannot be reached or cannot write (a
+	// PostgreSQL outage, a full disk, an I/O error). Nothing was decided;
+	// the same call may succeed later. Backends return it as an
+	// *UnavailableError.
+	ErrUnavailable = errors.New("store unavailable")
 )
+
+// UnavailableError is how a backend reports ErrUnavailable. Its message
+// names the store and a fixed class of failure, never the driver's text
+// (which can hold the database user, name, host and port); Cause keeps
+// that text for the operator's log.
+type UnavailableError struct {
+	// Backend is "postgres" or "sqlite".
+	Backend string
+	// Class is a fixed phrase: "cannot connect", "connection lost",
+	// "disk full", "disk I/O error", "database busy", "shutting down".
+	Class string
+	// Cause is the driver's error. Log it; never show it to a caller.
+	Cause error
+}
+
+func (e *UnavailableError) Error() string {
+	return "store unavailable: " + e.Backend + " " + e.Class
+}
+
+// Unwrap matches ErrUnavailable and the cause.
+func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.Cause} }
 
 // Revocation reasons the store itself writes.
 const (

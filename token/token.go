@@ -241,6 +241,14 @@ func (i *Issuer) Verify(ctx context.Context, raw string) (*Claims, error) {
 			return nil, fmt.Errorf("%w: %s", ErrMissingClaim, req.name)
 		}
 	}
+	if w.IssuedAt == 0 {
+		return nil, fmt.Errorf("%w: iat", ErrMissingClaim)
+	}
+	// Mint never signs a token living longer than AccessTTL; one that does
+	// was not minted under this configuration, however good its signature.
+	if life := time.Duration(w.ExpiresAt-w.IssuedAt) * time.Second; life > i.accessTTL+i.leeway {
+		return nil, fmt.Errorf("%w: exp - iat is %s, at most %s (access TTL) + %s (leeway) accepted", ErrLifetime, life, i.accessTTL, i.leeway)
+	}
 	c := w.claims()
 	revoked, err := i.revocation.Revoked(ctx, c)
 	if err != nil {

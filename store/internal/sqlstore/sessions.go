@@ -24,7 +24,8 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 }
 
 // CreateSession implements store.Store.
-func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
+func (db *DB) CreateSession(ctx context.Context, s store.Session) (err error) {
+	defer db.classify(&err)
 	if err := required("create session", "id", s.ID, "connection id", s.ConnectionID, "expiry", s.ExpiresAt); err != nil {
 		return err
 	}
@@ -38,7 +39,8 @@ func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
 }
 
 // GetSession implements store.Store.
-func (db *DB) GetSession(ctx context.Context, id string) (store.Session, error) {
+func (db *DB) GetSession(ctx context.Context, id string) (_ store.Session, err error) {
+	defer db.classify(&err)
 	s, err := scanSession(db.r.QueryRowContext(ctx, "SELECT "+sessionCols+" FROM sessions WHERE id = $1", id))
 	if err != nil {
 		return store.Session{}, notFound(fmt.Sprintf("get session %q", id), err)
@@ -47,7 +49,8 @@ func (db *DB) GetSession(ctx context.Context, id string) (store.Session, error) 
 }
 
 // FindSessions implements store.Store.
-func (db *DB) FindSessions(ctx context.Context, connectionID, nameID, sessionIndex string) ([]store.Session, error) {
+func (db *DB) FindSessions(ctx context.Context, connectionID, nameID, sessionIndex string) (_ []store.Session, err error) {
+	defer db.classify(&err)
 	var q query
 	q.where("connection_id = " + q.arg(connectionID))
 	q.where("name_id = " + q.arg(nameID))
@@ -74,7 +77,8 @@ func (db *DB) FindSessions(ctx context.Context, connectionID, nameID, sessionInd
 }
 
 // RevokeSession implements store.Store.
-func (db *DB) RevokeSession(ctx context.Context, id, reason string, at time.Time) error {
+func (db *DB) RevokeSession(ctx context.Context, id, reason string, at time.Time) (err error) {
+	defer db.classify(&err)
 	what := fmt.Sprintf("revoke session %q", id)
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		ids, err := db.revoke(ctx, tx, reason, at, "id = $1", id)
@@ -91,9 +95,10 @@ func (db *DB) RevokeSession(ctx context.Context, id, reason string, at time.Time
 }
 
 // RevokeSubject implements store.Store.
-func (db *DB) RevokeSubject(ctx context.Context, connectionID, subject, reason string, at time.Time) ([]string, error) {
+func (db *DB) RevokeSubject(ctx context.Context, connectionID, subject, reason string, at time.Time) (_ []string, err error) {
+	defer db.classify(&err)
 	var ids []string
-	err := db.tx(ctx, func(tx *sql.Tx) (err error) {
+	err = db.tx(ctx, func(tx *sql.Tx) (err error) {
 		ids, err = db.revoke(ctx, tx, reason, at,
 			"connection_id = $1 AND subject = $2 AND expires_at > $3", connectionID, subject, db.t(at))
 		return err
@@ -102,9 +107,10 @@ func (db *DB) RevokeSubject(ctx context.Context, connectionID, subject, reason s
 }
 
 // RevokeConnection implements store.Store.
-func (db *DB) RevokeConnection(ctx context.Context, connectionID, reason string, at time.Time) ([]string, error) {
+func (db *DB) RevokeConnection(ctx context.Context, connectionID, reason string, at time.Time) (_ []string, err error) {
+	defer db.classify(&err)
 	var ids []string
-	err := db.tx(ctx, func(tx *sql.Tx) (err error) {
+	err = db.tx(ctx, func(tx *sql.Tx) (err error) {
 		ids, err = db.revoke(ctx, tx, reason, at, "connection_id = $1 AND expires_at > $2", connectionID, db.t(at))
 		return err
 	})
@@ -164,7 +170,8 @@ func (db *DB) revoke(ctx context.Context, tx *sql.Tx, reason string, at time.Tim
 }
 
 // Revocations implements store.Store.
-func (db *DB) Revocations(ctx context.Context, afterSeq int64, limit int) ([]store.Revocation, error) {
+func (db *DB) Revocations(ctx context.Context, afterSeq int64, limit int) (_ []store.Revocation, err error) {
+	defer db.classify(&err)
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -208,7 +215,8 @@ func capAt(t, limit time.Time) time.Time {
 }
 
 // PutRefreshToken implements store.Store.
-func (db *DB) PutRefreshToken(ctx context.Context, t store.RefreshToken) error {
+func (db *DB) PutRefreshToken(ctx context.Context, t store.RefreshToken) (err error) {
+	defer db.classify(&err)
 	const what = "put refresh token"
 	if err := required(what, "hash", t.Hash, "session id", t.SessionID, "expiry", t.ExpiresAt); err != nil {
 		return err
@@ -230,14 +238,15 @@ func (db *DB) insertRefreshToken(ctx context.Context, q execer, t store.RefreshT
 }
 
 // RotateRefreshToken implements store.Store.
-func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, now time.Time) (store.RefreshToken, error) {
+func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, now time.Time) (_ store.RefreshToken, err error) {
+	defer db.classify(&err)
 	const what = "rotate refresh token"
 	if err := required(what, "old hash", oldHash, "next hash", next.Hash, "next expiry", next.ExpiresAt); err != nil {
 		return store.RefreshToken{}, err
 	}
 	old := store.RefreshToken{Hash: oldHash, SpentAt: now}
 	reused := false
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(tx *sql.Tx) error {
 		// The winner of a race is decided here: the first statement spends
 		// the token only if it is unspent and unexpired.
 		err := tx.QueryRowContext(ctx, "UPDATE refresh_tokens SET spent_at = $2"+
