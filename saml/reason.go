@@ -65,6 +65,9 @@ const (
 	ReasonConnectionInactive Reason = "CONNECTION_INACTIVE"  // DRAFT or DISABLED, or a non-test login on TESTING
 	ReasonPolicyDenied       Reason = "POLICY_DENIED"        // the access policy refused the identity
 	ReasonInternal           Reason = "INTERNAL"             // ssogate failed; nothing the IdP admin can fix
+	// The asserted email's domain is not one of the connection's email
+	// domains.
+	ReasonEmailDomainMismatch Reason = "EMAIL_DOMAIN_MISMATCH"
 )
 
 // Reasons lists every Reason, in API enum order.
@@ -79,6 +82,7 @@ var Reasons = []Reason{
 	ReasonInResponseToUnknown, ReasonInResponseToUsed, ReasonInResponseToExpired,
 	ReasonIdPInitiatedForbidden, ReasonAssertionReplayed,
 	ReasonConnectionNotFound, ReasonConnectionInactive, ReasonPolicyDenied, ReasonInternal,
+	ReasonEmailDomainMismatch,
 }
 
 // Error is a rejection: a Reason for machines and a Message for the IdP
