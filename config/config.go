@@ -88,6 +88,11 @@ type TokenConfig struct {
 	AccessTTL time.Duration `yaml:"access_ttl"`
 	// RefreshTTL is the refresh token lifetime (never beyond the session).
 	RefreshTTL time.Duration `yaml:"refresh_ttl"`
+	// RefreshRetryWindow is how long after a rotation the spent refresh
+	// token, presented again, returns the same (unused) successor instead
+	// of revoking the session: a client retrying after a lost answer. 0
+	// turns retries off (every reuse revokes).
+	RefreshRetryWindow time.Duration `yaml:"refresh_retry_window"`
 	// SessionMax caps every session.
 	SessionMax time.Duration `yaml:"session_max"`
 	// KeyRotation is how often a new signing key is made.
@@ -150,11 +155,12 @@ func Default() Config {
 			ConnectionRate: 100, ConnectionBurst: 6000,
 		},
 		Token: TokenConfig{
-			Algorithm:   "ES256",
-			AccessTTL:   5 * time.Minute,
-			RefreshTTL:  12 * time.Hour,
-			SessionMax:  12 * time.Hour,
-			KeyRotation: 30 * 24 * time.Hour,
+			Algorithm:          "ES256",
+			AccessTTL:          5 * time.Minute,
+			RefreshTTL:         12 * time.Hour,
+			RefreshRetryWindow: 30 * time.Second,
+			SessionMax:         12 * time.Hour,
+			KeyRotation:        30 * 24 * time.Hour,
 		},
 		SAML: SAMLConfig{
 			ClockSkew:    60 * time.Second,
@@ -270,6 +276,9 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			bad(d.key, d.v.String(), "want a positive duration")
 		}
+	}
+	if c.Token.RefreshRetryWindow < 0 || c.Token.RefreshRetryWindow > 5*time.Minute {
+		bad("token.refresh_retry_window", c.Token.RefreshRetryWindow.String(), "want between 0s (off) and 5m")
 	}
 	if c.Token.AccessTTL > time.Hour {
 		bad("token.access_ttl", c.Token.AccessTTL.String(), "access tokens are short-lived: at most 1h")

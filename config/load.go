@@ -107,6 +107,7 @@ var settings = []setting{
 	{"token.algorithm", "ES256, EdDSA or RS256", str(func(c *Config) *string { return &c.Token.Algorithm })},
 	{"token.access_ttl", "access token lifetime", dur(func(c *Config) *time.Duration { return &c.Token.AccessTTL })},
 	{"token.refresh_ttl", "refresh token lifetime", dur(func(c *Config) *time.Duration { return &c.Token.RefreshTTL })},
+	{"token.refresh_retry_window", "a spent refresh token presented again this soon returns its unused successor (0: off)", dur(func(c *Config) *time.Duration { return &c.Token.RefreshRetryWindow })},
 	{"token.session_max", "maximum session length", dur(func(c *Config) *time.Duration { return &c.Token.SessionMax })},
 	{"token.key_rotation", "signing key rotation period", dur(func(c *Config) *time.Duration { return &c.Token.KeyRotation })},
 	{"saml.clock_skew", "clock skew tolerated on SAML time checks", dur(func(c *Config) *time.Duration { return &c.SAML.ClockSkew })},

@@ -48,6 +48,8 @@ func httpStatusOf(code string) int {
 		return http.StatusNotFound
 	case "InvalidArgument", "FailedPrecondition":
 		return http.StatusBadRequest
+	case "Unavailable":
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}
@@ -63,6 +65,8 @@ func endUserMessage(reason saml.Reason) (int, string) {
 		return http.StatusForbidden, "Single sign-on is not enabled for your organisation yet."
 	case saml.ReasonPolicyDenied:
 		return http.StatusForbidden, "Your account is not allowed to use this application. Ask your IT administrator for access."
+	case saml.ReasonEmailDomainMismatch:
+		return http.StatusForbidden, "Your identity provider sent an email address this application does not accept for your organisation. Ask your IT administrator."
 	case saml.ReasonInternal:
 		return http.StatusInternalServerError, "Something went wrong on our side. Please try again."
 	case saml.ReasonBodyTooLarge:
