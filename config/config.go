@@ -88,6 +88,11 @@ type TokenConfig struct {
 	AccessTTL time.Duration `yaml:"access_ttl"`
 	// RefreshTTL is the refresh token lifetime (never beyond the session).
 	RefreshTTL time.Duration `yaml:"refresh_ttl"`
+	// RefreshRetryWindow is how long after a rotation the spent refresh
+	// token, presented again, returns the same (unused) successor instead
+	// of revoking the session: a client retrying after a lost answer. 0
+	// turns retries off (every reuse revokes).
+	RefreshRetryWindow time.Duration `yaml:"refresh_retry_window"`
 	// SessionMax caps every session.
 	SessionMax time.Duration `yaml:"session_max"`
 	// KeyRotation is how often a new signing key is made.
@@ -102,6 +107,11 @@ type SAMLConfig struct {
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// MaxXMLBytes bounds decoded SAML XML.
 	MaxXMLBytes int `yaml:"max_xml_bytes"`
+	// MaxXMLElements, MaxXMLAttributes and MaxXMLNamespaceDecls bound one
+	// SAML document's elements, attributes and namespace declarations.
+	MaxXMLElements       int `yaml:"max_xml_elements"`
+	MaxXMLAttributes     int `yaml:"max_xml_attributes"`
+	MaxXMLNamespaceDecls int `yaml:"max_xml_namespace_declarations"`
 	// MaxConcurrentValidations bounds ACS and SLO messages validated at
 	// once; 0 means 2 × GOMAXPROCS.
 	MaxConcurrentValidations int `yaml:"max_concurrent_validations"`
@@ -145,18 +155,22 @@ func Default() Config {
 			ConnectionRate: 100, ConnectionBurst: 6000,
 		},
 		Token: TokenConfig{
-			Algorithm:   "ES256",
-			AccessTTL:   5 * time.Minute,
-			RefreshTTL:  12 * time.Hour,
-			SessionMax:  12 * time.Hour,
-			KeyRotation: 30 * 24 * time.Hour,
+			Algorithm:          "ES256",
+			AccessTTL:          5 * time.Minute,
+			RefreshTTL:         12 * time.Hour,
+			RefreshRetryWindow: 30 * time.Second,
+			SessionMax:         12 * time.Hour,
+			KeyRotation:        30 * 24 * time.Hour,
 		},
 		SAML: SAMLConfig{
 			ClockSkew:    60 * time.Second,
 			MaxBodyBytes: 512 << 10,
 			MaxXMLBytes:  1 << 20,
 
-			MaxInflightBytes: 32 << 20,
+			MaxXMLElements:       5000,
+			MaxXMLAttributes:     10000,
+			MaxXMLNamespaceDecls: 10000,
+			MaxInflightBytes:     32 << 20,
 		},
 	}
 }
@@ -263,6 +277,9 @@ func (c Config) Validate() error {
 			bad(d.key, d.v.String(), "want a positive duration")
 		}
 	}
+	if c.Token.RefreshRetryWindow < 0 || c.Token.RefreshRetryWindow > 5*time.Minute {
+		bad("token.refresh_retry_window", c.Token.RefreshRetryWindow.String(), "want between 0s (off) and 5m")
+	}
 	if c.Token.AccessTTL > time.Hour {
 		bad("token.access_ttl", c.Token.AccessTTL.String(), "access tokens are short-lived: at most 1h")
 	}
@@ -274,6 +291,15 @@ func (c Config) Validate() error {
 	}
 	if c.SAML.MaxXMLBytes < 4<<10 {
 		bad("saml.max_xml_bytes", fmt.Sprint(c.SAML.MaxXMLBytes), "want at least 4096")
+	}
+	for _, b := range []struct {
+		key string
+		v   int
+	}{{"saml.max_xml_elements", c.SAML.MaxXMLElements}, {"saml.max_xml_attributes", c.SAML.MaxXMLAttributes},
+		{"saml.max_xml_namespace_declarations", c.SAML.MaxXMLNamespaceDecls}} {
+		if b.v < 100 {
+			bad(b.key, fmt.Sprint(b.v), "want at least 100 (a signed Response has about 30 elements)")
+		}
 	}
 	seen := map[string]bool{}
 	for i, k := range c.APIKeys {

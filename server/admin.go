@@ -66,6 +66,8 @@ func (s *Server) storeErr(what string, err error) error {
 		return status.Errorf(codes.AlreadyExists, "%s conflicts with an existing one: %v", what, err)
 	case errors.Is(err, store.ErrInvalidArgument):
 		return status.Errorf(codes.InvalidArgument, "%s: %v", what, err)
+	case errors.Is(err, store.ErrUnavailable):
+		return status.Error(codes.Unavailable, unavailableMessage)
 	}
 	return status.Errorf(codes.Internal, "%s: %v", what, err)
 }

@@ -71,7 +71,8 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	if err != nil {
 		return nil, err
 	}
-	return handler(authed, req)
+	resp, err = handler(authed, req)
+	return resp, s.storeFailure(ctx, err)
 }
 
 // wrappedStream carries the request id into stream handlers.
@@ -91,5 +92,5 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	if err != nil {
 		return err
 	}
-	return handler(srv, wrappedStream{ServerStream: ss, ctx: authed})
+	return s.storeFailure(ctx, handler(srv, wrappedStream{ServerStream: ss, ctx: authed}))
 }

@@ -136,12 +136,12 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 	if split {
 		ops = http.NewServeMux()
 		ops.HandleFunc("GET /healthz", s.handleHealthz)
-		ops.HandleFunc("GET /readyz", s.handleReadyz(true))
+		ops.HandleFunc("GET /readyz", s.readinessDetail)
 	}
 	ops.Handle("/v1/", s.restGuard(gw))
 	ops.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
-	mux.HandleFunc("GET /readyz", s.handleReadyz(!split))
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	s.browserRoutes(mux)
 	for _, register := range s.extraRoutes {
 		register(mux)
@@ -156,22 +156,18 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, "ok\n")
 }
 
-// handleReadyz answers readiness; what is wrong only when detailed (the
-// operator's listener), since the public one faces anyone.
-func (s *Server) handleReadyz(detailed bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := s.ready(ctx); err != nil {
-			if !detailed {
-				writeText(w, http.StatusServiceUnavailable, "not ready\n")
-				return
-			}
-			writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
-			return
-		}
-		writeText(w, http.StatusOK, "ready\n")
+// handleReadyz answers readiness on the public listener: only "not ready".
+// Which check fails, and the store driver's words, go to the log and to
+// readinessDetail (the operator listener's /readyz).
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		s.log.WarnContext(r.Context(), "not ready", "error", err)
+		writeText(w, http.StatusServiceUnavailable, "not ready\n")
+		return
 	}
+	writeText(w, http.StatusOK, "ready\n")
 }
 
 // operatorHandler serves gRPC reflection (HTTP/2 requests of content type

@@ -290,6 +290,13 @@ func (s *Server) verifyLogin(ctx context.Context, c *conn, samlResponse string) 
 	if err := loginAllowed(c.msg, test); err != nil {
 		return nil, err
 	}
+	if err := bindEmail(c.msg, ident); err != nil {
+		if test {
+			res.denied = err
+			return res, nil
+		}
+		return nil, err
+	}
 	roles, err := c.policy.Decide(policy.Subject{Groups: ident.Mapped.Groups, Attributes: ident.Attributes})
 	if err != nil {
 		var d *policy.Denied

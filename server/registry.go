@@ -117,6 +117,9 @@ func (s *Server) fillSAMLConfig(cfg *saml.Config) {
 	cfg.ClockSkew = s.cfg.SAML.ClockSkew
 	cfg.MaxBodyBytes = s.cfg.SAML.MaxBodyBytes
 	cfg.MaxXMLBytes = s.cfg.SAML.MaxXMLBytes
+	cfg.MaxXMLElements = s.cfg.SAML.MaxXMLElements
+	cfg.MaxXMLAttributes = s.cfg.SAML.MaxXMLAttributes
+	cfg.MaxXMLNamespaceDecls = s.cfg.SAML.MaxXMLNamespaceDecls
 	cfg.Now = s.now
 	cfg.Rand = s.rand
 	if s.spCreds != nil {

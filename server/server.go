@@ -78,6 +78,8 @@ type Server struct {
 	operatorGRPC *grpc.Server
 
 	draining atomic.Bool
+	// storeState is the store's health as last probed or met by a request.
+	storeState storeHealth
 	// checks decide readiness besides draining; each names what it checks.
 	checks []readinessCheck
 }
@@ -306,6 +308,7 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 	g.Go(func() error { return s.listenRevocations(gctx) })
 	g.Go(func() error { return s.maintainKeys(gctx) })
 	g.Go(func() error { return s.sweep(gctx, sweepEvery) })
+	g.Go(func() error { return s.watchStore(gctx) })
 	g.Go(func() error { return s.maintainConnections(gctx, metadataRefreshEvery) })
 	g.Go(func() error {
 		<-gctx.Done()
@@ -346,14 +349,7 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 
 func (s *Server) setServing(up bool) {
 	s.draining.Store(!up)
-	status := healthpb.HealthCheckResponse_NOT_SERVING
-	if up {
-		status = healthpb.HealthCheckResponse_SERVING
-	}
-	s.health.SetServingStatus("", status)
-	for _, name := range serviceNames {
-		s.health.SetServingStatus(name, status)
-	}
+	s.applyHealth()
 }
 
 // ready reports nil when the server should receive traffic, or what is
