@@ -300,25 +300,3 @@ func ClientKey(ip netip.Addr) string {
 	}
 	return ip.String()
 }
-
-// ParsePrefixes parses a CIDR list ("10.0.0.0/8, 192.168.1.7"); a bare
-// address is a single-address prefix.
-func ParsePrefixes(list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range list {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		ip, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a CIDR prefix or IP address", s)
-		}
-		out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
-	}
-	return out, nil
-}

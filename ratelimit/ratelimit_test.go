@@ -36,10 +36,7 @@ func req(remote string, xff ...string) *http.Request {
 }
 
 func TestClientAddr(t *testing.T) {
-	trusted, err := ParsePrefixes([]string{"10.0.0.0/8", "192.168.1.7"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32")}
 	for _, tc := range []struct {
 		name, remote string
 		xff          []string
