@@ -51,24 +51,28 @@ func procStatusKB(t *testing.T, pid int, field string) int64 {
 }
 
 // nearLimitForm is an ACS form body just under the default 512 KiB bound:
-// a well-formed, unsigned Response of many small attribute values (the
-// shape that costs the parser most per byte).
+// a well-formed, unsigned Response of thousands of attribute values, inside
+// every per-document XML bound, so it is parsed in full before the missing
+// signature refuses it.
 func nearLimitForm(issuer string) string {
 	head := `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_load" Version="2.0" IssueInstant="` +
 		time.Now().UTC().Format(time.RFC3339) + `"><saml:Issuer>` + issuer + `</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>` +
 		`<saml:Assertion ID="_a" Version="2.0" IssueInstant="` + time.Now().UTC().Format(time.RFC3339) + `"><saml:Issuer>` + issuer + `</saml:Issuer><saml:AttributeStatement><saml:Attribute Name="groups">`
 	tail := `</saml:Attribute></saml:AttributeStatement></saml:Assertion></samlp:Response>`
-	form := func(n int) string {
+	// 4,000 values: inside the per-document element bound, so the whole
+	// document is parsed; their length fills the body bound.
+	const values = 4000
+	form := func(pad int) string {
 		var b strings.Builder
 		b.WriteString(head)
-		for i := range n {
-			fmt.Fprintf(&b, "<saml:AttributeValue>g%d</saml:AttributeValue>", i)
+		for i := range values {
+			fmt.Fprintf(&b, "<saml:AttributeValue>group-%d-%s</saml:AttributeValue>", i, strings.Repeat("x", pad))
 		}
 		b.WriteString(tail)
 		return url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString([]byte(b.String()))}}.Encode()
 	}
-	lo, hi := 0, 20000
-	for lo < hi { // the largest n whose form fits 512 KiB
+	lo, hi := 0, 200
+	for lo < hi { // the longest values whose form fits 512 KiB
 		mid := (lo + hi + 1) / 2
 		if len(form(mid)) <= 512<<10 {
 			lo = mid
