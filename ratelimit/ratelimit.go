@@ -113,11 +113,26 @@ type Decision struct {
 	Scope string
 }
 
-// Allow reports whether r may proceed on route for connectionID ("" when
-// the route has none), and if not, when to retry. It is the method other
-// packages need: see Middleware for the HTTP answer.
-func (l *Limiter) Allow(r *http.Request, connectionID string) (ok bool, retryAfter time.Duration) {
-	d := l.Check(r, "", connectionID)
+// Route is the limit of one named route. Its Allow is the small interface
+// a package with its own routes declares (setup portal, SCIM):
+//
+//	type limiter interface {
+//		Allow(r *http.Request, connectionID string) (ok bool, retryAfter time.Duration)
+//	}
+type Route struct {
+	l    *Limiter
+	name string
+}
+
+// Route returns the limit of the route called name (a metric label: keep
+// names few and fixed, e.g. "setup", "scim").
+func (l *Limiter) Route(name string) Route { return Route{l: l, name: name} }
+
+// Allow reports whether r may proceed for connectionID ("" when the route
+// has none), and if not, when to retry; answer a refusal with
+// TooManyRequests. The refusal is counted in the metric.
+func (rt Route) Allow(r *http.Request, connectionID string) (ok bool, retryAfter time.Duration) {
+	d := rt.l.Check(r, rt.name, connectionID)
 	return d.OK, d.RetryAfter
 }
 

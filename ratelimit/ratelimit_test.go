@@ -168,6 +168,25 @@ func TestMiddleware(t *testing.T) {
 	}
 }
 
+func TestRouteAllow(t *testing.T) {
+	l, err := New(Config{ClientRate: 1, ClientBurst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scim interface {
+		Allow(*http.Request, string) (bool, time.Duration)
+	} = l.Route("scim")
+	if ok, _ := scim.Allow(req("1.1.1.1:1"), "acme"); !ok {
+		t.Fatal("first refused")
+	}
+	if ok, retry := scim.Allow(req("1.1.1.1:1"), "acme"); ok || retry <= 0 {
+		t.Fatalf("second: %v %v, want refused with a retry time", ok, retry)
+	}
+	if ok, _ := l.Route("setup").Allow(req("1.1.1.1:1"), "acme"); !ok {
+		t.Fatal("another route shares the scim bucket")
+	}
+}
+
 func TestNewValidates(t *testing.T) {
 	if _, err := New(Config{ClientRate: 1}); err == nil {
 		t.Error("a rate without a burst was accepted")
