@@ -91,7 +91,7 @@ func acceptRequestID(v string) string {
 }
 
 // httpHandler builds the one HTTP router: the REST gateway under /v1/ and
-// the plain routes of DESIGN.md.
+// the browser, IdP and operator routes.
 func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{

@@ -25,7 +25,7 @@ import (
 	"github.com/ssogate/ssogate/token"
 )
 
-// Lifetimes DESIGN.md fixes.
+// Lifetimes of the login flow (docs/architecture.md, "Words").
 const (
 	pendingRequestTTL = 10 * time.Minute
 	codeTTL           = 60 * time.Second
