@@ -209,9 +209,11 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, grpcLis, httpLis)
 }
 
-// Serve serves on the given listeners until ctx is done, then drains:
-// health turns NOT_SERVING, new connections are refused, and in-flight
-// requests get up to ShutdownTimeout to finish.
+// Serve serves on the given listeners until ctx is done, then shuts down
+// for a rolling update: readiness turns 503 and gRPC health NOT_SERVING at
+// once, the listeners keep serving for ShutdownDelay (while load balancers
+// notice), then new connections are refused and in-flight requests get up
+// to ShutdownTimeout to finish.
 func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	handler, err := s.httpHandler(ctx)
 	if err != nil {
@@ -256,8 +258,10 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 	g.Go(func() error { return s.maintainConnections(gctx, metadataRefreshEvery) })
 	g.Go(func() error {
 		<-gctx.Done()
-		s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
 		s.setServing(false)
+		s.log.Info("shutting down: not ready, still serving", "shutdown_delay", s.cfg.ShutdownDelay.String(), "shutdown_timeout", s.cfg.ShutdownTimeout.String())
+		time.Sleep(s.cfg.ShutdownDelay)
+		s.log.Info("draining")
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 		defer cancel()
 		stopped := make(chan struct{})

@@ -89,7 +89,7 @@ func TestHealthcheckProbesConfiguredAddress(t *testing.T) {
 	served := make(chan error, 1)
 	go func() {
 		served <- run(ctx, []string{"serve"}, mapEnv(map[string]string{
-			"SSOGATE_HTTP_ADDR": addr, "SSOGATE_GRPC_ADDR": "127.0.0.1:0",
+			"SSOGATE_HTTP_ADDR": addr, "SSOGATE_GRPC_ADDR": "127.0.0.1:0", "SSOGATE_SHUTDOWN_DELAY": "0s",
 			"SSOGATE_STORE": "sqlite://" + filepath.Join(dir, "ssogate.db"),
 		}), os.Stderr, &strings.Builder{})
 	}()
