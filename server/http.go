@@ -128,11 +128,12 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
+		pending := s.pending.detail(time.Now())
 		if err := s.ready(ctx); err != nil {
-			writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
+			writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n"+pending)
 			return
 		}
-		writeText(w, http.StatusOK, "ready\n")
+		writeText(w, http.StatusOK, "ready\n"+pending)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	s.browserRoutes(mux)

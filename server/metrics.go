@@ -24,6 +24,7 @@ type metrics struct {
 	refreshRejected *prometheus.CounterVec
 	metadataRefresh *prometheus.CounterVec
 	certExpiry      *prometheus.GaugeVec
+	connPending     *prometheus.GaugeVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -79,6 +80,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.certExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ssogate_idp_certificate_expiry_seconds", Help: "Seconds until a pinned IdP signing certificate expires.",
 	}, []string{"connection", "sha256"})
+	m.connPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ssogate_connection_pending", Help: "1 for each config-file connection not served yet because its IdP metadata URL is unreachable (retried with backoff).",
+	}, []string{"connection"})
+	reg.MustRegister(m.connPending)
 	reg.MustRegister(m.loginsStarted, m.loginsRefused, m.acsOutcomes, m.exchangeLatency, m.validateLatency,
 		m.validations, m.codeRejected, m.refreshRejected, m.metadataRefresh, m.certExpiry)
 	reg.MustRegister(m.grpcHandled, m.grpcDuration, m.httpHandled, m.httpDuration,

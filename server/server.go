@@ -62,6 +62,9 @@ type Server struct {
 	now        func() time.Time
 	rand       io.Reader
 
+	// pending are config-file connections waiting for their IdP.
+	pending pendingConnections
+
 	draining atomic.Bool
 	// checks decide readiness besides draining; each names what it checks.
 	checks []readinessCheck
@@ -256,6 +259,7 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 	g.Go(func() error { return s.maintainKeys(gctx) })
 	g.Go(func() error { return s.sweep(gctx, sweepEvery) })
 	g.Go(func() error { return s.maintainConnections(gctx, metadataRefreshEvery) })
+	g.Go(func() error { return s.retryPending(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		s.setServing(false)

@@ -59,6 +59,13 @@ type wireConn struct {
 
 func newWireFixture(t *testing.T, conns []wireConn, opts ...Option) *wireFixture {
 	t.Helper()
+	return newWireFixtureWith(t, conns, nil, opts...)
+}
+
+// newWireFixtureWith also lets the test adjust the configuration (after
+// conns are added); connections it adds are not registered with the IdP.
+func newWireFixtureWith(t *testing.T, conns []wireConn, mutate func(*config.Config), opts ...Option) *wireFixture {
+	t.Helper()
 	mux := http.NewServeMux()
 	idpServer := httptest.NewServer(mux)
 	t.Cleanup(idpServer.Close)
@@ -68,6 +75,9 @@ func newWireFixture(t *testing.T, conns []wireConn, opts ...Option) *wireFixture
 	f.ts = startTestServerWith(t, func(c *config.Config) {
 		for _, wc := range conns {
 			c.Connections = append(c.Connections, f.connection(wc))
+		}
+		if mutate != nil {
+			mutate(c)
 		}
 	}, opts...)
 	for _, wc := range conns {
