@@ -196,7 +196,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			slog.String("route", pattern),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status),
-			slog.Duration("duration", elapsed),
+			slog.Float64("duration", elapsed.Seconds()),
 			slog.String("remote", r.RemoteAddr),
 		}, noteAttrs(r.Context())...)...)
 	})

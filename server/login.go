@@ -184,7 +184,7 @@ func (s *Server) checkLoginReturnTo(ctx context.Context, c *ssogatev1.Connection
 // outcome metric.
 func (s *Server) rejectLogin(ctx context.Context, c *ssogatev1.Connection, err error) saml.Reason {
 	reason := s.recordRefusal(ctx, c, err, auditLoginFailed)
-	s.metrics.acsOutcomes.WithLabelValues(string(reason)).Inc()
+	s.metrics.acsOutcomes.WithLabelValues(c.GetId(), string(reason)).Inc()
 	return reason
 }
 
@@ -369,7 +369,7 @@ func (s *Server) createSession(ctx context.Context, res *loginResult) (store.Ses
 	}
 	s.audit(ctx, auditEvent{Type: auditLoginSucceeded, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
 		Subject: ident.Subject, Detail: map[string]any{"session_id": sid, "idp_initiated": res.pending == nil}})
-	s.metrics.acsOutcomes.WithLabelValues("SUCCESS").Inc()
+	s.metrics.acsOutcomes.WithLabelValues(res.conn.msg.Id, "SUCCESS").Inc()
 	return sess, nil
 }
 
