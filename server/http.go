@@ -14,6 +14,9 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -104,7 +107,7 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	)
 	conn, err := grpc.NewClient("passthrough:///ssogate-gateway",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayLis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials()), s.grpcClientStatsOption())
 	if err != nil {
 		return nil, fmt.Errorf("REST gateway connection: %w", err)
 	}
@@ -140,7 +143,13 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	for _, register := range s.extraRoutes {
 		register(mux)
 	}
-	return s.middleware(mux), nil
+	// otelhttp outside the middleware: the request's span is in the
+	// context the handlers and the log line see.
+	return otelhttp.NewHandler(s.middleware(mux), "http",
+		otelhttp.WithTracerProvider(s.tracing.Provider), otelhttp.WithPropagators(s.tracing.Propagator),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != "/metrics"
+		})), nil
 }
 
 // statusRecorder remembers the status code written.
@@ -186,6 +195,10 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		}
 		if rec.status == 0 {
 			rec.status = http.StatusOK
+		}
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			span.SetName(pattern) // "POST /saml/{connection_id}/acs": bounded, no ids
+			span.SetAttributes(attribute.String("http.route", pattern))
 		}
 		elapsed := time.Since(start)
 		s.metrics.httpHandled.WithLabelValues(pattern, r.Method, strconv.Itoa(rec.status)).Inc()

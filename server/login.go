@@ -272,7 +272,9 @@ func (s *Server) verifyLogin(ctx context.Context, c *conn, samlResponse string) 
 		return nil, loginAllowed(c.msg, true)
 	}
 	consumer := &pendingConsumer{s: s}
-	ident, err := c.sp.ValidateResponse(ctx, saml.ResponseInput{SAMLResponse: samlResponse, Requests: consumer, Replay: replayCache{s}})
+	vctx, endSpan := s.validateSpan(ctx, c.msg.Id)
+	ident, err := c.sp.ValidateResponse(vctx, saml.ResponseInput{SAMLResponse: samlResponse, Requests: consumer, Replay: replayCache{s}})
+	endSpan(err)
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func (s *Server) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", config.Config{Store: s.cfg.Store}.Redacted().Store, err)
 	}
-	s.store = st
+	s.store = tracedStore{Store: st, tracer: s.tracer()}
 	kek, err := s.loadKEK()
 	if err != nil {
 		return err

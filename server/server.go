@@ -28,6 +28,7 @@ import (
 	"github.com/ssogate/ssogate/config"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/store"
+	"github.com/ssogate/ssogate/telemetry"
 	"github.com/ssogate/ssogate/token"
 )
 
@@ -61,6 +62,8 @@ type Server struct {
 	warned     map[string]time.Time
 	now        func() time.Time
 	rand       io.Reader
+
+	tracing *telemetry.Tracing
 
 	// pending are config-file connections waiting for their IdP.
 	pending pendingConnections
@@ -135,11 +138,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		httpClient: &http.Client{Timeout: metadataTimeout},
 		now:        time.Now,
 		rand:       rand.Reader,
+		tracing:    telemetry.Disabled(),
 	}
 	s.registry = &registry{s: s}
 	for _, o := range opts {
 		o(s)
 	}
+	s.log = slog.New(telemetry.LogHandler(log.Handler())) // trace ids on lines logged with a span
 	if err := s.open(ctx); err != nil {
 		if s.store != nil {
 			s.store.Close()
@@ -159,6 +164,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 // newGRPCServer registers every service behind the interceptors.
 func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	g := grpc.NewServer(append(opts,
+		grpc.StatsHandler(s.grpcStatsHandler()),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)...)

@@ -20,6 +20,7 @@ import (
 	"github.com/ssogate/ssogate/config"
 	"github.com/ssogate/ssogate/internal/buildinfo"
 	"github.com/ssogate/ssogate/server"
+	"github.com/ssogate/ssogate/telemetry"
 )
 
 func main() {
@@ -90,7 +91,21 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 	if len(cfg.APIKeys) == 0 {
 		log.Warn("no api_keys configured: every gRPC and REST API call will be refused as UNAUTHENTICATED; set api_keys or SSOGATE_API_KEYS (browser, health and metrics routes work without)")
 	}
-	srv, err := server.New(ctx, cfg, log)
+	tracing, err := telemetry.Setup(ctx, env, bi.Version)
+	if err != nil {
+		return err
+	}
+	if tracing.Enabled {
+		log.Info("tracing on", "exporter", tracing.Exporter)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(sctx); err != nil {
+			log.Warn("flush traces at exit", "error", err)
+		}
+	}()
+	srv, err := server.New(ctx, cfg, log, server.WithTracing(tracing))
 	if err == nil {
 		defer srv.Close()
 	}
