@@ -270,6 +270,7 @@ func (cs connectionService) DeleteConnection(ctx context.Context, req *ssogatev1
 	if err := s.store.DeleteConnection(ctx, req.ConnectionId); err != nil {
 		return nil, s.storeErr(fmt.Sprintf("connection %q", req.ConnectionId), err)
 	}
+	s.metrics.dropConnection(req.ConnectionId)
 	s.audit(ctx, auditEvent{Type: auditConnectionDeleted, ConnectionID: req.ConnectionId,
 		Detail: map[string]any{"caller": caller(ctx), "sessions_revoked": len(ids)}})
 	return &ssogatev1.DeleteConnectionResponse{}, nil

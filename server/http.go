@@ -15,6 +15,9 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -114,7 +117,7 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 	)
 	conn, err := grpc.NewClient("passthrough:///ssogate-gateway",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayLis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials()), s.grpcClientStatsOption())
 	if err != nil {
 		return nil, nil, fmt.Errorf("REST gateway connection: %w", err)
 	}
@@ -147,9 +150,9 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 		register(mux)
 	}
 	if !split {
-		return s.middleware(mux), nil, nil
+		return s.traced(s.middleware(mux)), nil, nil
 	}
-	return s.middleware(mux), s.operatorHandler(s.middleware(ops)), nil
+	return s.traced(s.middleware(mux)), s.operatorHandler(s.traced(s.middleware(ops))), nil
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
@@ -198,6 +201,16 @@ func restErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Mars
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }
 
+// traced wraps h in otelhttp outside the middleware, so the request's span
+// is in the context the handlers and the log line see.
+func (s *Server) traced(h http.Handler) http.Handler {
+	return otelhttp.NewHandler(h, "http",
+		otelhttp.WithTracerProvider(s.tracing.Provider), otelhttp.WithPropagators(s.tracing.Propagator),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != "/metrics"
+		}))
+}
+
 // statusRecorder remembers the status code written.
 type statusRecorder struct {
 	http.ResponseWriter
@@ -242,6 +255,10 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			span.SetName(pattern) // "POST /saml/{connection_id}/acs": bounded, no ids
+			span.SetAttributes(attribute.String("http.route", pattern))
+		}
 		elapsed := time.Since(start)
 		s.metrics.httpHandled.WithLabelValues(pattern, r.Method, strconv.Itoa(rec.status)).Inc()
 		s.metrics.httpDuration.WithLabelValues(pattern).Observe(elapsed.Seconds())
@@ -251,7 +268,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			slog.String("route", pattern),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status),
-			slog.Duration("duration", elapsed),
+			slog.Float64("duration", elapsed.Seconds()),
 			slog.String("remote", r.RemoteAddr),
 			slog.String("client", clientAddr(r.Context()).String()),
 		}, noteAttrs(r.Context())...)...)

@@ -25,7 +25,7 @@ import (
 	"github.com/ssogate/ssogate/token"
 )
 
-// Lifetimes DESIGN.md fixes.
+// Lifetimes of the login flow (docs/architecture.md, "Words").
 const (
 	pendingRequestTTL = 10 * time.Minute
 	codeTTL           = 60 * time.Second
@@ -186,7 +186,7 @@ func (s *Server) checkLoginReturnTo(ctx context.Context, c *ssogatev1.Connection
 // outcome metric.
 func (s *Server) rejectLogin(ctx context.Context, c *ssogatev1.Connection, err error) saml.Reason {
 	reason := s.recordRefusal(ctx, c, err, auditLoginFailed)
-	s.metrics.acsOutcomes.WithLabelValues(string(reason)).Inc()
+	s.metrics.acsOutcomes.WithLabelValues(c.GetId(), string(reason)).Inc()
 	return reason
 }
 
@@ -281,7 +281,9 @@ func (s *Server) verifyLogin(ctx context.Context, c *conn, samlResponse string) 
 		return nil, loginAllowed(c.msg, true)
 	}
 	consumer := &pendingConsumer{s: s}
-	ident, err := c.sp.ValidateResponse(ctx, saml.ResponseInput{SAMLResponse: samlResponse, Requests: consumer, Replay: replayCache{s}})
+	vctx, endSpan := s.validateSpan(ctx, c.msg.Id)
+	ident, err := c.sp.ValidateResponse(vctx, saml.ResponseInput{SAMLResponse: samlResponse, Requests: consumer, Replay: replayCache{s}})
+	endSpan(err)
 	if err != nil {
 		return nil, err
 	}
@@ -385,7 +387,7 @@ func (s *Server) createSession(ctx context.Context, res *loginResult) (store.Ses
 	}
 	s.audit(ctx, auditEvent{Type: auditLoginSucceeded, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
 		Subject: ident.Subject, Detail: map[string]any{"session_id": sid, "idp_initiated": res.pending == nil}})
-	s.metrics.acsOutcomes.WithLabelValues("SUCCESS").Inc()
+	s.metrics.acsOutcomes.WithLabelValues(res.conn.msg.Id, "SUCCESS").Inc()
 	return sess, nil
 }
 
