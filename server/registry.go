@@ -73,7 +73,7 @@ func (r *registry) load(what string, read func() (store.Connection, error)) (*co
 func (s *Server) rpcConnection(ctx context.Context, id string) (*conn, error) {
 	c, err := s.registry.get(ctx, id)
 	if errors.Is(err, errConnectionNotFound) {
-		return nil, status.Errorf(codes.NotFound, "no connection %q", id)
+		return nil, apiError(codes.NotFound, reasonConnectionNotFound, fmt.Sprintf("no connection %q", id), "connection_id", id)
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
