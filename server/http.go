@@ -139,6 +139,9 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	s.browserRoutes(mux)
+	if err := s.discoveryRoutes(mux); err != nil {
+		return nil, err
+	}
 	for _, register := range s.extraRoutes {
 		register(mux)
 	}
