@@ -75,6 +75,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	ctx = withRequestID(ctx, incomingRequestID(ctx))
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", requestID(ctx)))
 	defer func() { s.observe(ctx, info.FullMethod, start, err) }()
+	defer func() { err = withErrorInfo(err) }()
 	defer s.recoverPanic(ctx, &err)
 	authed, err := s.auth.authorize(ctx, info.FullMethod)
 	if err != nil {
@@ -97,6 +98,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	start := time.Now()
 	ctx := withRequestID(ss.Context(), incomingRequestID(ss.Context()))
 	defer func() { s.observe(ctx, info.FullMethod, start, err) }()
+	defer func() { err = withErrorInfo(err) }()
 	defer s.recoverPanic(ctx, &err)
 	authed, err := s.auth.authorize(ctx, info.FullMethod)
 	if err != nil {

@@ -108,9 +108,12 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 	gw := runtime.NewServeMux(
 		runtime.WithErrorHandler(restErrorHandler),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
+			// Default values (false, 0, "") are always written: a client
+			// reading valid=false must find it, not an absent field.
+			MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
+		runtime.WithErrorHandler(restError),
 		runtime.WithMetadata(func(ctx context.Context, r *http.Request) metadata.MD {
 			return metadata.Pairs("x-request-id", requestID(r.Context()))
 		}),
@@ -146,6 +149,9 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	s.browserRoutes(mux)
+	if err := s.discoveryRoutes(mux); err != nil {
+		return nil, err
+	}
 	for _, register := range s.extraRoutes {
 		register(mux)
 	}

@@ -79,7 +79,7 @@ func (s *Server) rpcConnection(ctx context.Context, id string) (*conn, error) {
 		return nil, status.Error(codes.Unavailable, pe.Error())
 	}
 	if errors.Is(err, errConnectionNotFound) {
-		return nil, status.Errorf(codes.NotFound, "no connection %q", id)
+		return nil, apiError(codes.NotFound, reasonConnectionNotFound, fmt.Sprintf("no connection %q", id), "connection_id", id)
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
