@@ -150,7 +150,7 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	s.browserRoutes(mux)
 	if err := s.discoveryRoutes(mux); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, register := range s.extraRoutes {
 		register(mux)
