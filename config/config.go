@@ -37,8 +37,13 @@ type Config struct {
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
-	// ShutdownTimeout bounds how long in-flight requests may take to finish
-	// after SIGTERM.
+	// ShutdownDelay is how long the listeners keep serving after SIGTERM
+	// while readiness already reports 503 / NOT_SERVING, so that load
+	// balancers and Kubernetes endpoints stop routing here before new
+	// connections are refused. ShutdownTimeout then bounds how long
+	// in-flight requests may take to finish. A pod's
+	// terminationGracePeriodSeconds must exceed their sum.
+	ShutdownDelay   time.Duration `yaml:"shutdown_delay"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
 	// AuditRetention is how long audit events are kept.
@@ -147,6 +152,7 @@ func Default() Config {
 		ExternalURL:     "http://localhost:8080",
 		Store:           "sqlite://ssogate.db",
 		LogLevel:        "info",
+		ShutdownDelay:   5 * time.Second,
 		ShutdownTimeout: 20 * time.Second,
 		AuditRetention:  365 * 24 * time.Hour,
 		MaxRequestBytes: 1 << 20,
@@ -251,6 +257,9 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log_level", c.LogLevel, "want debug, info, warn or error")
+	}
+	if c.ShutdownDelay < 0 || c.ShutdownDelay > 5*time.Minute {
+		bad("shutdown_delay", c.ShutdownDelay.String(), "want between 0s and 5m, e.g. 5s (0s when nothing routes traffic by readiness)")
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", c.ShutdownTimeout.String(), "want a positive duration such as 20s")

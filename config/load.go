@@ -84,6 +84,7 @@ var settings = []setting{
 	{"grpc_client_ca_file", "PEM CA bundle: require client certificates it signed (mutual TLS)", str(func(c *Config) *string { return &c.GRPCClientCAFile })},
 	{"store", "sqlite://<path> or postgres://...", str(func(c *Config) *string { return &c.Store })},
 	{"log_level", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+	{"shutdown_delay", "how long to keep serving after SIGTERM while readiness reports 503", dur(func(c *Config) *time.Duration { return &c.ShutdownDelay })},
 	{"shutdown_timeout", "how long in-flight requests may finish after SIGTERM", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"audit_retention", "how long audit events are kept", dur(func(c *Config) *time.Duration { return &c.AuditRetention })},
 	{"kek", "key-encryption key for signing keys at rest (32 bytes, base64 or hex)", str(func(c *Config) *string { return &c.KEK })},

@@ -380,7 +380,7 @@ func (s *Server) testLoginPage(w http.ResponseWriter, r *http.Request, res *logi
 	}
 	s.audit(r.Context(), auditEvent{Type: auditLoginTested, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
 		Message: denied, Detail: map[string]any{"admitted": denied == ""}})
-	s.metrics.acsOutcomes.WithLabelValues("TEST").Inc()
+	s.metrics.acsOutcomes.WithLabelValues(res.conn.msg.Id, "TEST").Inc()
 	setPageSecurityHeaders(w.Header())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = testPageTemplate.Execute(w, map[string]any{

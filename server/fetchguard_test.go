@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -88,9 +89,15 @@ func TestSeededMetadataFetchGuarded(t *testing.T) {
 	cfg.Store = "sqlite://" + t.TempDir() + "/s.db"
 	cfg.Connections = []map[string]any{{"id": "acme", "tenant_id": "t", "state": "CONNECTION_STATE_TESTING",
 		"identity_provider": map[string]any{"metadata_url": tlsIdP.URL + "/metadata"}}}
-	_, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), withFetchTrust(tlsIdP))
-	if err == nil || !strings.Contains(err.Error(), "address not allowed") {
-		t.Fatalf("seeding from a loopback metadata_url: %v, want address not allowed", err)
+	// A refused address does not stop the start (other tenants' connections
+	// must serve): the connection waits as pending, naming why.
+	srv, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), withFetchTrust(tlsIdP))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { srv.store.Close() })
+	if d := srv.pending.detail(time.Now()); !strings.Contains(d, "acme") || !strings.Contains(d, "address not allowed") {
+		t.Fatalf("seeding from a loopback metadata_url: pending detail %q, want acme refused with address not allowed", d)
 	}
 	if md.fetches() != 0 {
 		t.Errorf("the seeding path reached the loopback IdP %d times", md.fetches())

@@ -15,6 +15,9 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -105,16 +108,19 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 	gw := runtime.NewServeMux(
 		runtime.WithErrorHandler(restErrorHandler),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
+			// Default values (false, 0, "") are always written: a client
+			// reading valid=false must find it, not an absent field.
+			MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
+		runtime.WithErrorHandler(restError),
 		runtime.WithMetadata(func(ctx context.Context, r *http.Request) metadata.MD {
 			return metadata.Pairs("x-request-id", requestID(r.Context()))
 		}),
 	)
 	conn, err := grpc.NewClient("passthrough:///ssogate-gateway",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayLis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials()), s.grpcClientStatsOption())
 	if err != nil {
 		return nil, nil, fmt.Errorf("REST gateway connection: %w", err)
 	}
@@ -143,13 +149,16 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	s.browserRoutes(mux)
+	if err := s.discoveryRoutes(mux); err != nil {
+		return nil, nil, err
+	}
 	for _, register := range s.extraRoutes {
 		register(mux)
 	}
 	if !split {
-		return s.middleware(mux), nil, nil
+		return s.traced(s.middleware(mux)), nil, nil
 	}
-	return s.middleware(mux), s.operatorHandler(s.middleware(ops)), nil
+	return s.traced(s.middleware(mux)), s.operatorHandler(s.traced(s.middleware(ops))), nil
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
@@ -198,6 +207,16 @@ func restErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Mars
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }
 
+// traced wraps h in otelhttp outside the middleware, so the request's span
+// is in the context the handlers and the log line see.
+func (s *Server) traced(h http.Handler) http.Handler {
+	return otelhttp.NewHandler(h, "http",
+		otelhttp.WithTracerProvider(s.tracing.Provider), otelhttp.WithPropagators(s.tracing.Propagator),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != "/metrics"
+		}))
+}
+
 // statusRecorder remembers the status code written.
 type statusRecorder struct {
 	http.ResponseWriter
@@ -242,6 +261,10 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			span.SetName(pattern) // "POST /saml/{connection_id}/acs": bounded, no ids
+			span.SetAttributes(attribute.String("http.route", pattern))
+		}
 		elapsed := time.Since(start)
 		s.metrics.httpHandled.WithLabelValues(pattern, r.Method, strconv.Itoa(rec.status)).Inc()
 		s.metrics.httpDuration.WithLabelValues(pattern).Observe(elapsed.Seconds())
@@ -251,7 +274,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			slog.String("route", pattern),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status),
-			slog.Duration("duration", elapsed),
+			slog.Float64("duration", elapsed.Seconds()),
 			slog.String("remote", r.RemoteAddr),
 			slog.String("client", clientAddr(r.Context()).String()),
 		}, noteAttrs(r.Context())...)...)

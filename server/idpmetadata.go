@@ -156,6 +156,7 @@ func (s *Server) maintainConnections(ctx context.Context, period time.Duration) 
 
 func (s *Server) connectionSweep(ctx context.Context) {
 	token := ""
+	live := map[string]bool{}
 	for {
 		rows, next, err := s.store.ListConnections(ctx, store.ListConnectionsQuery{PageSize: 200, PageToken: token})
 		if err != nil {
@@ -165,6 +166,7 @@ func (s *Server) connectionSweep(ctx context.Context) {
 			return
 		}
 		for _, row := range rows {
+			live[row.ID] = true
 			c, err := unmarshalConnection(row.Config)
 			if err != nil {
 				continue
@@ -182,6 +184,7 @@ func (s *Server) connectionSweep(ctx context.Context) {
 			s.checkCertificates(ctx, c)
 		}
 		if next == "" {
+			s.metrics.keepConnections(live)
 			return
 		}
 		token = next
@@ -192,18 +195,20 @@ func (s *Server) connectionSweep(ctx context.Context) {
 // and audits the ones within 30 days of expiry.
 func (s *Server) checkCertificates(ctx context.Context, c *ssogatev1.Connection) {
 	now := s.now()
+	left := map[string]float64{}
+	defer func() { s.metrics.setCertExpiry(c.Id, left) }()
 	for _, pc := range c.GetIdentityProvider().GetCertificates() {
 		cert, err := parseCertificatePEM(pc.Pem)
 		if err != nil {
 			continue
 		}
-		left := cert.NotAfter.Sub(now)
+		remaining := cert.NotAfter.Sub(now)
 		fp := fingerprint(cert.Raw)
-		s.metrics.certExpiry.WithLabelValues(c.Id, fp).Set(left.Seconds())
-		if left < certExpiryWarning && s.warnOnce(c.Id+"/"+fp, now) {
+		left[fp] = remaining.Seconds()
+		if remaining < certExpiryWarning && s.warnOnce(c.Id+"/"+fp, now) {
 			s.audit(ctx, auditEvent{Type: auditCertExpiring, ConnectionID: c.Id, TenantID: c.TenantId,
 				Message: fmt.Sprintf("IdP signing certificate %q expires %s (in %s); add its successor to the IdP metadata",
-					cert.Subject.String(), cert.NotAfter.UTC().Format(time.RFC3339), left.Round(time.Hour))})
+					cert.Subject.String(), cert.NotAfter.UTC().Format(time.RFC3339), remaining.Round(time.Hour))})
 		}
 	}
 }

@@ -30,6 +30,7 @@ import (
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/ratelimit"
 	"github.com/ssogate/ssogate/store"
+	"github.com/ssogate/ssogate/telemetry"
 	"github.com/ssogate/ssogate/token"
 )
 
@@ -76,6 +77,11 @@ type Server struct {
 	operatorLis net.Listener
 	// operatorGRPC serves reflection on the operator listener.
 	operatorGRPC *grpc.Server
+
+	tracing *telemetry.Tracing
+
+	// pending are config-file connections waiting for their IdP.
+	pending pendingConnections
 
 	draining atomic.Bool
 	// storeState is the store's health as last probed or met by a request.
@@ -156,11 +162,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		allowHTTP: loopbackOnly,
 		now:       time.Now,
 		rand:      rand.Reader,
+		tracing:   telemetry.Disabled(),
 	}
 	s.registry = &registry{s: s}
 	for _, o := range opts {
 		o(s)
 	}
+	s.log = slog.New(telemetry.LogHandler(log.Handler())) // trace ids on lines logged with a span
 	if err := s.newEdge(cfg); err != nil {
 		return nil, err
 	}
@@ -184,6 +192,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 // reflection when withReflection.
 func (s *Server) newGRPCServer(withReflection bool, opts ...grpc.ServerOption) *grpc.Server {
 	g := grpc.NewServer(append(opts,
+		grpc.StatsHandler(s.grpcStatsHandler()),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)...)
@@ -239,9 +248,11 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, grpcLis, httpLis)
 }
 
-// Serve serves on the given listeners until ctx is done, then drains:
-// health turns NOT_SERVING, new connections are refused, and in-flight
-// requests get up to ShutdownTimeout to finish.
+// Serve serves on the given listeners until ctx is done, then shuts down
+// for a rolling update: readiness turns 503 and gRPC health NOT_SERVING at
+// once, the listeners keep serving for ShutdownDelay (while load balancers
+// notice), then new connections are refused and in-flight requests get up
+// to ShutdownTimeout to finish.
 func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	handler, opHandler, err := s.httpHandlers(ctx)
 	if err == nil && opHandler != nil && s.operatorLis == nil {
@@ -310,10 +321,13 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 	g.Go(func() error { return s.sweep(gctx, sweepEvery) })
 	g.Go(func() error { return s.watchStore(gctx) })
 	g.Go(func() error { return s.maintainConnections(gctx, metadataRefreshEvery) })
+	g.Go(func() error { return s.retryPending(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
-		s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
 		s.setServing(false)
+		s.log.Info("shutting down: not ready, still serving", "shutdown_delay", s.cfg.ShutdownDelay.String(), "shutdown_timeout", s.cfg.ShutdownTimeout.String())
+		time.Sleep(s.cfg.ShutdownDelay)
+		s.log.Info("draining")
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 		defer cancel()
 		stopped := make(chan struct{})

@@ -53,7 +53,7 @@ func startCLIServer(t *testing.T, env map[string]string) *cliServer {
 	stderr := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+		done <- run(ctx, []string{"serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--shutdown-delay", "0s",
 			"--store", "sqlite://" + filepath.Join(t.TempDir(), "ssogate.db")},
 			func(k string) (string, bool) { v, ok := all[k]; return v, ok }, io.Discard, stderr)
 	}()
