@@ -194,6 +194,8 @@ func TestParseXMLShape(t *testing.T) {
 		{"empty attribute local name", `<Root x:="value"/>`, ReasonMalformedXML, 0},
 		{"empty xmlns local name", `<Root xmlns="x" xmlns:="y"></Root>`, ReasonMalformedXML, 0},
 		{"leading colon", `<:Root/>`, ReasonMalformedXML, 0},
+		{"local name starting with a digit", `<A:0000/>`, ReasonMalformedXML, 0},
+		{"attribute local name starting with a dot", `<a xmlns:p="urn:x" p:.x="1"/>`, ReasonMalformedXML, 0},
 		{"end tag closes another element", `<a><b></c></a>`, ReasonMalformedXML, 0},
 		{"end tag with colons", `<Root></x::Element></Root>`, ReasonMalformedXML, 0},
 		{"directive", `<Root><! <<!-- -->!-- x --> y></Root>`, ReasonForbiddenXML, 0},

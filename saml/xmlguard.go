@@ -7,6 +7,8 @@ import (
 	"html"
 	"io"
 	"slices"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Shape bounds checked before any XML parser or signature code sees a
@@ -381,14 +383,25 @@ func (s *scanner) startTag() (startTag, *Error) {
 }
 
 // isQName reports whether name is a QName of Namespaces in XML as far as
-// colons go: a local name, or a prefix, one colon and a local name.
-// encoding/xml splits other names (":a", "a:", "a:b:c") in ways that do
-// not survive a round trip, so what etree reads and what canonicalization
-// writes could differ. The other characters of a name are left to the
-// parser, which refuses what XML does not allow.
+// encoding/xml's round trip needs: a local name, or a prefix, one colon
+// and a local name that could start a name by itself. encoding/xml splits
+// other names (":a", "a:", "a:b:c") in ways that do not survive a round
+// trip, and writes "a:0" back as a tag named "0", which it then cannot
+// read, so what etree reads and what canonicalization writes could
+// differ. The local name must start with a letter (modifier letters
+// aside) or '_': a little stricter than XML, never looser. The other
+// characters of a name are left to the parser, which refuses what XML
+// does not allow.
 func isQName(name []byte) bool {
 	i := bytes.IndexByte(name, ':')
-	return i < 0 || i > 0 && i < len(name)-1 && bytes.IndexByte(name[i+1:], ':') < 0
+	if i < 0 {
+		return true
+	}
+	if i == 0 || i == len(name)-1 || bytes.IndexByte(name[i+1:], ':') >= 0 {
+		return false
+	}
+	r, _ := utf8.DecodeRune(name[i+1:])
+	return r == '_' || unicode.IsLetter(r) && !unicode.Is(unicode.Lm, r)
 }
 
 func isNSDecl(attr []byte) bool {
