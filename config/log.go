@@ -18,6 +18,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("grpc_tls", r.GRPCTLSCertFile != ""),
 		slog.Bool("grpc_mtls", r.GRPCClientCAFile != ""),
 		slog.String("log_level", r.LogLevel),
+		slog.String("shutdown_delay", r.ShutdownDelay.String()),
 		slog.String("shutdown_timeout", r.ShutdownTimeout.String()),
 		slog.String("audit_retention", r.AuditRetention.String()),
 		slog.Bool("kek_set", c.KEK != "" || c.KEKFile != ""),

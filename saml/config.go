@@ -47,9 +47,9 @@ type Config struct {
 	ClockSkew time.Duration
 	// MaxIssueAge bounds how old a Response IssueInstant may be; default 5m.
 	MaxIssueAge time.Duration
-	// MaxBodyBytes bounds the base64 SAMLResponse; default 512 KiB (DESIGN
-	// said 256 KiB, but an Okta-style assertion with 2,000 groups, each value
-	// declaring its namespaces, is about 380 KB of base64).
+	// MaxBodyBytes bounds the base64 SAMLResponse; default 512 KiB (an Okta-style
+	// assertion with 2,000 groups, each value declaring its namespaces, is
+	// about 380 KB of base64).
 	MaxBodyBytes int
 	// MaxXMLBytes bounds the decoded XML; default 1 MiB.
 	MaxXMLBytes int

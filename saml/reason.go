@@ -70,6 +70,9 @@ const (
 	ReasonConnectionInactive Reason = "CONNECTION_INACTIVE"  // DRAFT or DISABLED, or a non-test login on TESTING
 	ReasonPolicyDenied       Reason = "POLICY_DENIED"        // the access policy refused the identity
 	ReasonInternal           Reason = "INTERNAL"             // ssogate failed; nothing the IdP admin can fix
+	// The asserted email's domain is not one of the connection's email
+	// domains.
+	ReasonEmailDomainMismatch Reason = "EMAIL_DOMAIN_MISMATCH"
 )
 
 // Reasons lists every Reason, in API enum order.
@@ -85,6 +88,7 @@ var Reasons = []Reason{
 	ReasonIdPInitiatedForbidden, ReasonAssertionReplayed,
 	ReasonConnectionNotFound, ReasonConnectionInactive, ReasonPolicyDenied, ReasonInternal,
 	ReasonAuthnStatementMissing,
+	ReasonEmailDomainMismatch,
 }
 
 // Error is a rejection: a Reason for machines and a Message for the IdP

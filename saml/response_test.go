@@ -525,7 +525,8 @@ func TestRejectionsCoverReasons(t *testing.T) {
 	for _, tc := range rejections() {
 		covered[tc.want] = true
 	}
-	serverSide := map[Reason]bool{ReasonConnectionNotFound: true, ReasonConnectionInactive: true, ReasonPolicyDenied: true, ReasonInternal: true}
+	serverSide := map[Reason]bool{ReasonConnectionNotFound: true, ReasonConnectionInactive: true, ReasonPolicyDenied: true, ReasonInternal: true,
+		ReasonEmailDomainMismatch: true}
 	for _, r := range Reasons {
 		if !covered[r] && !serverSide[r] {
 			t.Errorf("no rejection case for %s", r)

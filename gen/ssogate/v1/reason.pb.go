@@ -108,6 +108,9 @@ const (
 	// The bearer Assertion carries no AuthnStatement, which a login needs
 	// (SAML Profiles 4.1.4.2).
 	RejectionReason_REJECTION_REASON_AUTHN_STATEMENT_MISSING RejectionReason = 35
+	// The asserted email's domain is not one of the connection's email
+	// domains (email_domain_policy REQUIRE).
+	RejectionReason_REJECTION_REASON_EMAIL_DOMAIN_MISMATCH RejectionReason = 36
 )
 
 // Enum value maps for RejectionReason.
@@ -149,6 +152,7 @@ var (
 		33: "REJECTION_REASON_POLICY_DENIED",
 		34: "REJECTION_REASON_INTERNAL",
 		35: "REJECTION_REASON_AUTHN_STATEMENT_MISSING",
+		36: "REJECTION_REASON_EMAIL_DOMAIN_MISMATCH",
 	}
 	RejectionReason_value = map[string]int32{
 		"REJECTION_REASON_UNSPECIFIED":             0,
@@ -187,6 +191,7 @@ var (
 		"REJECTION_REASON_POLICY_DENIED":           33,
 		"REJECTION_REASON_INTERNAL":                34,
 		"REJECTION_REASON_AUTHN_STATEMENT_MISSING": 35,
+		"REJECTION_REASON_EMAIL_DOMAIN_MISMATCH":   36,
 	}
 )
 
@@ -222,7 +227,7 @@ var File_ssogate_v1_reason_proto protoreflect.FileDescriptor
 const file_ssogate_v1_reason_proto_rawDesc = "" +
 	"\n" +
 	"\x17ssogate/v1/reason.proto\x12\n" +
-	"ssogate.v1*\xa8\v\n" +
+	"ssogate.v1*\xd4\v\n" +
 	"\x0fRejectionReason\x12 \n" +
 	"\x1cREJECTION_REASON_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fREJECTION_REASON_BODY_TOO_LARGE\x10\x01\x12'\n" +
@@ -260,7 +265,8 @@ const file_ssogate_v1_reason_proto_rawDesc = "" +
 	"$REJECTION_REASON_CONNECTION_INACTIVE\x10 \x12\"\n" +
 	"\x1eREJECTION_REASON_POLICY_DENIED\x10!\x12\x1d\n" +
 	"\x19REJECTION_REASON_INTERNAL\x10\"\x12,\n" +
-	"(REJECTION_REASON_AUTHN_STATEMENT_MISSING\x10#B5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
+	"(REJECTION_REASON_AUTHN_STATEMENT_MISSING\x10#\x12*\n" +
+	"&REJECTION_REASON_EMAIL_DOMAIN_MISMATCH\x10$B5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
 
 var (
 	file_ssogate_v1_reason_proto_rawDescOnce sync.Once
