@@ -19,7 +19,7 @@ import (
 func (s *Server) browserRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /saml/{connection_id}/login", s.limited(routeLogin, s.handleBrowserLogin))
 	mux.Handle("POST /saml/{connection_id}/acs", s.validating(routeACS, s.handleACS))
-	mux.HandleFunc("GET /saml/{connection_id}/authn/{request_id}", s.handlePostAuthn)
+	mux.Handle("GET /saml/{connection_id}/authn/{request_id}", s.limited(routeAuthn, s.handlePostAuthn))
 	mux.Handle("GET /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
 	mux.Handle("POST /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
 	mux.HandleFunc("GET /saml/{connection_id}/metadata", s.handleMetadata)

@@ -8,7 +8,9 @@
 //   - the browser and IdP routes (docs/architecture.md, "Surfaces"): /saml/{id}/login, /acs,
 //     /slo, /metadata, /authn/{request_id}, /.well-known/jwks.json;
 //   - the operator routes /healthz, /readyz and /metrics, and
-//     grpc.health.v1 per service.
+//     grpc.health.v1 per service. With operator_addr set, /metrics, /v1/,
+//     the detailed /readyz and gRPC reflection are served on that listener
+//     only.
 //
 // It guarantees:
 //
@@ -28,6 +30,12 @@
 //   - Every request gets a request id, echoed in X-Request-Id and logged on
 //     exactly one JSON line with method, route, status and duration; query
 //     strings, bodies, assertions, codes, tokens and keys are never logged.
+//   - The unauthenticated edge is bounded: the browser routes are rate
+//     limited per client and per connection (package ratelimit), ACS and
+//     SLO validations pass a gate of concurrent slots and body bytes (503
+//     beyond it), a REST body is bounded and read only after its API key is
+//     known, unauthenticated refusals are audited once per kind, client and
+//     minute with a count, and every outbound fetch goes through netguard.
 //   - On shutdown, health and /readyz turn NOT_SERVING first, then in-flight
 //     requests get up to the configured bound to finish.
 package server

@@ -228,6 +228,7 @@ func (s *Server) sweep(ctx context.Context, every time.Duration) error {
 			s.log.Info("audit events past retention deleted", "deleted", pruned, "retention", s.cfg.AuditRetention.String())
 		}
 		s.revoked.forgetBefore(s.now().Add(-s.cfg.Token.AccessTTL - 2*token.DefaultLeeway))
+		s.limiter.Sweep() // refilled rate-limit buckets
 		return err
 	})
 }
