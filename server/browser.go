@@ -19,6 +19,7 @@ import (
 func (s *Server) browserRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /saml/{connection_id}/login", s.handleBrowserLogin)
 	mux.HandleFunc("POST /saml/{connection_id}/acs", s.handleACS)
+	mux.HandleFunc("POST /saml/{connection_id}/continue", s.handleContinue)
 	mux.HandleFunc("GET /saml/{connection_id}/authn/{request_id}", s.handlePostAuthn)
 	mux.HandleFunc("GET /saml/{connection_id}/slo", s.handleSLO)
 	mux.HandleFunc("POST /saml/{connection_id}/slo", s.handleSLO)
@@ -114,6 +115,20 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 		s.acsFailure(w, r, c.msg, saml.Rejectf(saml.ReasonConnectionInactive, "IdP-initiated login on connection %q, which has no default_return_url", c.msg.Id))
 		return
 	}
+	// An unsolicited response may be an attacker's own, posted cross-site
+	// (login CSRF): the user confirms on our page before anything is issued.
+	if res.pending == nil && wantsConsent(c.msg) {
+		s.askConsent(w, r, res, returnTo)
+		return
+	}
+	s.issueLogin(w, r, res, returnTo, state)
+}
+
+// issueLogin creates the session and its code and sends the browser to
+// returnTo with them.
+func (s *Server) issueLogin(w http.ResponseWriter, r *http.Request, res *loginResult, returnTo, state string) {
+	ctx := r.Context()
+	c := res.conn
 	sess, err := s.createSession(ctx, res)
 	if err != nil {
 		s.acsFailure(w, r, c.msg, err)
