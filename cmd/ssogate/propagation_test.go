@@ -2,29 +2,19 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/ssogate/ssogate/devidp"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
-	"github.com/ssogate/ssogate/store/storetest"
 )
 
 // EnvMeasurePropagation turns TestRevocationPropagation on: it measures,
@@ -45,56 +35,7 @@ func TestRevocationPropagation(t *testing.T) {
 	if _, err := fmt.Sscan(os.Getenv(EnvMeasurePropagation), &rounds); err != nil || rounds <= 0 {
 		t.Skipf("a measurement: set %s to the number of rounds (e.g. 150 for 300 samples)", EnvMeasurePropagation)
 	}
-	dsn := storetest.PostgresDSN(t)
-	bin := buildBinary(t)
-
-	mux := http.NewServeMux()
-	idpServer := httptest.NewServer(mux)
-	t.Cleanup(idpServer.Close)
-	idp, err := devidp.New(idpServer.URL+"/idp", devidp.DefaultUsers, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/idp/", http.StripPrefix("/idp", idp.Handler()))
-	apiKey := "propagation-key-" + hex.EncodeToString(randomBytes(t, 8))
-	sum := sha256.Sum256([]byte(apiKey))
-	cfgYAML, err := yaml.Marshal(map[string]any{
-		"external_url": "http://sso.example.test",
-		"connections": []any{map[string]any{
-			"id": "acme", "tenant_id": "acme-inc", "state": "CONNECTION_STATE_ACTIVE",
-			"identity_provider": map[string]any{
-				"entity_id": idpServer.URL + "/idp/metadata", "sso_url": idpServer.URL + "/idp/sso",
-				"certificates": []any{map[string]any{"pem": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idp.Certificate.Raw}))}},
-			},
-			"allowed_return_urls": []string{"https://app.example.test/"},
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := filepath.Join(t.TempDir(), "ssogate.yaml")
-	if err := os.WriteFile(cfgFile, cfgYAML, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{
-		"SSOGATE_STORE=" + dsn,
-		"SSOGATE_KEK=" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
-		"SSOGATE_API_KEYS=backend:" + hex.EncodeToString(sum[:]) + ":login+admin",
-		"SSOGATE_SHUTDOWN_TIMEOUT=2s",
-	}
-	var r [3]replica
-	for i := range r {
-		r[i] = dialReplica(t, startProcess(t, bin, []string{"--config", cfgFile}, env), apiKey)
-	}
-	resp, err := http.Get("http://" + r[0].httpAddr + "/saml/acme/metadata")
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err := idp.RegisterServiceProvider("acme", md); err != nil {
-		t.Fatal(err)
-	}
+	r, _ := startReplicas(t, nil)
 	ctx := context.Background()
 	login := func(user string) string {
 		t.Helper()
