@@ -14,7 +14,7 @@ const (
 	ReasonMalformedEncoding  Reason = "MALFORMED_ENCODING"  // not strict base64, or deflated on the POST binding
 	ReasonMalformedXML       Reason = "MALFORMED_XML"       // not well-formed, more than one root, wrong root element
 	ReasonForbiddenXML       Reason = "FORBIDDEN_XML"       // DTD, entity declaration or processing instruction
-	ReasonXMLTooComplex      Reason = "XML_TOO_COMPLEX"     // element depth or namespace declarations over their bound
+	ReasonXMLTooComplex      Reason = "XML_TOO_COMPLEX"     // depth, namespaces in scope, or element, attribute or namespace declaration count over its bound
 	ReasonUnsupportedVersion Reason = "UNSUPPORTED_VERSION" // SAML version other than 2.0
 )
 
@@ -47,6 +47,11 @@ const (
 	ReasonNotYetValid         Reason = "NOT_YET_VALID"         // a NotBefore lies in the future beyond the skew
 	ReasonExpired             Reason = "EXPIRED"               // a NotOnOrAfter has passed beyond the skew
 	ReasonIssueInstantInvalid Reason = "ISSUE_INSTANT_INVALID" // IssueInstant too old or in the future
+)
+
+// What a login assertion must say.
+const (
+	ReasonAuthnStatementMissing Reason = "AUTHN_STATEMENT_MISSING" // no AuthnStatement (SAML Profiles 4.1.4.2)
 )
 
 // Request binding and replay.
@@ -82,6 +87,7 @@ var Reasons = []Reason{
 	ReasonInResponseToUnknown, ReasonInResponseToUsed, ReasonInResponseToExpired,
 	ReasonIdPInitiatedForbidden, ReasonAssertionReplayed,
 	ReasonConnectionNotFound, ReasonConnectionInactive, ReasonPolicyDenied, ReasonInternal,
+	ReasonAuthnStatementMissing,
 	ReasonEmailDomainMismatch,
 }
 

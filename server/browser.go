@@ -17,12 +17,12 @@ import (
 // browserRoutes registers the routes browsers and IdPs reach without an API
 // key.
 func (s *Server) browserRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /saml/{connection_id}/login", s.handleBrowserLogin)
-	mux.HandleFunc("POST /saml/{connection_id}/acs", s.handleACS)
-	mux.HandleFunc("POST /saml/{connection_id}/continue", s.handleContinue)
+	mux.Handle("GET /saml/{connection_id}/login", s.limited(routeLogin, s.handleBrowserLogin))
+	mux.Handle("POST /saml/{connection_id}/acs", s.validating(routeACS, s.handleACS))
+	mux.Handle("POST /saml/{connection_id}/continue", s.limited(routeContinue, s.handleContinue))
 	mux.HandleFunc("GET /saml/{connection_id}/authn/{request_id}", s.handlePostAuthn)
-	mux.HandleFunc("GET /saml/{connection_id}/slo", s.handleSLO)
-	mux.HandleFunc("POST /saml/{connection_id}/slo", s.handleSLO)
+	mux.Handle("GET /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
+	mux.Handle("POST /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
 	mux.HandleFunc("GET /saml/{connection_id}/metadata", s.handleMetadata)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 }
@@ -180,7 +180,7 @@ func (s *Server) handleSLO(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in saml.Inbound) {
 	ctx := r.Context()
-	req, err := c.sp.ParseLogoutRequest(ctx, in)
+	req, err := c.sp.ParseLogoutRequest(ctx, in, replayCache{s})
 	if err != nil {
 		s.rejectLogout(ctx, c.msg, err)
 		s.signOutErrorPage(w, r, http.StatusBadRequest, "The sign-out request could not be accepted.")
@@ -198,7 +198,7 @@ func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in s
 			return
 		}
 		for _, sess := range sessions {
-			if sess.RevokedAt.IsZero() {
+			if sess.RevokedAt.IsZero() && !sess.CreatedAt.After(req.SessionsBefore) {
 				ids = append(ids, sess.ID)
 			}
 		}
@@ -425,7 +425,7 @@ func (s *Server) testLoginPage(w http.ResponseWriter, r *http.Request, res *logi
 	}
 	s.audit(r.Context(), auditEvent{Type: auditLoginTested, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
 		Message: denied, Detail: map[string]any{"admitted": denied == ""}})
-	s.metrics.acsOutcomes.WithLabelValues("TEST").Inc()
+	s.metrics.acsOutcomes.WithLabelValues(res.conn.msg.Id, "TEST").Inc()
 	setPageSecurityHeaders(w.Header())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = testPageTemplate.Execute(w, map[string]any{

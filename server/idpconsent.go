@@ -17,6 +17,9 @@ import (
 	"github.com/ssogate/ssogate/store"
 )
 
+// routeContinue is the consent button's route (rate-limit label).
+const routeContinue = "continue"
+
 // pendingConsent prefixes the Data of a pending request that is an
 // IdP-initiated login waiting on the consent page, not an AuthnRequest.
 const pendingConsent = "consent:"

@@ -68,7 +68,7 @@ func startTestServerWith(t testing.TB, mutate func(*config.Config), opts ...Opti
 	cfg := config.Default()
 	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store = "sqlite://" + filepath.Join(t.TempDir(), "ssogate.db")
-	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.ShutdownDelay, cfg.ShutdownTimeout = 0, 5*time.Second
 	cfg.APIKeys = []config.APIKey{
 		{Name: "backend", SHA256: sha256Hex(testLoginKey), Scopes: []string{"login"}},
 		{Name: "ops", SHA256: sha256Hex(testAdminKey), Scopes: []string{"admin"}},

@@ -144,8 +144,8 @@ func (s *Server) readinessDetail(w http.ResponseWriter, r *http.Request) {
 		if ue := (*store.UnavailableError)(nil); errors.As(err, &ue) {
 			msg += " (" + ue.Cause.Error() + ")"
 		}
-		writeText(w, http.StatusServiceUnavailable, "not ready: "+msg+"\n")
+		writeText(w, http.StatusServiceUnavailable, "not ready: "+msg+"\n"+s.pending.detail(time.Now()))
 		return
 	}
-	writeText(w, http.StatusOK, "ready\n")
+	writeText(w, http.StatusOK, "ready\n"+s.pending.detail(time.Now()))
 }

@@ -28,8 +28,8 @@ const DefaultRefreshTTL = 12 * time.Hour
 // RevocationChecker tells whether a verified token's session, subject or
 // connection has been revoked; c holds the token's claims (SessionID,
 // Subject, Connection, IssuedAt). Verify calls it for every token, so it
-// should answer from memory (DESIGN.md: the hot path does not query the
-// store). An error is reported as a failure of the check, not as a
+// should answer from memory (ValidateToken is the hot path and does not
+// query the store). An error is reported as a failure of the check, not as a
 // rejection of the token.
 type RevocationChecker interface {
 	Revoked(ctx context.Context, c *Claims) (bool, error)
