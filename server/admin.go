@@ -44,7 +44,7 @@ func applyIdPMetadata(c *ssogatev1.Connection, md saml.IdentityProvider) {
 	if idp.SsoUrl == "" {
 		idp.SsoPostUrl = md.SSOPostURL
 	}
-	idp.SloUrl = md.SLORedirectURL
+	idp.SloUrl, idp.SloPostUrl = md.SLORedirectURL, md.SLOPostURL
 	idp.Certificates = nil
 	for _, cert := range md.Certificates {
 		idp.Certificates = append(idp.Certificates, &ssogatev1.Certificate{

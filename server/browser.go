@@ -20,6 +20,7 @@ func (s *Server) browserRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /saml/{connection_id}/login", s.limited(routeLogin, s.handleBrowserLogin))
 	mux.Handle("POST /saml/{connection_id}/acs", s.validating(routeACS, s.handleACS))
 	mux.Handle("GET /saml/{connection_id}/authn/{request_id}", s.limited(routeAuthn, s.handlePostAuthn))
+	mux.Handle("POST /saml/{connection_id}/continue", s.limited(routeContinue, s.handleContinue))
 	mux.Handle("GET /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
 	mux.Handle("POST /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
 	mux.HandleFunc("GET /saml/{connection_id}/metadata", s.handleMetadata)
@@ -114,6 +115,20 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 		s.acsFailure(w, r, c.msg, saml.Rejectf(saml.ReasonConnectionInactive, "IdP-initiated login on connection %q, which has no default_return_url", c.msg.Id))
 		return
 	}
+	// An unsolicited response may be an attacker's own, posted cross-site
+	// (login CSRF): the user confirms on our page before anything is issued.
+	if res.pending == nil && wantsConsent(c.msg) {
+		s.askConsent(w, r, res, returnTo)
+		return
+	}
+	s.issueLogin(w, r, res, returnTo, state)
+}
+
+// issueLogin creates the session and its code and sends the browser to
+// returnTo with them.
+func (s *Server) issueLogin(w http.ResponseWriter, r *http.Request, res *loginResult, returnTo, state string) {
+	ctx := r.Context()
+	c := res.conn
 	sess, err := s.createSession(ctx, res)
 	if err != nil {
 		s.acsFailure(w, r, c.msg, err)
@@ -141,12 +156,12 @@ func (s *Server) handleSLO(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, int64(s.cfg.SAML.MaxBodyBytes)+4096)
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusRequestEntityTooLarge, "The sign-out message was too large or malformed.")
+		s.signOutErrorPage(w, r, http.StatusRequestEntityTooLarge, "The sign-out message was too large or malformed.")
 		return
 	}
 	c, err := s.registry.get(ctx, r.PathValue("connection_id"))
 	if err != nil {
-		s.errorPage(w, r, http.StatusNotFound, "This sign-out address is not known.")
+		s.signOutErrorPage(w, r, http.StatusNotFound, "This sign-out address is not known.")
 		return
 	}
 	in := saml.PostMessage(r.PostForm)
@@ -159,7 +174,7 @@ func (s *Server) handleSLO(w http.ResponseWriter, r *http.Request) {
 	case r.Form.Get("SAMLResponse") != "":
 		s.logoutAnswered(w, r, c, in)
 	default:
-		s.errorPage(w, r, http.StatusBadRequest, "This sign-out message is empty.")
+		s.signOutErrorPage(w, r, http.StatusBadRequest, "This sign-out message is empty.")
 	}
 }
 
@@ -168,7 +183,7 @@ func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in s
 	req, err := c.sp.ParseLogoutRequest(ctx, in, replayCache{s})
 	if err != nil {
 		s.rejectLogout(ctx, c.msg, err)
-		s.errorPage(w, r, http.StatusBadRequest, "The sign-out request could not be accepted.")
+		s.signOutErrorPage(w, r, http.StatusBadRequest, "The sign-out request could not be accepted.")
 		return
 	}
 	indexes := req.SessionIndexes
@@ -179,7 +194,7 @@ func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in s
 	for _, idx := range indexes {
 		sessions, err := s.store.FindSessions(ctx, c.msg.Id, req.NameID, idx)
 		if err != nil {
-			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
+			s.signOutErrorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
 			return
 		}
 		for _, sess := range sessions {
@@ -195,22 +210,44 @@ func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in s
 	}
 	s.audit(ctx, auditEvent{Type: auditLogout, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
 		Detail: map[string]any{"initiator": "idp", "sessions": len(ids)}})
+	// The sessions are revoked (or the revocation failed and the IdP hears
+	// so): from here on the browser gets an answer, never a 500 for want of
+	// an endpoint. The LogoutResponse goes over the binding the request
+	// came by when the IdP has an endpoint for it, else over the other.
 	resp, err := c.sp.NewLogoutResponse(req.ID, statusURI, req.RelayState)
 	if err != nil {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
+		s.log.WarnContext(ctx, "idp logout: no LogoutResponse sent", "request_id", requestID(ctx), "connection_id", c.msg.Id, "error", err)
+		s.signedOutPage(w, r, statusURI)
+		return
+	}
+	hasPost := c.msg.GetIdentityProvider().GetSloPostUrl() != ""
+	usePost := hasPost && (req.Binding == saml.BindingHTTPPost || resp.RedirectURL == "")
+	if !usePost && resp.RedirectURL == "" {
+		s.signedOutPage(w, r, statusURI)
 		return
 	}
 	setPageSecurityHeaders(w.Header())
-	if req.Binding == saml.BindingHTTPPost || resp.RedirectURL == "" {
+	if usePost {
 		form, err := resp.PostForm()
 		if err != nil {
-			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
+			s.log.ErrorContext(ctx, "idp logout: LogoutResponse form", "request_id", requestID(ctx), "error", err)
+			s.signedOutPage(w, r, statusURI)
 			return
 		}
 		writePostForm(w, form)
 		return
 	}
 	http.Redirect(w, r, resp.RedirectURL, http.StatusFound)
+}
+
+// signedOutPage ends an IdP-initiated logout whose answer cannot go back to
+// the IdP: the user is told the outcome, on our page.
+func (s *Server) signedOutPage(w http.ResponseWriter, r *http.Request, statusURI string) {
+	if statusURI != saml.StatusSuccess {
+		s.signOutErrorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side while signing you out. Please try again.")
+		return
+	}
+	s.infoPage(w, r, "You are signed out", "You are signed out of this application.")
 }
 
 // writePostForm answers with a self-submitting form; the CSP admits its one
@@ -226,7 +263,7 @@ func (s *Server) logoutAnswered(w http.ResponseWriter, r *http.Request, c *conn,
 	resp, err := c.sp.ParseLogoutResponse(ctx, in)
 	if err != nil {
 		s.rejectLogout(ctx, c.msg, err)
-		s.errorPage(w, r, http.StatusBadRequest, "The sign-out answer could not be accepted. You are signed out of this application.")
+		s.signOutErrorPage(w, r, http.StatusBadRequest, "The sign-out answer could not be accepted. You are signed out of this application.")
 		return
 	}
 	pending, err := s.store.ConsumePendingRequest(ctx, c.msg.Id, resp.InResponseTo, s.now())
@@ -266,7 +303,7 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(doc)
 }
 
-var errorPageTemplate = template.Must(template.New("error").Parse(pageHead + `<h1>We could not sign you in</h1>
+var errorPageTemplate = template.Must(template.New("error").Parse(pageHead + `<h1>{{.Heading}}</h1>
 <p>{{.Message}}</p>
 <p>If this keeps happening, contact your IT administrator and give them this reference:
 <code id="correlation-id">{{.CorrelationID}}</code></p>
@@ -309,7 +346,15 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, m
 	setPageSecurityHeaders(w.Header())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_ = errorPageTemplate.Execute(w, struct{ Message, CorrelationID string }{message, requestID(r.Context())})
+	_ = errorPageTemplate.Execute(w, struct{ Heading, Message, CorrelationID string }{"We could not sign you in", message, requestID(r.Context())})
+}
+
+// signOutErrorPage is errorPage for Single Logout: it says "sign out".
+func (s *Server) signOutErrorPage(w http.ResponseWriter, r *http.Request, status int, message string) {
+	setPageSecurityHeaders(w.Header())
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_ = errorPageTemplate.Execute(w, struct{ Heading, Message, CorrelationID string }{"We could not sign you out", message, requestID(r.Context())})
 }
 
 func (s *Server) infoPage(w http.ResponseWriter, r *http.Request, title, message string) {

@@ -240,6 +240,8 @@ func (p *pendingConsumer) ConsumeRequest(ctx context.Context, connectionID, requ
 	switch {
 	case err == nil && string(r.Data) == pendingLogout:
 		return fmt.Errorf("%w: %s answers a LogoutRequest, not an AuthnRequest", saml.ErrRequestUnknown, requestID)
+	case err == nil && strings.HasPrefix(string(r.Data), pendingConsent):
+		return fmt.Errorf("%w: %s is no AuthnRequest", saml.ErrRequestUnknown, requestID)
 	case err == nil:
 		p.consumed = &r
 		return nil

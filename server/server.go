@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ssogate/ssogate/config"
+	"github.com/ssogate/ssogate/consent"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/ratelimit"
 	"github.com/ssogate/ssogate/store"
@@ -57,6 +58,7 @@ type Server struct {
 	// keysLoaded is when the key set was last reloaded on demand (UnixNano).
 	keysLoaded atomic.Int64
 	spCreds    *spCredentials
+	consent    *consent.Consent
 	// allowHTTP admits plain-http IdP endpoints (loopback only).
 	allowHTTP func(host string) bool
 	// httpClient, when a test sets it, replaces the guarded fetch client;
