@@ -75,13 +75,15 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	ctx = withRequestID(ctx, incomingRequestID(ctx))
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", requestID(ctx)))
 	defer func() { s.observe(ctx, info.FullMethod, start, err) }()
+	defer func() { err = withErrorInfo(err) }()
 	defer s.recoverPanic(ctx, &err)
 	authed, err := s.auth.authorize(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
 	}
 	ctx = authed // the log line names the caller
-	return handler(ctx, req)
+	resp, err = handler(ctx, req)
+	return resp, s.storeFailure(ctx, err)
 }
 
 // wrappedStream carries the request id into stream handlers.
@@ -96,11 +98,12 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	start := time.Now()
 	ctx := withRequestID(ss.Context(), incomingRequestID(ss.Context()))
 	defer func() { s.observe(ctx, info.FullMethod, start, err) }()
+	defer func() { err = withErrorInfo(err) }()
 	defer s.recoverPanic(ctx, &err)
 	authed, err := s.auth.authorize(ctx, info.FullMethod)
 	if err != nil {
 		return err
 	}
 	ctx = authed
-	return handler(srv, wrappedStream{ServerStream: ss, ctx: ctx})
+	return s.storeFailure(ctx, handler(srv, wrappedStream{ServerStream: ss, ctx: ctx}))
 }

@@ -34,6 +34,7 @@ type metrics struct {
 	refreshRejected *prometheus.CounterVec
 	metadataRefresh *prometheus.CounterVec
 	certExpiry      *prometheus.GaugeVec
+	overloaded      *prometheus.CounterVec
 	connPending     *prometheus.GaugeVec
 
 	// certConns are the connections with certificate-expiry series.
@@ -94,6 +95,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.certExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ssogate_idp_certificate_expiry_seconds", Help: "Seconds until a pinned IdP signing certificate expires.",
 	}, []string{"connection", "sha256"})
+	m.overloaded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssogate_overload_refused_total", Help: "ACS and SLO requests refused with 503 by the validation gate (concurrency or bytes in flight), by route.",
+	}, []string{"route"})
+	reg.MustRegister(m.overloaded)
 	m.connPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ssogate_connection_pending", Help: "1 for each config-file connection not served yet because its IdP metadata URL is unreachable (retried with backoff).",
 	}, []string{"connection"})

@@ -56,6 +56,7 @@ func (s *Server) open(ctx context.Context) error {
 		Issuer: s.cfg.Token.Issuer, Audience: s.cfg.Token.Audience, Keys: s.keys,
 		Revocation: revocationChecker{s.revoked}, Refresh: refreshStore{s: s},
 		AccessTTL: s.cfg.Token.AccessTTL, RefreshTTL: s.cfg.Token.RefreshTTL, Now: s.now, Rand: s.rand,
+		RefreshRetryWindow: retryWindow(s.cfg.Token.RefreshRetryWindow),
 	})
 	if err != nil {
 		return fmt.Errorf("tokens: %w", err)
@@ -78,6 +79,15 @@ func (s *Server) open(ctx context.Context) error {
 		}},
 	)
 	return nil
+}
+
+// retryWindow turns the setting (0: off) into token.Config's (negative:
+// off, 0: the default).
+func retryWindow(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // loadKEK returns the configured key-encryption key. Without one, a SQLite

@@ -27,6 +27,7 @@ func TestPendingConfigConnectionServedOnceIdPAnswers(t *testing.T) {
 	t.Cleanup(mdServer.Close)
 
 	f := newWireFixtureWith(t, []wireConn{{id: "up"}}, func(c *config.Config) {
+		c.AllowPrivateFetch = true // the test's IdP is plain http on loopback
 		c.Connections = append(c.Connections, map[string]any{
 			"id": "late", "tenant_id": "tenant-late", "state": "CONNECTION_STATE_ACTIVE",
 			"identity_provider":   map[string]any{"metadata_url": mdServer.URL + "/metadata"},
@@ -35,9 +36,19 @@ func TestPendingConfigConnectionServedOnceIdPAnswers(t *testing.T) {
 	})
 	ctx := context.Background()
 
-	code, body, _ := get(t, f.ts.httpURL+"/readyz")
+	// The public /readyz says only "ready"; the detail (the operator
+	// listener's /readyz) names the pending connection and its error.
+	detail := func() (int, string) {
+		rec := httptest.NewRecorder()
+		f.ts.srv.readinessDetail(rec, httptest.NewRequest("GET", "/readyz", nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body, _ := get(t, f.ts.httpURL+"/readyz"); code != http.StatusOK || body != "ready\n" {
+		t.Fatalf("public /readyz = %d %q, want 200 ready and no detail", code, body)
+	}
+	code, body := detail()
 	if code != http.StatusOK || !strings.Contains(body, "late:") || !strings.Contains(body, "502") {
-		t.Fatalf("/readyz = %d %q, want 200 naming the pending connection and its error", code, body)
+		t.Fatalf("readiness detail = %d %q, want 200 naming the pending connection and its error", code, body)
 	}
 	pendingSeries := metricSeries("ssogate_connection_pending", "connection", "late")
 	if v := f.metrics(t)[pendingSeries]; v != 1 {
@@ -61,7 +72,7 @@ func TestPendingConfigConnectionServedOnceIdPAnswers(t *testing.T) {
 
 	md.set(idpMetadata(t, f.idp), http.StatusOK)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		_, body, _ = get(t, f.ts.httpURL+"/readyz")
+		_, body = detail()
 		if !strings.Contains(body, "late") {
 			break
 		}

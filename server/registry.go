@@ -79,7 +79,7 @@ func (s *Server) rpcConnection(ctx context.Context, id string) (*conn, error) {
 		return nil, status.Error(codes.Unavailable, pe.Error())
 	}
 	if errors.Is(err, errConnectionNotFound) {
-		return nil, status.Errorf(codes.NotFound, "no connection %q", id)
+		return nil, apiError(codes.NotFound, reasonConnectionNotFound, fmt.Sprintf("no connection %q", id), "connection_id", id)
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
@@ -123,6 +123,9 @@ func (s *Server) fillSAMLConfig(cfg *saml.Config) {
 	cfg.ClockSkew = s.cfg.SAML.ClockSkew
 	cfg.MaxBodyBytes = s.cfg.SAML.MaxBodyBytes
 	cfg.MaxXMLBytes = s.cfg.SAML.MaxXMLBytes
+	cfg.MaxXMLElements = s.cfg.SAML.MaxXMLElements
+	cfg.MaxXMLAttributes = s.cfg.SAML.MaxXMLAttributes
+	cfg.MaxXMLNamespaceDecls = s.cfg.SAML.MaxXMLNamespaceDecls
 	cfg.Now = s.now
 	cfg.Rand = s.rand
 	if s.spCreds != nil {

@@ -163,10 +163,10 @@ func (t tracedStore) PutRefreshToken(ctx context.Context, rt store.RefreshToken)
 	return t.Store.PutRefreshToken(ctx, rt)
 }
 
-func (t tracedStore) RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, now time.Time) (rt store.RefreshToken, err error) {
+func (t tracedStore) RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, now time.Time, retryWindow time.Duration) (rot store.Rotation, err error) {
 	ctx, end := t.span(ctx, "RotateRefreshToken")
 	defer func() { end(err) }()
-	return t.Store.RotateRefreshToken(ctx, oldHash, next, now)
+	return t.Store.RotateRefreshToken(ctx, oldHash, next, now, retryWindow)
 }
 
 func (t tracedStore) AppendAudit(ctx context.Context, e store.AuditEvent) (err error) {

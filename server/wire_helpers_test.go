@@ -62,8 +62,8 @@ func newWireFixture(t *testing.T, conns []wireConn, opts ...Option) *wireFixture
 	return newWireFixtureWith(t, conns, nil, opts...)
 }
 
-// newWireFixtureWith also lets the test adjust the configuration (after
-// conns are added); connections it adds are not registered with the IdP.
+// newWireFixtureWith is newWireFixture with the configuration adjusted by
+// mutate (after the connections are added).
 func newWireFixtureWith(t *testing.T, conns []wireConn, mutate func(*config.Config), opts ...Option) *wireFixture {
 	t.Helper()
 	mux := http.NewServeMux()

@@ -430,7 +430,8 @@ func TestCLICreateFromStdin(t *testing.T) {
 }
 
 func TestCLIMetadataURL(t *testing.T) {
-	s := startCLIServer(t, nil)
+	// The test IdP is plain http on loopback: only with allow_private_fetch.
+	s := startCLIServer(t, map[string]string{"SSOGATE_ALLOW_PRIVATE_FETCH": "true"})
 	mdFile, idpEntity := idpMetadataFile(t)
 	md, err := os.ReadFile(mdFile)
 	if err != nil {
