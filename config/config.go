@@ -48,8 +48,9 @@ type Config struct {
 	KEK     string `yaml:"kek"`
 	KEKFile string `yaml:"kek_file"`
 
-	Token TokenConfig `yaml:"token"`
-	SAML  SAMLConfig  `yaml:"saml"`
+	Token  TokenConfig  `yaml:"token"`
+	SAML   SAMLConfig   `yaml:"saml"`
+	Portal PortalConfig `yaml:"portal"`
 
 	// APIKeys authenticate gRPC and REST callers.
 	APIKeys []APIKey `yaml:"api_keys"`
@@ -83,6 +84,16 @@ type SAMLConfig struct {
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// MaxXMLBytes bounds decoded SAML XML.
 	MaxXMLBytes int `yaml:"max_xml_bytes"`
+}
+
+// PortalConfig brands the setup portal and the end-user pages.
+type PortalConfig struct {
+	// ProductName is the vendor's product, named on every page ("back to
+	// <product>"); default "the application".
+	ProductName string `yaml:"product_name"`
+	// SupportURL is where IT admins and end users ask the vendor for help;
+	// an absolute http(s) URL, optional.
+	SupportURL string `yaml:"support_url"`
 }
 
 // APIKey is one caller credential. Only the SHA-256 of the key is
@@ -143,6 +154,11 @@ func (c Config) Validate() error {
 	for _, a := range []struct{ key, v string }{{"http_addr", c.HTTPAddr}, {"grpc_addr", c.GRPCAddr}} {
 		if err := checkListenAddr(a.v); err != nil {
 			bad(a.key, a.v, err.Error())
+		}
+	}
+	if c.Portal.SupportURL != "" {
+		if u, err := url.Parse(c.Portal.SupportURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("portal.support_url", c.Portal.SupportURL, "want an absolute http(s) URL such as https://example.com/support")
 		}
 	}
 	if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

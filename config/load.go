@@ -79,6 +79,8 @@ var settings = []setting{
 	{"saml.clock_skew", "clock skew tolerated on SAML time checks", dur(func(c *Config) *time.Duration { return &c.SAML.ClockSkew })},
 	{"saml.max_body_bytes", "bound on the ACS form body", integer(func(c *Config) *int { return &c.SAML.MaxBodyBytes })},
 	{"saml.max_xml_bytes", "bound on decoded SAML XML", integer(func(c *Config) *int { return &c.SAML.MaxXMLBytes })},
+	{"portal.product_name", "product name on the setup portal and end-user pages", str(func(c *Config) *string { return &c.Portal.ProductName })},
+	{"portal.support_url", "support link on the setup portal and end-user pages", str(func(c *Config) *string { return &c.Portal.SupportURL })},
 	{"api_keys", "name:sha256hex:scope[+scope],... (replaces the file's list)", func(c *Config, v string) error {
 		keys, err := parseAPIKeys(v)
 		if err != nil {

@@ -136,10 +136,16 @@ func (s *Server) seedConnections(ctx context.Context) error {
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			typ = auditConnectionCreated
-			_, err = s.saveConnection(ctx, c, 0)
+			_, err = s.saveConnection(ctx, c, saveOptions{})
 		default:
 			stored, uerr := unmarshalConnection(cur.Config)
+			prev := stored
+			if prev == nil {
+				prev = &ssogatev1.Connection{}
+			}
 			if uerr == nil {
+				stored = proto.Clone(stored).(*ssogatev1.Connection)
+				stored.LastTestPassTime, stored.IdentityProviderChangeTime = nil, nil
 				c.CreateTime = stored.CreateTime
 				probe := proto.Clone(c).(*ssogatev1.Connection)
 				for _, x := range []*ssogatev1.Connection{probe, stored} {
@@ -152,7 +158,9 @@ func (s *Server) seedConnections(ctx context.Context) error {
 					continue // unchanged: no write, no audit
 				}
 			}
-			_, err = s.saveConnection(ctx, c, cur.Version)
+			// A config file states the intended state: activation from it
+			// is the operator's decision, as force_activation is.
+			_, err = s.saveConnection(ctx, c, saveOptions{prev: prev, version: cur.Version, forceActivation: true})
 		}
 		if err != nil {
 			// Another replica seeding the same file at once is fine.

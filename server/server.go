@@ -27,6 +27,8 @@ import (
 
 	"github.com/ssogate/ssogate/config"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/page"
+	"github.com/ssogate/ssogate/portal"
 	"github.com/ssogate/ssogate/store"
 	"github.com/ssogate/ssogate/token"
 )
@@ -44,6 +46,11 @@ type Server struct {
 	auth        *authenticator
 
 	extraRoutes []func(*http.ServeMux)
+
+	// pages render every HTML page; portal serves /setup/.
+	pages         *page.Set
+	portal        *portal.Portal
+	portalLimiter portal.Limiter
 
 	store    store.Store
 	registry *registry
@@ -89,6 +96,10 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithHTTPClient sets the client that fetches IdP metadata (tests give one
 // that trusts their TLS server).
 func WithHTTPClient(c *http.Client) Option { return func(s *Server) { s.httpClient = c } }
+
+// WithSetupLimiter bounds how often one client may act in the setup
+// portal.
+func WithSetupLimiter(l portal.Limiter) Option { return func(s *Server) { s.portalLimiter = l } }
 
 // WithRoutes adds routes to the HTTP listener: `ssogate dev` mounts its
 // demo page and test IdP this way. The routes get the same request ids,
@@ -141,6 +152,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		if s.store != nil {
 			s.store.Close()
 		}
+		return nil, err
+	}
+	if err := s.newPortal(); err != nil {
+		s.store.Close()
 		return nil, err
 	}
 	s.grpc = s.newGRPCServer(creds...)

@@ -139,9 +139,14 @@ type Connection struct {
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Changes with every update; send it back in UpdateConnection to refuse
 	// lost updates.
-	Etag          string `protobuf:"bytes,21,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Etag string `protobuf:"bytes,21,opt,name=etag,proto3" json:"etag,omitempty"`
+	// When a test login last passed (verified and admitted).
+	LastTestPassTime *timestamppb.Timestamp `protobuf:"bytes,26,opt,name=last_test_pass_time,json=lastTestPassTime,proto3" json:"last_test_pass_time,omitempty"`
+	// When the IdP side (entity ID, SSO URLs, certificates) last changed.
+	// Activation needs last_test_pass_time after it, unless forced.
+	IdentityProviderChangeTime *timestamppb.Timestamp `protobuf:"bytes,27,opt,name=identity_provider_change_time,json=identityProviderChangeTime,proto3" json:"identity_provider_change_time,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -319,6 +324,20 @@ func (x *Connection) GetEtag() string {
 		return x.Etag
 	}
 	return ""
+}
+
+func (x *Connection) GetLastTestPassTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastTestPassTime
+	}
+	return nil
+}
+
+func (x *Connection) GetIdentityProviderChangeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IdentityProviderChangeTime
+	}
+	return nil
 }
 
 // IdentityProviderSettings describe the customer's IdP.
@@ -1085,9 +1104,12 @@ type UpdateConnectionRequest struct {
 	Connection *Connection `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
 	// Which fields to change, e.g. "state,allowed_return_urls". Empty means
 	// every field that is set in connection.
-	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// Move to ACTIVE even without a test login that passed since the IdP
+	// settings last changed (which activation otherwise needs).
+	ForceActivation bool `protobuf:"varint,3,opt,name=force_activation,json=forceActivation,proto3" json:"force_activation,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *UpdateConnectionRequest) Reset() {
@@ -1132,6 +1154,13 @@ func (x *UpdateConnectionRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 		return x.UpdateMask
 	}
 	return nil
+}
+
+func (x *UpdateConnectionRequest) GetForceActivation() bool {
+	if x != nil {
+		return x.ForceActivation
+	}
+	return false
 }
 
 // UpdateConnectionResponse returns the updated connection.
@@ -1462,7 +1491,8 @@ var File_ssogate_v1_connection_proto protoreflect.FileDescriptor
 const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\n" +
 	"\x1bssogate/v1/connection.proto\x12\n" +
-	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\t\n" +
+	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bssogate/v1/setup_link.proto\"\xdd\n" +
+	"\n" +
 	"\n" +
 	"Connection\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x05R\x02id\x12\x1b\n" +
@@ -1489,7 +1519,9 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"createTime\x12@\n" +
 	"\vupdate_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
 	"updateTime\x12\x12\n" +
-	"\x04etag\x18\x15 \x01(\tR\x04etag\x1a_\n" +
+	"\x04etag\x18\x15 \x01(\tR\x04etag\x12N\n" +
+	"\x13last_test_pass_time\x18\x1a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x10lastTestPassTime\x12b\n" +
+	"\x1didentity_provider_change_time\x18\x1b \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x1aidentityProviderChangeTime\x1a_\n" +
 	"\x15AttributeMappingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
 	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01\"\xfb\x02\n" +
@@ -1549,13 +1581,14 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\ttenant_id\x18\x03 \x01(\tR\btenantId\"{\n" +
 	"\x17ListConnectionsResponse\x128\n" +
 	"\vconnections\x18\x01 \x03(\v2\x16.ssogate.v1.ConnectionR\vconnections\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x93\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbe\x01\n" +
 	"\x17UpdateConnectionRequest\x12;\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\x16.ssogate.v1.ConnectionB\x03\xe0A\x02R\n" +
 	"connection\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\"R\n" +
+	"updateMask\x12)\n" +
+	"\x10force_activation\x18\x03 \x01(\bR\x0fforceActivation\"R\n" +
 	"\x18UpdateConnectionResponse\x126\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\x16.ssogate.v1.ConnectionR\n" +
@@ -1579,7 +1612,7 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x16CONNECTION_STATE_DRAFT\x10\x01\x12\x1c\n" +
 	"\x18CONNECTION_STATE_TESTING\x10\x02\x12\x1b\n" +
 	"\x17CONNECTION_STATE_ACTIVE\x10\x03\x12\x1d\n" +
-	"\x19CONNECTION_STATE_DISABLED\x10\x042\x9c\b\n" +
+	"\x19CONNECTION_STATE_DISABLED\x10\x042\xdf\v\n" +
 	"\x11ConnectionService\x12y\n" +
 	"\x10CreateConnection\x12#.ssogate.v1.CreateConnectionRequest\x1a$.ssogate.v1.CreateConnectionResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/connections\x12}\n" +
 	"\rGetConnection\x12 .ssogate.v1.GetConnectionRequest\x1a!.ssogate.v1.GetConnectionResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/connections/{connection_id}\x12s\n" +
@@ -1588,7 +1621,10 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"connection2\x1f/v1/connections/{connection.id}\x12\x86\x01\n" +
 	"\x10DeleteConnection\x12#.ssogate.v1.DeleteConnectionRequest\x1a$.ssogate.v1.DeleteConnectionResponse\"'\x82\xd3\xe4\x93\x02!*\x1f/v1/connections/{connection_id}\x12\xb0\x01\n" +
 	"\x1aGetServiceProviderMetadata\x12-.ssogate.v1.GetServiceProviderMetadataRequest\x1a..ssogate.v1.GetServiceProviderMetadataResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/connections/{connection_id}/sp-metadata\x12\xc6\x01\n" +
-	"\x1fRefreshIdentityProviderMetadata\x122.ssogate.v1.RefreshIdentityProviderMetadataRequest\x1a3.ssogate.v1.RefreshIdentityProviderMetadataResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/connections/{connection_id}:refreshMetadataB5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
+	"\x1fRefreshIdentityProviderMetadata\x122.ssogate.v1.RefreshIdentityProviderMetadataRequest\x1a3.ssogate.v1.RefreshIdentityProviderMetadataResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/connections/{connection_id}:refreshMetadata\x12\x91\x01\n" +
+	"\x0fCreateSetupLink\x12\".ssogate.v1.CreateSetupLinkRequest\x1a#.ssogate.v1.CreateSetupLinkResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/connections/{connection_id}/setupLinks\x12\x8b\x01\n" +
+	"\x0eListSetupLinks\x12!.ssogate.v1.ListSetupLinksRequest\x1a\".ssogate.v1.ListSetupLinksResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/connections/{connection_id}/setupLinks\x12\x9e\x01\n" +
+	"\x0fRevokeSetupLink\x12\".ssogate.v1.RevokeSetupLinkRequest\x1a#.ssogate.v1.RevokeSetupLinkResponse\"B\x82\xd3\xe4\x93\x02<*:/v1/connections/{connection_id}/setupLinks/{setup_link_id}B5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
 
 var (
 	file_ssogate_v1_connection_proto_rawDescOnce sync.Once
@@ -1627,11 +1663,17 @@ var file_ssogate_v1_connection_proto_goTypes = []any{
 	(*GetServiceProviderMetadataResponse)(nil),      // 19: ssogate.v1.GetServiceProviderMetadataResponse
 	(*RefreshIdentityProviderMetadataRequest)(nil),  // 20: ssogate.v1.RefreshIdentityProviderMetadataRequest
 	(*RefreshIdentityProviderMetadataResponse)(nil), // 21: ssogate.v1.RefreshIdentityProviderMetadataResponse
-	nil,                           // 22: ssogate.v1.Connection.AttributeMappingEntry
-	nil,                           // 23: ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 26: google.protobuf.FieldMask
+	nil,                             // 22: ssogate.v1.Connection.AttributeMappingEntry
+	nil,                             // 23: ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	(*durationpb.Duration)(nil),     // 24: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 25: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 26: google.protobuf.FieldMask
+	(*CreateSetupLinkRequest)(nil),  // 27: ssogate.v1.CreateSetupLinkRequest
+	(*ListSetupLinksRequest)(nil),   // 28: ssogate.v1.ListSetupLinksRequest
+	(*RevokeSetupLinkRequest)(nil),  // 29: ssogate.v1.RevokeSetupLinkRequest
+	(*CreateSetupLinkResponse)(nil), // 30: ssogate.v1.CreateSetupLinkResponse
+	(*ListSetupLinksResponse)(nil),  // 31: ssogate.v1.ListSetupLinksResponse
+	(*RevokeSetupLinkResponse)(nil), // 32: ssogate.v1.RevokeSetupLinkResponse
 }
 var file_ssogate_v1_connection_proto_depIdxs = []int32{
 	0,  // 0: ssogate.v1.Connection.state:type_name -> ssogate.v1.ConnectionState
@@ -1642,41 +1684,49 @@ var file_ssogate_v1_connection_proto_depIdxs = []int32{
 	7,  // 5: ssogate.v1.Connection.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
 	25, // 6: ssogate.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
 	25, // 7: ssogate.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 8: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
-	25, // 9: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
-	25, // 10: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	23, // 11: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	6,  // 12: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
-	1,  // 13: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	1,  // 14: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	1,  // 15: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	1,  // 16: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
-	1,  // 17: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	26, // 18: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 19: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	7,  // 20: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
-	1,  // 21: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
-	4,  // 22: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
-	4,  // 23: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
-	8,  // 24: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
-	10, // 25: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
-	12, // 26: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
-	14, // 27: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
-	16, // 28: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
-	18, // 29: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
-	20, // 30: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
-	9,  // 31: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
-	11, // 32: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
-	13, // 33: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
-	15, // 34: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
-	17, // 35: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
-	19, // 36: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
-	21, // 37: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
-	31, // [31:38] is the sub-list for method output_type
-	24, // [24:31] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	25, // 8: ssogate.v1.Connection.last_test_pass_time:type_name -> google.protobuf.Timestamp
+	25, // 9: ssogate.v1.Connection.identity_provider_change_time:type_name -> google.protobuf.Timestamp
+	3,  // 10: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
+	25, // 11: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
+	25, // 12: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	23, // 13: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	6,  // 14: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
+	1,  // 15: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	1,  // 16: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	1,  // 17: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	1,  // 18: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
+	1,  // 19: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	26, // 20: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 21: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	7,  // 22: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
+	1,  // 23: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
+	4,  // 24: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
+	4,  // 25: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
+	8,  // 26: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
+	10, // 27: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
+	12, // 28: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
+	14, // 29: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
+	16, // 30: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
+	18, // 31: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
+	20, // 32: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
+	27, // 33: ssogate.v1.ConnectionService.CreateSetupLink:input_type -> ssogate.v1.CreateSetupLinkRequest
+	28, // 34: ssogate.v1.ConnectionService.ListSetupLinks:input_type -> ssogate.v1.ListSetupLinksRequest
+	29, // 35: ssogate.v1.ConnectionService.RevokeSetupLink:input_type -> ssogate.v1.RevokeSetupLinkRequest
+	9,  // 36: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
+	11, // 37: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
+	13, // 38: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
+	15, // 39: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
+	17, // 40: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
+	19, // 41: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
+	21, // 42: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
+	30, // 43: ssogate.v1.ConnectionService.CreateSetupLink:output_type -> ssogate.v1.CreateSetupLinkResponse
+	31, // 44: ssogate.v1.ConnectionService.ListSetupLinks:output_type -> ssogate.v1.ListSetupLinksResponse
+	32, // 45: ssogate.v1.ConnectionService.RevokeSetupLink:output_type -> ssogate.v1.RevokeSetupLinkResponse
+	36, // [36:46] is the sub-list for method output_type
+	26, // [26:36] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_ssogate_v1_connection_proto_init() }
@@ -1684,6 +1734,7 @@ func file_ssogate_v1_connection_proto_init() {
 	if File_ssogate_v1_connection_proto != nil {
 		return
 	}
+	file_ssogate_v1_setup_link_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

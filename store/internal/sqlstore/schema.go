@@ -125,5 +125,20 @@ func Migrations(t ColumnTypes) []Migration {
 			`CREATE INDEX audit_events_time ON audit_events (time, seq)`,
 			`CREATE INDEX audit_events_connection ON audit_events (connection_id, time, seq)`,
 		},
+		{ // 2: setup links (the setup portal) and audit lookup by reference id
+			`CREATE TABLE setup_links (
+			id TEXT PRIMARY KEY,
+			connection_id TEXT NOT NULL,
+			hash ` + t.Bytes + ` NOT NULL UNIQUE,
+			features TEXT NOT NULL,
+			creator TEXT NOT NULL,
+			created_at ` + t.Time + ` NOT NULL,
+			expires_at ` + t.Time + ` NOT NULL,
+			revoked_at ` + t.Time + `
+		)` + t.TableSuffix,
+			`CREATE INDEX setup_links_connection ON setup_links (connection_id, created_at)`,
+			`CREATE INDEX setup_links_expiry ON setup_links (expires_at)`,
+			`CREATE INDEX audit_events_correlation ON audit_events (correlation_id)`,
+		},
 	}
 }
