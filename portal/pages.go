@@ -133,10 +133,10 @@ func (p *Portal) spMetadata(w http.ResponseWriter, r *http.Request, s *sess) {
 
 // metadataForm is the IdP-metadata form's values and its errors, by field.
 type metadataForm struct {
-	Method                                    string
-	URL, XML, EntityID, SSOURL, SLOURL, Cert  string
-	Errors                                    map[string]string
-	Warnings                                  []string
+	Method                                   string
+	URL, XML, EntityID, SSOURL, SLOURL, Cert string
+	Errors                                   map[string]string
+	Warnings                                 []string
 }
 
 func (p *Portal) metadataForm(w http.ResponseWriter, r *http.Request, s *sess) {

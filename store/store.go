@@ -315,10 +315,10 @@ type AuditQuery struct {
 	ConnectionID  string
 	Type          string
 	CorrelationID string
-	Since        time.Time // inclusive
-	Until        time.Time // exclusive
-	PageSize     int       // <= 0: DefaultPageSize; capped at MaxPageSize
-	PageToken    string
+	Since         time.Time // inclusive
+	Until         time.Time // exclusive
+	PageSize      int       // <= 0: DefaultPageSize; capped at MaxPageSize
+	PageToken     string
 }
 
 // Options are the injectable parts of a backend.
