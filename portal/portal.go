@@ -337,7 +337,14 @@ func (p *Portal) post(h handler) handler {
 			p.refuseCSRF(w, r, "Sec-Fetch-Site "+site)
 			return
 		}
-		if o := r.Header.Get("Origin"); o != "" && o != p.origin {
+		// Pages are served with no-referrer, under which browsers send
+		// "Origin: null" on their own form posts; then only a same-origin
+		// Sec-Fetch-Site vouches for the post.
+		switch o := r.Header.Get("Origin"); {
+		case o == "null" && r.Header.Get("Sec-Fetch-Site") != "same-origin":
+			p.refuseCSRF(w, r, "Origin null without Sec-Fetch-Site same-origin")
+			return
+		case o != "" && o != "null" && o != p.origin:
 			p.refuseCSRF(w, r, "Origin "+o)
 			return
 		}

@@ -300,6 +300,7 @@ func TestSetupPortalRefusesCrossSitePosts(t *testing.T) {
 		{"wrong token", token[:len(token)-2] + "xx", map[string]string{"Origin": portalOrigin}},
 		{"foreign origin", token, map[string]string{"Origin": "https://evil.example"}},
 		{"cross-site fetch", token, map[string]string{"Sec-Fetch-Site": "cross-site"}},
+		{"opaque origin, no fetch metadata", token, map[string]string{"Origin": "null"}},
 	} {
 		for _, action := range actions {
 			t.Run(tc.name+" "+action, func(t *testing.T) {

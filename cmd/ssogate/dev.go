@@ -77,6 +77,8 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// in the log), so that `--dir` reuses keys across runs.
 	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Scopes: []string{"login", "admin"}}}
 	cfg.Connections = []map[string]any{devConnection(base, idp)}
+	cfg.Portal.ProductName = "Example App"
+	cfg.Portal.SupportURL = base + "/"
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
