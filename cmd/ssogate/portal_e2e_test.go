@@ -87,7 +87,6 @@ func (pc *pageChecker) check(ctx context.Context, name string) {
 	}
 }
 
-
 // referers collects the Referer of every request a browser tab sends.
 type referers struct {
 	mu   sync.Mutex
