@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/netguard"
 	"github.com/ssogate/ssogate/page"
 	"github.com/ssogate/ssogate/saml"
 )
@@ -226,36 +227,18 @@ func (p *Portal) fromURL(ctx context.Context, f *metadataForm, chosen idp) *ssog
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 		f.Errors["metadata_url"] = "This is not a web address. It should start with https://. " + chosen.MetadataHint
 		return nil
-	case u.Scheme == "http" && (p.cfg.AllowHTTP == nil || !p.cfg.AllowHTTP(u.Hostname())):
-		f.Errors["metadata_url"] = "The metadata URL must start with https:// (plain http can be changed in transit)."
-		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.URL, nil)
-	if err != nil {
-		f.Errors["metadata_url"] = "This address cannot be fetched: " + err.Error()
+	body, err := netguard.Fetch(ctx, p.cfg.HTTPClient, f.URL, "application/samlmetadata+xml, application/xml, text/xml", maxMetadataBytes)
+	var ne *netguard.Error
+	switch {
+	case errors.As(err, &ne) && ne.Status != 0:
+		f.Errors["metadata_url"] = fmt.Sprintf("This address answered HTTP status %d instead of the metadata. Copy it again: %s", ne.Status, chosen.MetadataHint)
 		return nil
-	}
-	req.Header.Set("Accept", "application/samlmetadata+xml, application/xml, text/xml")
-	resp, err := p.cfg.HTTPClient.Do(req)
-	if err != nil {
-		f.Errors["metadata_url"] = "We could not reach this address from our servers: " + err.Error() +
-			". It must be reachable from the internet (not only inside your network); otherwise download the file and upload it below."
-		return nil
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		f.Errors["metadata_url"] = fmt.Sprintf("This address answered %s instead of the metadata. Copy it again: %s", resp.Status, chosen.MetadataHint)
-		return nil
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
-	if err != nil {
-		f.Errors["metadata_url"] = "Reading the metadata failed: " + err.Error()
-		return nil
-	}
-	if len(body) > maxMetadataBytes {
-		f.Errors["metadata_url"] = fmt.Sprintf("This address serves more than %d KiB, far more than IdP metadata.", maxMetadataBytes>>10)
+	case err != nil:
+		f.Errors["metadata_url"] = "We could not fetch this address (" + err.Error() + "). It must be an https address reachable from the internet, " +
+			"not only inside your network; otherwise download the file and upload it below."
 		return nil
 	}
 	settings := fromXML(body, "metadata_url", f)

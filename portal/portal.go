@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/netguard"
 	"github.com/ssogate/ssogate/page"
 	"github.com/ssogate/ssogate/store"
 )
@@ -113,14 +114,12 @@ type Config struct {
 	// RequestID returns the request's correlation id.
 	RequestID func(ctx context.Context) string
 	// HTTPClient fetches IdP metadata URLs the admin submits; it decides
-	// which addresses may be reached and how long a fetch may take.
+	// which addresses may be reached and how long a fetch may take (a
+	// netguard client: public https only, in production).
 	HTTPClient *http.Client
-	// AllowHTTP admits plain-http metadata URLs to these hosts (loopback in
-	// development); nil admits none.
-	AllowHTTP func(host string) bool
-	Limiter   Limiter
-	Log       *slog.Logger
-	Now       func() time.Time
+	Limiter    Limiter
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // Portal serves /setup/.
@@ -144,7 +143,7 @@ func New(cfg Config) (*Portal, error) {
 		return nil, fmt.Errorf("portal: external URL %q is not absolute", cfg.ExternalURL)
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		cfg.HTTPClient = netguard.NewClient(netguard.Options{})
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -47,7 +47,7 @@ func applyIdPMetadata(c *ssogatev1.Connection, md saml.IdentityProvider) {
 
 // invalid turns validation problems into INVALID_ARGUMENT naming fields.
 func invalid(err error) error {
-	return status.Error(codes.InvalidArgument, strings.ReplaceAll(err.Error(), "\n", "; "))
+	return invalidFields(reasonConnectionInvalid, "connection.", err)
 }
 
 func (s *Server) storeErr(what string, err error) error {
@@ -58,6 +58,8 @@ func (s *Server) storeErr(what string, err error) error {
 		return status.Errorf(codes.AlreadyExists, "%s conflicts with an existing one: %v", what, err)
 	case errors.Is(err, store.ErrInvalidArgument):
 		return status.Errorf(codes.InvalidArgument, "%s: %v", what, err)
+	case errors.Is(err, store.ErrUnavailable):
+		return status.Error(codes.Unavailable, unavailableMessage)
 	}
 	return status.Errorf(codes.Internal, "%s: %v", what, err)
 }
@@ -65,7 +67,7 @@ func (s *Server) storeErr(what string, err error) error {
 func (cs connectionService) CreateConnection(ctx context.Context, req *ssogatev1.CreateConnectionRequest) (*ssogatev1.CreateConnectionResponse, error) {
 	s := cs.s
 	if req.Connection == nil {
-		return nil, status.Error(codes.InvalidArgument, "connection is required")
+		return nil, badField(reasonFieldRequired, "connection", "connection is required")
 	}
 	c := proto.Clone(req.Connection).(*ssogatev1.Connection)
 	// Output-only fields are ours to set, whatever the caller sent.
@@ -75,17 +77,17 @@ func (cs connectionService) CreateConnection(ctx context.Context, req *ssogatev1
 	}
 	switch {
 	case req.IdpMetadataXml != "" && req.IdpMetadataUrl != "":
-		return nil, status.Error(codes.InvalidArgument, "set idp_metadata_xml or idp_metadata_url, not both")
+		return nil, apiError(codes.InvalidArgument, reasonMetadataSourceClash, "set idp_metadata_xml or idp_metadata_url, not both")
 	case req.IdpMetadataXml != "":
 		md, err := saml.ParseIdPMetadata([]byte(req.IdpMetadataXml), req.IdpEntityId)
 		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "idp_metadata_xml: %v", err)
+			return nil, badField(reasonIdPMetadataInvalid, "idp_metadata_xml", fmt.Sprintf("idp_metadata_xml: %v", err))
 		}
 		applyIdPMetadata(c, md)
 	case req.IdpMetadataUrl != "":
 		md, err := s.fetchIdPMetadata(ctx, req.IdpMetadataUrl, req.IdpEntityId)
 		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "idp_metadata_url: %v", err)
+			return nil, badField(reasonIdPMetadataUnreadable, "idp_metadata_url", fmt.Sprintf("idp_metadata_url: %v", err))
 		}
 		applyIdPMetadata(c, md)
 		c.IdentityProvider.MetadataUrl = req.IdpMetadataUrl
@@ -139,9 +141,9 @@ func (s *Server) saveConnection(ctx context.Context, c *ssogatev1.Connection, o 
 		}
 	}
 	if activating && !o.forceActivation && !testedSinceChange(c) {
-		return nil, status.Errorf(codes.FailedPrecondition, "connection %q cannot be activated: no test login has passed since its IdP "+
+		return nil, apiError(codes.FailedPrecondition, reasonActivationUntested, fmt.Sprintf("connection %q cannot be activated: no test login has passed since its IdP "+
 			"settings last changed (%s); run a test login (StartLogin with test: true, or the setup portal) and check its result "+
-			"page, or set force_activation", c.Id, c.IdentityProviderChangeTime.AsTime().UTC().Format(time.RFC3339))
+			"page, or set force_activation", c.Id, c.IdentityProviderChangeTime.AsTime().UTC().Format(time.RFC3339)), "connection_id", c.Id)
 	}
 	raw, err := marshalConnection(c)
 	if err != nil {
@@ -174,13 +176,14 @@ func (s *Server) conflict(ctx context.Context, c *ssogatev1.Connection, creating
 	for _, d := range c.EmailDomains {
 		owner, err := s.store.ConnectionByDomain(ctx, d)
 		if err == nil && owner.ID != c.Id {
-			return status.Errorf(codes.AlreadyExists, "email domain %s already belongs to connection %s", d, owner.ID)
+			return apiError(codes.AlreadyExists, reasonEmailDomainTaken, fmt.Sprintf("email domain %s already belongs to connection %s", d, owner.ID),
+				"connection_id", c.Id, "email_domain", d, "owner_connection_id", owner.ID)
 		}
 	}
 	if _, err := s.store.GetConnection(ctx, c.Id); err == nil && creating {
-		return status.Errorf(codes.AlreadyExists, "connection %s already exists", c.Id)
+		return apiError(codes.AlreadyExists, reasonConnectionExists, fmt.Sprintf("connection %s already exists", c.Id), "connection_id", c.Id)
 	}
-	return status.Errorf(codes.Aborted, "connection %s changed meanwhile; read it again and retry", c.Id)
+	return apiError(codes.Aborted, reasonConnectionChanged, fmt.Sprintf("connection %s changed meanwhile; read it again and retry", c.Id), "connection_id", c.Id)
 }
 
 // idpKey is what a test login depends on of the IdP side: a change to any
@@ -350,6 +353,7 @@ func (cs connectionService) DeleteConnection(ctx context.Context, req *ssogatev1
 	if err := s.store.DeleteConnection(ctx, req.ConnectionId); err != nil {
 		return nil, s.storeErr(fmt.Sprintf("connection %q", req.ConnectionId), err)
 	}
+	s.metrics.dropConnection(req.ConnectionId)
 	s.audit(ctx, auditEvent{Type: auditConnectionDeleted, ConnectionID: req.ConnectionId,
 		Detail: map[string]any{"caller": caller(ctx), "sessions_revoked": len(ids)}})
 	return &ssogatev1.DeleteConnectionResponse{}, nil

@@ -3,9 +3,12 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"time"
 
 	"github.com/ssogate/ssogate/page"
 	"github.com/ssogate/ssogate/portal"
+	"github.com/ssogate/ssogate/ratelimit"
 )
 
 // newPortal builds the HTML pages and the setup portal over the same
@@ -19,6 +22,9 @@ func (s *Server) newPortal() error {
 		return fmt.Errorf("pages: %w", err)
 	}
 	s.pages = pages
+	if s.portalLimiter == nil && s.limiter != nil {
+		s.portalLimiter = setupLimiter{s.limiter}
+	}
 	s.portal, err = portal.New(portal.Config{
 		ExternalURL: s.cfg.ExternalURL,
 		Pages:       pages,
@@ -33,11 +39,19 @@ func (s *Server) newPortal() error {
 			s.audit(ctx, auditEvent{Type: typ, ConnectionID: connectionID, Detail: detail})
 		},
 		RequestID:  requestID,
-		HTTPClient: s.httpClient,
-		AllowHTTP:  s.allowHTTP,
+		HTTPClient: s.fetchClient(),
 		Limiter:    s.portalLimiter,
 		Log:        s.log,
 		Now:        s.now,
 	})
 	return err
+}
+
+// setupLimiter gives the setup portal its own buckets of the browser
+// routes' limiter.
+type setupLimiter struct{ l *ratelimit.Limiter }
+
+func (s setupLimiter) Allow(r *http.Request, connectionID string) (bool, time.Duration) {
+	d := s.l.Check(r, "setup", connectionID)
+	return d.OK, d.RetryAfter
 }

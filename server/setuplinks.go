@@ -21,6 +21,16 @@ const (
 	setupLinkMaxTTL     = 30 * 24 * time.Hour
 )
 
+// ErrorInfo reasons of the setup-link and activation rules.
+const (
+	reasonEmailDomainTaken   = "EMAIL_DOMAIN_TAKEN"
+	reasonConnectionChanged  = "CONNECTION_CHANGED"
+	reasonActivationUntested = "ACTIVATION_NEEDS_TEST_LOGIN"
+	reasonSetupLinkTTL       = "SETUP_LINK_TTL_INVALID"
+	reasonSetupLinkFeature   = "SETUP_LINK_FEATURE_INVALID"
+	reasonSetupLinkNotFound  = "SETUP_LINK_NOT_FOUND"
+)
+
 const (
 	auditSetupLinkCreated = "setup_link.created"
 	auditSetupLinkRevoked = "setup_link.revoked"
@@ -37,12 +47,12 @@ func (cs connectionService) CreateSetupLink(ctx context.Context, req *ssogatev1.
 		ttl = req.Ttl.AsDuration()
 	}
 	if ttl <= 0 || ttl > setupLinkMaxTTL {
-		return nil, status.Errorf(codes.InvalidArgument, "ttl %s: want more than 0 and at most 720h (30 days); default 168h", ttl)
+		return nil, badField(reasonSetupLinkTTL, "ttl", fmt.Sprintf("ttl %s: want more than 0 and at most 720h (30 days); default 168h", ttl))
 	}
 	features := []string{}
 	for _, f := range req.Features {
 		if f == ssogatev1.SetupLinkFeature_SETUP_LINK_FEATURE_UNSPECIFIED {
-			return nil, status.Error(codes.InvalidArgument, "features: SETUP_LINK_FEATURE_UNSPECIFIED is not a feature; list SAML and/or SCIM")
+			return nil, badField(reasonSetupLinkFeature, "features", "features: SETUP_LINK_FEATURE_UNSPECIFIED is not a feature; list SAML and/or SCIM")
 		}
 		features = append(features, f.String())
 	}
@@ -90,7 +100,8 @@ func (cs connectionService) RevokeSetupLink(ctx context.Context, req *ssogatev1.
 	s := cs.s
 	l, err := s.store.RevokeSetupLink(ctx, req.ConnectionId, req.SetupLinkId, s.now())
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, status.Errorf(codes.NotFound, "connection %q has no setup link %q", req.ConnectionId, req.SetupLinkId)
+		return nil, apiError(codes.NotFound, reasonSetupLinkNotFound, fmt.Sprintf("connection %q has no setup link %q", req.ConnectionId, req.SetupLinkId),
+			"connection_id", req.ConnectionId, "setup_link_id", req.SetupLinkId)
 	}
 	if err != nil {
 		return nil, s.storeErr("setup link", err)

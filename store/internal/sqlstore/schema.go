@@ -125,7 +125,12 @@ func Migrations(t ColumnTypes) []Migration {
 			`CREATE INDEX audit_events_time ON audit_events (time, seq)`,
 			`CREATE INDEX audit_events_connection ON audit_events (connection_id, time, seq)`,
 		},
-		{ // 2: setup links (the setup portal) and audit lookup by reference id
+		{ // 2: refresh retries: a spent token names its successor, which is
+			// kept sealed under a key only the predecessor's holder can derive.
+			`ALTER TABLE refresh_tokens ADD COLUMN next_hash ` + t.Bytes,
+			`ALTER TABLE refresh_tokens ADD COLUMN sealed ` + t.Bytes,
+		},
+		{ // 3: setup links (the setup portal) and audit lookup by reference id
 			`CREATE TABLE setup_links (
 			id TEXT PRIMARY KEY,
 			connection_id TEXT NOT NULL,
