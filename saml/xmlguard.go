@@ -561,3 +561,20 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// PeekInResponseTo reads the InResponseTo of a posted SAMLResponse without
+// verifying anything, under the same size and shape bounds as validation.
+// The value is unauthenticated: use it only to look up which request a
+// response claims to answer (to choose how to explain a refusal), never to
+// decide anything about the login.
+func PeekInResponseTo(samlResponse string, maxBody, maxXML int) string {
+	raw, rerr := decodePOSTValue(samlResponse, maxBody, maxXML)
+	if rerr != nil {
+		return ""
+	}
+	root, err := parseXML(raw, maxXML, defaultXMLLimits)
+	if err != nil {
+		return ""
+	}
+	return root.SelectAttrValue("InResponseTo", "")
+}
