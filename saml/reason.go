@@ -65,6 +65,12 @@ const (
 	ReasonConnectionInactive Reason = "CONNECTION_INACTIVE"  // DRAFT or DISABLED, or a non-test login on TESTING
 	ReasonPolicyDenied       Reason = "POLICY_DENIED"        // the access policy refused the identity
 	ReasonInternal           Reason = "INTERNAL"             // ssogate failed; nothing the IdP admin can fix
+	// ReasonUserDeprovisioned: the directory (SCIM) deactivated or deleted
+	// the user, whatever the IdP's assertion says.
+	ReasonUserDeprovisioned Reason = "USER_DEPROVISIONED"
+	// ReasonUserNotProvisioned: the connection requires provisioned users
+	// and the directory has none linked to the NameID.
+	ReasonUserNotProvisioned Reason = "USER_NOT_PROVISIONED"
 )
 
 // Reasons lists every Reason, in API enum order.
@@ -79,6 +85,7 @@ var Reasons = []Reason{
 	ReasonInResponseToUnknown, ReasonInResponseToUsed, ReasonInResponseToExpired,
 	ReasonIdPInitiatedForbidden, ReasonAssertionReplayed,
 	ReasonConnectionNotFound, ReasonConnectionInactive, ReasonPolicyDenied, ReasonInternal,
+	ReasonUserDeprovisioned, ReasonUserNotProvisioned,
 }
 
 // Error is a rejection: a Reason for machines and a Message for the IdP

@@ -467,7 +467,8 @@ func TestRejectionsCoverReasons(t *testing.T) {
 	for _, tc := range rejections() {
 		covered[tc.want] = true
 	}
-	serverSide := map[Reason]bool{ReasonConnectionNotFound: true, ReasonConnectionInactive: true, ReasonPolicyDenied: true, ReasonInternal: true}
+	serverSide := map[Reason]bool{ReasonConnectionNotFound: true, ReasonConnectionInactive: true, ReasonPolicyDenied: true, ReasonInternal: true,
+		ReasonUserDeprovisioned: true, ReasonUserNotProvisioned: true}
 	for _, r := range Reasons {
 		if !covered[r] && !serverSide[r] {
 			t.Errorf("no rejection case for %s", r)

@@ -139,7 +139,15 @@ type Connection struct {
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Changes with every update; send it back in UpdateConnection to refuse
 	// lost updates.
-	Etag          string `protobuf:"bytes,21,opt,name=etag,proto3" json:"etag,omitempty"`
+	Etag string `protobuf:"bytes,21,opt,name=etag,proto3" json:"etag,omitempty"`
+	// Which SCIM attribute a login's NameID is linked by.
+	ScimMatch ScimMatch `protobuf:"varint,30,opt,name=scim_match,json=scimMatch,proto3,enum=ssogate.v1.ScimMatch" json:"scim_match,omitempty"`
+	// Where a login's groups come from (assertion, directory, or both).
+	GroupsSource GroupsSource `protobuf:"varint,31,opt,name=groups_source,json=groupsSource,proto3,enum=ssogate.v1.GroupsSource" json:"groups_source,omitempty"`
+	// Refuse logins of users the directory has never provisioned.
+	RequireProvisioned bool `protobuf:"varint,32,opt,name=require_provisioned,json=requireProvisioned,proto3" json:"require_provisioned,omitempty"`
+	// The SCIM base URL to give the IdP.
+	ScimBaseUrl   string `protobuf:"bytes,33,opt,name=scim_base_url,json=scimBaseUrl,proto3" json:"scim_base_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -317,6 +325,34 @@ func (x *Connection) GetUpdateTime() *timestamppb.Timestamp {
 func (x *Connection) GetEtag() string {
 	if x != nil {
 		return x.Etag
+	}
+	return ""
+}
+
+func (x *Connection) GetScimMatch() ScimMatch {
+	if x != nil {
+		return x.ScimMatch
+	}
+	return ScimMatch_SCIM_MATCH_UNSPECIFIED
+}
+
+func (x *Connection) GetGroupsSource() GroupsSource {
+	if x != nil {
+		return x.GroupsSource
+	}
+	return GroupsSource_GROUPS_SOURCE_UNSPECIFIED
+}
+
+func (x *Connection) GetRequireProvisioned() bool {
+	if x != nil {
+		return x.RequireProvisioned
+	}
+	return false
+}
+
+func (x *Connection) GetScimBaseUrl() string {
+	if x != nil {
+		return x.ScimBaseUrl
 	}
 	return ""
 }
@@ -1462,7 +1498,8 @@ var File_ssogate_v1_connection_proto protoreflect.FileDescriptor
 const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\n" +
 	"\x1bssogate/v1/connection.proto\x12\n" +
-	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\t\n" +
+	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1assogate/v1/directory.proto\"\xf8\n" +
+	"\n" +
 	"\n" +
 	"Connection\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x05R\x02id\x12\x1b\n" +
@@ -1489,7 +1526,12 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"createTime\x12@\n" +
 	"\vupdate_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
 	"updateTime\x12\x12\n" +
-	"\x04etag\x18\x15 \x01(\tR\x04etag\x1a_\n" +
+	"\x04etag\x18\x15 \x01(\tR\x04etag\x124\n" +
+	"\n" +
+	"scim_match\x18\x1e \x01(\x0e2\x15.ssogate.v1.ScimMatchR\tscimMatch\x12=\n" +
+	"\rgroups_source\x18\x1f \x01(\x0e2\x18.ssogate.v1.GroupsSourceR\fgroupsSource\x12/\n" +
+	"\x13require_provisioned\x18  \x01(\bR\x12requireProvisioned\x12'\n" +
+	"\rscim_base_url\x18! \x01(\tB\x03\xe0A\x03R\vscimBaseUrl\x1a_\n" +
 	"\x15AttributeMappingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
 	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01\"\xfb\x02\n" +
@@ -1579,7 +1621,7 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x16CONNECTION_STATE_DRAFT\x10\x01\x12\x1c\n" +
 	"\x18CONNECTION_STATE_TESTING\x10\x02\x12\x1b\n" +
 	"\x17CONNECTION_STATE_ACTIVE\x10\x03\x12\x1d\n" +
-	"\x19CONNECTION_STATE_DISABLED\x10\x042\x9c\b\n" +
+	"\x19CONNECTION_STATE_DISABLED\x10\x042\xf5\f\n" +
 	"\x11ConnectionService\x12y\n" +
 	"\x10CreateConnection\x12#.ssogate.v1.CreateConnectionRequest\x1a$.ssogate.v1.CreateConnectionResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/connections\x12}\n" +
 	"\rGetConnection\x12 .ssogate.v1.GetConnectionRequest\x1a!.ssogate.v1.GetConnectionResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/connections/{connection_id}\x12s\n" +
@@ -1588,7 +1630,11 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"connection2\x1f/v1/connections/{connection.id}\x12\x86\x01\n" +
 	"\x10DeleteConnection\x12#.ssogate.v1.DeleteConnectionRequest\x1a$.ssogate.v1.DeleteConnectionResponse\"'\x82\xd3\xe4\x93\x02!*\x1f/v1/connections/{connection_id}\x12\xb0\x01\n" +
 	"\x1aGetServiceProviderMetadata\x12-.ssogate.v1.GetServiceProviderMetadataRequest\x1a..ssogate.v1.GetServiceProviderMetadataResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/connections/{connection_id}/sp-metadata\x12\xc6\x01\n" +
-	"\x1fRefreshIdentityProviderMetadata\x122.ssogate.v1.RefreshIdentityProviderMetadataRequest\x1a3.ssogate.v1.RefreshIdentityProviderMetadataResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/connections/{connection_id}:refreshMetadataB5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
+	"\x1fRefreshIdentityProviderMetadata\x122.ssogate.v1.RefreshIdentityProviderMetadataRequest\x1a3.ssogate.v1.RefreshIdentityProviderMetadataResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/connections/{connection_id}:refreshMetadata\x12\x91\x01\n" +
+	"\x0fCreateScimToken\x12\".ssogate.v1.CreateScimTokenRequest\x1a#.ssogate.v1.CreateScimTokenResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/connections/{connection_id}/scimTokens\x12\x8b\x01\n" +
+	"\x0eListScimTokens\x12!.ssogate.v1.ListScimTokensRequest\x1a\".ssogate.v1.ListScimTokensResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/connections/{connection_id}/scimTokens\x12\x9e\x01\n" +
+	"\x0fRevokeScimToken\x12\".ssogate.v1.RevokeScimTokenRequest\x1a#.ssogate.v1.RevokeScimTokenResponse\"B\x82\xd3\xe4\x93\x02<*:/v1/connections/{connection_id}/scimTokens/{scim_token_id}\x12\x93\x01\n" +
+	"\x10ListScimRequests\x12#.ssogate.v1.ListScimRequestsRequest\x1a$.ssogate.v1.ListScimRequestsResponse\"4\x82\xd3\xe4\x93\x02.\x12,/v1/connections/{connection_id}/scimRequestsB5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
 
 var (
 	file_ssogate_v1_connection_proto_rawDescOnce sync.Once
@@ -1627,11 +1673,21 @@ var file_ssogate_v1_connection_proto_goTypes = []any{
 	(*GetServiceProviderMetadataResponse)(nil),      // 19: ssogate.v1.GetServiceProviderMetadataResponse
 	(*RefreshIdentityProviderMetadataRequest)(nil),  // 20: ssogate.v1.RefreshIdentityProviderMetadataRequest
 	(*RefreshIdentityProviderMetadataResponse)(nil), // 21: ssogate.v1.RefreshIdentityProviderMetadataResponse
-	nil,                           // 22: ssogate.v1.Connection.AttributeMappingEntry
-	nil,                           // 23: ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 26: google.protobuf.FieldMask
+	nil,                              // 22: ssogate.v1.Connection.AttributeMappingEntry
+	nil,                              // 23: ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	(*durationpb.Duration)(nil),      // 24: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 25: google.protobuf.Timestamp
+	(ScimMatch)(0),                   // 26: ssogate.v1.ScimMatch
+	(GroupsSource)(0),                // 27: ssogate.v1.GroupsSource
+	(*fieldmaskpb.FieldMask)(nil),    // 28: google.protobuf.FieldMask
+	(*CreateScimTokenRequest)(nil),   // 29: ssogate.v1.CreateScimTokenRequest
+	(*ListScimTokensRequest)(nil),    // 30: ssogate.v1.ListScimTokensRequest
+	(*RevokeScimTokenRequest)(nil),   // 31: ssogate.v1.RevokeScimTokenRequest
+	(*ListScimRequestsRequest)(nil),  // 32: ssogate.v1.ListScimRequestsRequest
+	(*CreateScimTokenResponse)(nil),  // 33: ssogate.v1.CreateScimTokenResponse
+	(*ListScimTokensResponse)(nil),   // 34: ssogate.v1.ListScimTokensResponse
+	(*RevokeScimTokenResponse)(nil),  // 35: ssogate.v1.RevokeScimTokenResponse
+	(*ListScimRequestsResponse)(nil), // 36: ssogate.v1.ListScimRequestsResponse
 }
 var file_ssogate_v1_connection_proto_depIdxs = []int32{
 	0,  // 0: ssogate.v1.Connection.state:type_name -> ssogate.v1.ConnectionState
@@ -1642,41 +1698,51 @@ var file_ssogate_v1_connection_proto_depIdxs = []int32{
 	7,  // 5: ssogate.v1.Connection.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
 	25, // 6: ssogate.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
 	25, // 7: ssogate.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 8: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
-	25, // 9: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
-	25, // 10: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	23, // 11: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	6,  // 12: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
-	1,  // 13: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	1,  // 14: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	1,  // 15: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	1,  // 16: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
-	1,  // 17: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	26, // 18: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 19: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	7,  // 20: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
-	1,  // 21: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
-	4,  // 22: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
-	4,  // 23: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
-	8,  // 24: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
-	10, // 25: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
-	12, // 26: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
-	14, // 27: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
-	16, // 28: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
-	18, // 29: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
-	20, // 30: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
-	9,  // 31: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
-	11, // 32: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
-	13, // 33: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
-	15, // 34: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
-	17, // 35: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
-	19, // 36: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
-	21, // 37: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
-	31, // [31:38] is the sub-list for method output_type
-	24, // [24:31] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	26, // 8: ssogate.v1.Connection.scim_match:type_name -> ssogate.v1.ScimMatch
+	27, // 9: ssogate.v1.Connection.groups_source:type_name -> ssogate.v1.GroupsSource
+	3,  // 10: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
+	25, // 11: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
+	25, // 12: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	23, // 13: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	6,  // 14: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
+	1,  // 15: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	1,  // 16: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	1,  // 17: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	1,  // 18: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
+	1,  // 19: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	28, // 20: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 21: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	7,  // 22: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
+	1,  // 23: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
+	4,  // 24: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
+	4,  // 25: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
+	8,  // 26: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
+	10, // 27: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
+	12, // 28: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
+	14, // 29: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
+	16, // 30: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
+	18, // 31: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
+	20, // 32: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
+	29, // 33: ssogate.v1.ConnectionService.CreateScimToken:input_type -> ssogate.v1.CreateScimTokenRequest
+	30, // 34: ssogate.v1.ConnectionService.ListScimTokens:input_type -> ssogate.v1.ListScimTokensRequest
+	31, // 35: ssogate.v1.ConnectionService.RevokeScimToken:input_type -> ssogate.v1.RevokeScimTokenRequest
+	32, // 36: ssogate.v1.ConnectionService.ListScimRequests:input_type -> ssogate.v1.ListScimRequestsRequest
+	9,  // 37: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
+	11, // 38: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
+	13, // 39: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
+	15, // 40: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
+	17, // 41: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
+	19, // 42: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
+	21, // 43: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
+	33, // 44: ssogate.v1.ConnectionService.CreateScimToken:output_type -> ssogate.v1.CreateScimTokenResponse
+	34, // 45: ssogate.v1.ConnectionService.ListScimTokens:output_type -> ssogate.v1.ListScimTokensResponse
+	35, // 46: ssogate.v1.ConnectionService.RevokeScimToken:output_type -> ssogate.v1.RevokeScimTokenResponse
+	36, // 47: ssogate.v1.ConnectionService.ListScimRequests:output_type -> ssogate.v1.ListScimRequestsResponse
+	37, // [37:48] is the sub-list for method output_type
+	26, // [26:37] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_ssogate_v1_connection_proto_init() }
@@ -1684,6 +1750,7 @@ func file_ssogate_v1_connection_proto_init() {
 	if File_ssogate_v1_connection_proto != nil {
 		return
 	}
+	file_ssogate_v1_directory_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

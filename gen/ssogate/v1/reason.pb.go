@@ -104,6 +104,11 @@ const (
 	RejectionReason_REJECTION_REASON_POLICY_DENIED RejectionReason = 33
 	// ssogate failed; nothing the IdP admin can fix.
 	RejectionReason_REJECTION_REASON_INTERNAL RejectionReason = 34
+	// The directory (SCIM) deactivated or deleted the user.
+	RejectionReason_REJECTION_REASON_USER_DEPROVISIONED RejectionReason = 38
+	// The connection requires provisioned users and the directory has none
+	// linked to this NameID.
+	RejectionReason_REJECTION_REASON_USER_NOT_PROVISIONED RejectionReason = 39
 )
 
 // Enum value maps for RejectionReason.
@@ -144,6 +149,8 @@ var (
 		32: "REJECTION_REASON_CONNECTION_INACTIVE",
 		33: "REJECTION_REASON_POLICY_DENIED",
 		34: "REJECTION_REASON_INTERNAL",
+		38: "REJECTION_REASON_USER_DEPROVISIONED",
+		39: "REJECTION_REASON_USER_NOT_PROVISIONED",
 	}
 	RejectionReason_value = map[string]int32{
 		"REJECTION_REASON_UNSPECIFIED":             0,
@@ -181,6 +188,8 @@ var (
 		"REJECTION_REASON_CONNECTION_INACTIVE":     32,
 		"REJECTION_REASON_POLICY_DENIED":           33,
 		"REJECTION_REASON_INTERNAL":                34,
+		"REJECTION_REASON_USER_DEPROVISIONED":      38,
+		"REJECTION_REASON_USER_NOT_PROVISIONED":    39,
 	}
 )
 
@@ -216,8 +225,7 @@ var File_ssogate_v1_reason_proto protoreflect.FileDescriptor
 const file_ssogate_v1_reason_proto_rawDesc = "" +
 	"\n" +
 	"\x17ssogate/v1/reason.proto\x12\n" +
-	"ssogate.v1*\xfa\n" +
-	"\n" +
+	"ssogate.v1*\xce\v\n" +
 	"\x0fRejectionReason\x12 \n" +
 	"\x1cREJECTION_REASON_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fREJECTION_REASON_BODY_TOO_LARGE\x10\x01\x12'\n" +
@@ -254,7 +262,9 @@ const file_ssogate_v1_reason_proto_rawDesc = "" +
 	"%REJECTION_REASON_CONNECTION_NOT_FOUND\x10\x1f\x12(\n" +
 	"$REJECTION_REASON_CONNECTION_INACTIVE\x10 \x12\"\n" +
 	"\x1eREJECTION_REASON_POLICY_DENIED\x10!\x12\x1d\n" +
-	"\x19REJECTION_REASON_INTERNAL\x10\"B5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
+	"\x19REJECTION_REASON_INTERNAL\x10\"\x12'\n" +
+	"#REJECTION_REASON_USER_DEPROVISIONED\x10&\x12)\n" +
+	"%REJECTION_REASON_USER_NOT_PROVISIONED\x10'B5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
 
 var (
 	file_ssogate_v1_reason_proto_rawDescOnce sync.Once
