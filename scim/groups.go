@@ -247,10 +247,10 @@ func (h *Handler) updateGroup(rq *request, change func(res resource) (resource, 
 			"removed": len(removed), "renamed": renamed}})
 	affected := removed
 	if renamed {
-		affected = now
+		affected = append(affected, now...)
 	}
 	if len(affected) > 0 {
-		if err := h.cfg.Hooks.MembershipChanged(rq.ctx, rq.conn, affected); err != nil {
+		if err := h.cfg.Hooks.MembershipChanged(rq.ctx, rq.conn, leftGroup(affected, before.DisplayName)); err != nil {
 			return err
 		}
 	}
@@ -281,26 +281,32 @@ func (h *Handler) patchGroup(rq *request) error {
 
 func (h *Handler) deleteGroup(rq *request) error {
 	id := rq.r.PathValue("id")
-	if rq.r.Header.Get("If-Match") != "" {
-		g, err := h.cfg.Store.GetDirectoryGroup(rq.ctx, rq.conn, id)
-		if err != nil {
-			return storeError("group", id, err)
-		}
-		if err := rq.checkIfMatch(g.Version); err != nil {
-			return err
-		}
+	g, err := h.cfg.Store.GetDirectoryGroup(rq.ctx, rq.conn, id)
+	if err != nil {
+		return storeError("group", id, err)
+	}
+	if err := rq.checkIfMatch(g.Version); err != nil {
+		return err
 	}
 	members, err := h.cfg.Store.DeleteDirectoryGroup(rq.ctx, rq.conn, id, h.cfg.Now())
 	if err != nil {
 		return storeError("group", id, err)
 	}
-	h.cfg.Hooks.Audit(rq.ctx, Event{Type: EventGroupUpdated, ConnectionID: rq.conn, Group: &store.DirectoryGroup{ConnectionID: rq.conn, ID: id},
-		Detail: map[string]any{"group_id": id, "deleted": true, "removed": len(members)}})
+	h.cfg.Hooks.Audit(rq.ctx, Event{Type: EventGroupUpdated, ConnectionID: rq.conn, Group: &g,
+		Detail: map[string]any{"group_id": id, "display_name": g.DisplayName, "deleted": true, "removed": len(members)}})
 	if len(members) > 0 {
-		if err := h.cfg.Hooks.MembershipChanged(rq.ctx, rq.conn, members); err != nil {
+		if err := h.cfg.Hooks.MembershipChanged(rq.ctx, rq.conn, leftGroup(members, g.DisplayName)); err != nil {
 			return err
 		}
 	}
 	rq.w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func leftGroup(users []string, group string) map[string][]string {
+	left := make(map[string][]string, len(users))
+	for _, u := range users {
+		left[u] = []string{group}
+	}
+	return left
 }

@@ -3,6 +3,7 @@ package scim
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -110,6 +111,10 @@ func (a attr) coerce(v any) (any, error) {
 		return nil, badRequest("invalidValue", "%s must be a boolean, got %s", a.name, show(v))
 	case "complex":
 		m, ok := v.(map[string]any)
+		if s, isString := v.(string); isString && !a.multi && slices.Contains(a.sub, "value") {
+			// Entra ID sends the manager as the bare id.
+			m, ok = map[string]any{"value": s}, true
+		}
 		if !ok {
 			return nil, badRequest("invalidValue", "%s must be an object, got %s", a.name, show(v))
 		}
@@ -276,4 +281,15 @@ func (r resource) clone() resource {
 	var out resource
 	_ = json.Unmarshal(b, &out)
 	return out
+}
+
+// Enterprise reads the enterprise extension's department, employee number
+// and manager id from a stored user resource.
+func Enterprise(raw []byte) (department, employeeNumber, managerID string) {
+	ext, _ := decodeResource(raw)[SchemaEnterprise].(map[string]any)
+	department, _ = ext["department"].(string)
+	employeeNumber, _ = ext["employeeNumber"].(string)
+	manager, _ := ext["manager"].(map[string]any)
+	managerID, _ = manager["value"].(string)
+	return department, employeeNumber, managerID
 }

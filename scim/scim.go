@@ -51,9 +51,10 @@ type Hooks interface {
 	// Deprovisioned runs after a write left u inactive or deleted
 	// (u.DeletedAt set). It must be idempotent.
 	Deprovisioned(ctx context.Context, connectionID string, u store.DirectoryUser) error
-	// MembershipChanged runs after the users' group memberships shrank or
-	// the groups they are in changed name.
-	MembershipChanged(ctx context.Context, connectionID string, userIDs []string) error
+	// MembershipChanged runs after users left groups (removed, the group
+	// deleted or renamed): left maps each user id to the display names of
+	// the groups it is no longer in.
+	MembershipChanged(ctx context.Context, connectionID string, left map[string][]string) error
 	// Audit records an event; it does not fail the request.
 	Audit(ctx context.Context, e Event)
 }

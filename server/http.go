@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/scim"
 )
 
 const requestIDHeader = "X-Request-Id"
@@ -114,6 +115,7 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 		ssogatev1.RegisterConnectionServiceHandler,
 		ssogatev1.RegisterKeyServiceHandler,
 		ssogatev1.RegisterAuditServiceHandler,
+		ssogatev1.RegisterDirectoryServiceHandler,
 	} {
 		if err := register(ctx, gw, conn); err != nil {
 			return nil, fmt.Errorf("register REST gateway: %w", err)
@@ -136,6 +138,7 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	s.browserRoutes(mux)
+	mux.Handle(scim.Prefix, s.scim)
 	for _, register := range s.extraRoutes {
 		register(mux)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/ssogate/ssogate/config"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/scim"
 	"github.com/ssogate/ssogate/store"
 	"github.com/ssogate/ssogate/token"
 )
@@ -44,6 +45,8 @@ type Server struct {
 	auth        *authenticator
 
 	extraRoutes []func(*http.ServeMux)
+	scim        http.Handler
+	scimLimiter scim.Limiter
 
 	store    store.Store
 	registry *registry
@@ -143,6 +146,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		}
 		return nil, err
 	}
+	scimHandler, err := s.newSCIM()
+	if err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	s.scim = scimHandler
 	s.grpc = s.newGRPCServer(creds...)
 	// The REST gateway reaches the same services through an in-memory
 	// listener: it never crosses the network, and needs no client
@@ -163,6 +172,7 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	ssogatev1.RegisterConnectionServiceServer(g, connectionService{s: s})
 	ssogatev1.RegisterKeyServiceServer(g, keyService{s: s})
 	ssogatev1.RegisterAuditServiceServer(g, auditService{s: s})
+	ssogatev1.RegisterDirectoryServiceServer(g, directoryService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 	return g
