@@ -367,6 +367,9 @@ func (s *Server) createSession(ctx context.Context, res *loginResult) (store.Ses
 		NameID: res.identity.NameID, NameIDFormat: res.identity.NameIDFormat, SessionIndex: res.identity.SessionIndex,
 		Identity: raw, CreatedAt: now, ExpiresAt: end,
 	}
+	if s.beforeSession != nil {
+		s.beforeSession()
+	}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return store.Session{}, fmt.Errorf("create session: %w", err)
 	}

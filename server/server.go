@@ -47,6 +47,9 @@ type Server struct {
 	extraRoutes []func(*http.ServeMux)
 	scim        http.Handler
 	scimLimiter scim.Limiter
+	// beforeSession, when set (tests), runs between a login's admission
+	// and the session's creation: the window a deactivation can race.
+	beforeSession func()
 
 	store    store.Store
 	registry *registry
