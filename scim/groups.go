@@ -220,13 +220,14 @@ func (h *Handler) updateGroup(rq *request, change func(res resource) (resource, 
 		}
 	}
 	var add, remove []string
+	oldSet, nowSet := setOf(old), setOf(now)
 	for _, m := range now {
-		if !slices.Contains(old, m) {
+		if !oldSet[m] {
 			add = append(add, m)
 		}
 	}
 	for _, m := range old {
-		if !slices.Contains(now, m) {
+		if !nowSet[m] {
 			remove = append(remove, m)
 		}
 	}
@@ -238,7 +239,7 @@ func (h *Handler) updateGroup(rq *request, change func(res resource) (resource, 
 	}
 	var removed []string
 	for _, m := range changed {
-		if slices.Contains(remove, m) {
+		if !nowSet[m] {
 			removed = append(removed, m)
 		}
 	}
@@ -309,4 +310,12 @@ func leftGroup(users []string, group string) map[string][]string {
 		left[u] = []string{group}
 	}
 	return left
+}
+
+func setOf(ids []string) map[string]bool {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
 }

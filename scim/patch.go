@@ -194,11 +194,16 @@ func opMulti(c map[string]any, a attr, op patchOp) error {
 	}
 	switch op.Op {
 	case "add":
+		at := make(map[string]int, len(list))
+		for i, e := range list {
+			at[elementKey(e)] = i
+		}
 		for _, v := range vals {
-			if i := indexOf(list, v); i >= 0 {
+			if i, ok := at[elementKey(v)]; ok {
 				list[i] = v
 				continue
 			}
+			at[elementKey(v)] = len(list)
 			list = append(list, v)
 		}
 	case "replace":
@@ -209,9 +214,13 @@ func opMulti(c map[string]any, a attr, op patchOp) error {
 			break
 		}
 		// Entra ID removes members as {"path":"members","value":[{"value":id}]}.
+		drop := make(map[string]bool, len(vals))
+		for _, v := range vals {
+			drop[elementKey(v)] = true
+		}
 		kept := list[:0]
 		for _, e := range list {
-			if indexOf(vals, e) < 0 {
+			if !drop[elementKey(e)] {
 				kept = append(kept, e)
 			}
 		}
@@ -285,24 +294,16 @@ func opElements(c map[string]any, a attr, expr filter.Expression, sub string, op
 	return nil
 }
 
-// indexOf finds an element with the same "value" (or equal JSON).
-func indexOf(list []any, v any) int {
-	vm, _ := v.(map[string]any)
-	for i, e := range list {
-		em, _ := e.(map[string]any)
-		if vm != nil && em != nil && vm["value"] != nil {
-			if fmt.Sprint(em["value"]) == fmt.Sprint(vm["value"]) {
-				return i
-			}
-			continue
-		}
-		a, _ := json.Marshal(e)
-		b, _ := json.Marshal(v)
-		if string(a) == string(b) {
-			return i
+// elementKey identifies an element of a multi-valued attribute: its
+// "value", or else its whole JSON.
+func elementKey(e any) string {
+	if m, ok := e.(map[string]any); ok {
+		if s, ok := m["value"].(string); ok {
+			return "v:" + s
 		}
 	}
-	return -1
+	b, _ := json.Marshal(e)
+	return "j:" + string(b)
 }
 
 // equalities copies the attr eq value terms of an and-only filter into m.

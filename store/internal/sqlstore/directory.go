@@ -267,22 +267,25 @@ func (db *DB) ChangeGroupMembers(ctx context.Context, connectionID, groupID stri
 			if err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
+			keep := make(map[string]bool, len(ch.Add))
+			for _, id := range ch.Add {
+				keep[id] = true
+			}
 			remove = nil
 			for _, id := range current {
-				if !slices.Contains(ch.Add, id) {
+				if !keep[id] {
 					remove = append(remove, id)
 				}
 			}
 		}
-		for _, id := range remove {
-			n, err := affected(ctx, tx, what, "DELETE FROM directory_members WHERE connection_id = $1 AND group_id = $2 AND user_id = $3",
-				connectionID, groupID, id)
+		for batch := range slices.Chunk(remove, memberBatch) {
+			var q query
+			cond := "connection_id = " + q.arg(connectionID) + " AND group_id = " + q.arg(groupID) + " AND user_id IN (" + q.list(batch) + ")"
+			ids, err := collect(scanID)(tx.QueryContext(ctx, "DELETE FROM directory_members WHERE "+cond+" RETURNING user_id", q.args...))
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: remove: %w", what, err)
 			}
-			if n > 0 {
-				changed = append(changed, id)
-			}
+			changed = append(changed, ids...)
 		}
 		added, err := db.addMembers(ctx, tx, connectionID, groupID, ch.Add)
 		if err != nil {
@@ -295,21 +298,27 @@ func (db *DB) ChangeGroupMembers(ctx context.Context, connectionID, groupID stri
 	return slices.Compact(changed), err
 }
 
+// memberBatch bounds the ids of one membership statement.
+const memberBatch = 500
+
+func scanID(row scanner) (id string, err error) { return id, row.Scan(&id) }
+
 // addMembers inserts the memberships of the live users among ids that do
-// not exist yet and returns those user ids.
+// not exist yet and returns those user ids, one statement per batch.
 func (db *DB) addMembers(ctx context.Context, tx *sql.Tx, connectionID, groupID string, ids []string) ([]string, error) {
 	var added []string
-	for _, id := range ids {
-		n, err := affected(ctx, tx, "add group member", "INSERT INTO directory_members (connection_id, group_id, user_id)"+
-			" SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM directory_users WHERE connection_id = $1 AND id = $3 AND deleted_at IS NULL)"+
-			" AND NOT EXISTS (SELECT 1 FROM directory_members WHERE connection_id = $1 AND group_id = $2 AND user_id = $3)",
-			connectionID, groupID, id)
+	for batch := range slices.Chunk(ids, memberBatch) {
+		var q query
+		conn, group := q.arg(connectionID), q.arg(groupID)
+		got, err := collect(scanID)(tx.QueryContext(ctx, "INSERT INTO directory_members (connection_id, group_id, user_id)"+
+			" SELECT "+conn+", "+group+", u.id FROM directory_users u WHERE u.connection_id = "+conn+" AND u.deleted_at IS NULL"+
+			" AND u.id IN ("+q.list(batch)+")"+
+			" AND NOT EXISTS (SELECT 1 FROM directory_members m WHERE m.connection_id = "+conn+" AND m.group_id = "+group+" AND m.user_id = u.id)"+
+			" RETURNING user_id", q.args...))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("add members to group %q: %w", groupID, err)
 		}
-		if n > 0 {
-			added = append(added, id)
-		}
+		added = append(added, got...)
 	}
 	return added, nil
 }
@@ -324,7 +333,7 @@ func (db *DB) GroupMembers(ctx context.Context, connectionID, groupID string) ([
 }
 
 func groupMembers(ctx context.Context, q execer, connectionID, groupID string) ([]string, error) {
-	return collect(func(row scanner) (id string, err error) { return id, row.Scan(&id) })(q.QueryContext(ctx,
+	return collect(scanID)(q.QueryContext(ctx,
 		"SELECT user_id FROM directory_members WHERE connection_id = $1 AND group_id = $2 ORDER BY user_id", connectionID, groupID))
 }
 
