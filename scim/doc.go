@@ -17,8 +17,9 @@
 //   - After every write that leaves a user inactive or deleted, Hooks.Deprovisioned
 //     runs before the response is sent; after members leave a group (or a
 //     group is renamed or deleted), Hooks.MembershipChanged runs for them.
-//     A hook failure is a 500, and a retry of the same request runs the hook
-//     again, so the IdP's retry finishes what failed.
+//     A hook failure is a 500, and a retried PATCH or PUT runs the hook
+//     again (it runs whenever a write leaves the user inactive), so the
+//     IdP's retry finishes what failed.
 //   - The request log records method, path, status and scimType, never
 //     bodies, query strings or tokens.
 //
