@@ -87,6 +87,68 @@ func (ConnectionState) EnumDescriptor() ([]byte, []int) {
 	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{0}
 }
 
+// EmailDomainPolicy binds the email an IdP asserts to the connection's
+// email domains, so that one customer's IdP cannot vouch for another
+// customer's addresses.
+type EmailDomainPolicy int32
+
+const (
+	// REQUIRE when email_domains is set, ALLOW otherwise.
+	EmailDomainPolicy_EMAIL_DOMAIN_POLICY_UNSPECIFIED EmailDomainPolicy = 0
+	// Refuse the login (reason EMAIL_DOMAIN_MISMATCH) when the email's domain
+	// is not exactly one of email_domains (a subdomain counts only when it is
+	// listed itself).
+	EmailDomainPolicy_EMAIL_DOMAIN_POLICY_REQUIRE EmailDomainPolicy = 1
+	// Log the user in without the email claim.
+	EmailDomainPolicy_EMAIL_DOMAIN_POLICY_DROP_CLAIM EmailDomainPolicy = 2
+	// Pass any email through (the product must not trust it for linking
+	// accounts).
+	EmailDomainPolicy_EMAIL_DOMAIN_POLICY_ALLOW EmailDomainPolicy = 3
+)
+
+// Enum value maps for EmailDomainPolicy.
+var (
+	EmailDomainPolicy_name = map[int32]string{
+		0: "EMAIL_DOMAIN_POLICY_UNSPECIFIED",
+		1: "EMAIL_DOMAIN_POLICY_REQUIRE",
+		2: "EMAIL_DOMAIN_POLICY_DROP_CLAIM",
+		3: "EMAIL_DOMAIN_POLICY_ALLOW",
+	}
+	EmailDomainPolicy_value = map[string]int32{
+		"EMAIL_DOMAIN_POLICY_UNSPECIFIED": 0,
+		"EMAIL_DOMAIN_POLICY_REQUIRE":     1,
+		"EMAIL_DOMAIN_POLICY_DROP_CLAIM":  2,
+		"EMAIL_DOMAIN_POLICY_ALLOW":       3,
+	}
+)
+
+func (x EmailDomainPolicy) Enum() *EmailDomainPolicy {
+	p := new(EmailDomainPolicy)
+	*p = x
+	return p
+}
+
+func (x EmailDomainPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EmailDomainPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_ssogate_v1_connection_proto_enumTypes[1].Descriptor()
+}
+
+func (EmailDomainPolicy) Type() protoreflect.EnumType {
+	return &file_ssogate_v1_connection_proto_enumTypes[1]
+}
+
+func (x EmailDomainPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EmailDomainPolicy.Descriptor instead.
+func (EmailDomainPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{1}
+}
+
 // Connection is one customer's IdP.
 type Connection struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -140,6 +202,13 @@ type Connection struct {
 	// Changes with every update; send it back in UpdateConnection to refuse
 	// lost updates.
 	Etag string `protobuf:"bytes,21,opt,name=etag,proto3" json:"etag,omitempty"`
+	// What to do with an asserted email outside email_domains. Unset means
+	// REQUIRE when email_domains is set, ALLOW otherwise.
+	EmailDomainPolicy EmailDomainPolicy `protobuf:"varint,22,opt,name=email_domain_policy,json=emailDomainPolicy,proto3,enum=ssogate.v1.EmailDomainPolicy" json:"email_domain_policy,omitempty"`
+	// IdP-initiated logins land on a page of ours asking the user to
+	// continue (a defence against login CSRF); unset means true. false sends
+	// the code at once, as the IdP's POST arrives.
+	IdpInitiatedConsent *bool `protobuf:"varint,23,opt,name=idp_initiated_consent,json=idpInitiatedConsent,proto3,oneof" json:"idp_initiated_consent,omitempty"`
 	// Which SCIM attribute a login's NameID is linked by.
 	ScimMatch ScimMatch `protobuf:"varint,30,opt,name=scim_match,json=scimMatch,proto3,enum=ssogate.v1.ScimMatch" json:"scim_match,omitempty"`
 	// Where a login's groups come from (assertion, directory, or both).
@@ -329,6 +398,20 @@ func (x *Connection) GetEtag() string {
 	return ""
 }
 
+func (x *Connection) GetEmailDomainPolicy() EmailDomainPolicy {
+	if x != nil {
+		return x.EmailDomainPolicy
+	}
+	return EmailDomainPolicy_EMAIL_DOMAIN_POLICY_UNSPECIFIED
+}
+
+func (x *Connection) GetIdpInitiatedConsent() bool {
+	if x != nil && x.IdpInitiatedConsent != nil {
+		return *x.IdpInitiatedConsent
+	}
+	return false
+}
+
 func (x *Connection) GetScimMatch() ScimMatch {
 	if x != nil {
 		return x.ScimMatch
@@ -379,7 +462,10 @@ type IdentityProviderSettings struct {
 	// SingleSignOnService URL, HTTP-POST binding. Used only when sso_url is
 	// empty (an IdP without the Redirect binding): StartLogin's redirect_url
 	// then leads to a page of ours that posts the AuthnRequest.
-	SsoPostUrl    string `protobuf:"bytes,8,opt,name=sso_post_url,json=ssoPostUrl,proto3" json:"sso_post_url,omitempty"`
+	SsoPostUrl string `protobuf:"bytes,8,opt,name=sso_post_url,json=ssoPostUrl,proto3" json:"sso_post_url,omitempty"`
+	// SingleLogoutService URL, HTTP-POST binding. Used when slo_url is empty
+	// (an IdP without the Redirect binding for logout).
+	SloPostUrl    string `protobuf:"bytes,9,opt,name=slo_post_url,json=sloPostUrl,proto3" json:"slo_post_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -466,6 +552,13 @@ func (x *IdentityProviderSettings) GetMetadataRefreshError() string {
 func (x *IdentityProviderSettings) GetSsoPostUrl() string {
 	if x != nil {
 		return x.SsoPostUrl
+	}
+	return ""
+}
+
+func (x *IdentityProviderSettings) GetSloPostUrl() string {
+	if x != nil {
+		return x.SloPostUrl
 	}
 	return ""
 }
@@ -1498,8 +1591,7 @@ var File_ssogate_v1_connection_proto protoreflect.FileDescriptor
 const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\n" +
 	"\x1bssogate/v1/connection.proto\x12\n" +
-	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1assogate/v1/directory.proto\"\xf8\n" +
-	"\n" +
+	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1assogate/v1/directory.proto\"\x9a\f\n" +
 	"\n" +
 	"Connection\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x05R\x02id\x12\x1b\n" +
@@ -1526,7 +1618,9 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"createTime\x12@\n" +
 	"\vupdate_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
 	"updateTime\x12\x12\n" +
-	"\x04etag\x18\x15 \x01(\tR\x04etag\x124\n" +
+	"\x04etag\x18\x15 \x01(\tR\x04etag\x12M\n" +
+	"\x13email_domain_policy\x18\x16 \x01(\x0e2\x1d.ssogate.v1.EmailDomainPolicyR\x11emailDomainPolicy\x127\n" +
+	"\x15idp_initiated_consent\x18\x17 \x01(\bH\x00R\x13idpInitiatedConsent\x88\x01\x01\x124\n" +
 	"\n" +
 	"scim_match\x18\x1e \x01(\x0e2\x15.ssogate.v1.ScimMatchR\tscimMatch\x12=\n" +
 	"\rgroups_source\x18\x1f \x01(\x0e2\x18.ssogate.v1.GroupsSourceR\fgroupsSource\x12/\n" +
@@ -1534,7 +1628,8 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\rscim_base_url\x18! \x01(\tB\x03\xe0A\x03R\vscimBaseUrl\x1a_\n" +
 	"\x15AttributeMappingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
-	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01\"\xfb\x02\n" +
+	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01B\x18\n" +
+	"\x16_idp_initiated_consent\"\x9d\x03\n" +
 	"\x18IdentityProviderSettings\x12\x1b\n" +
 	"\tentity_id\x18\x01 \x01(\tR\bentityId\x12\x17\n" +
 	"\asso_url\x18\x02 \x01(\tR\x06ssoUrl\x12\x17\n" +
@@ -1544,7 +1639,9 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x15metadata_refresh_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x13metadataRefreshTime\x129\n" +
 	"\x16metadata_refresh_error\x18\a \x01(\tB\x03\xe0A\x03R\x14metadataRefreshError\x12 \n" +
 	"\fsso_post_url\x18\b \x01(\tR\n" +
-	"ssoPostUrl\"\xb0\x01\n" +
+	"ssoPostUrl\x12 \n" +
+	"\fslo_post_url\x18\t \x01(\tR\n" +
+	"sloPostUrl\"\xb0\x01\n" +
 	"\vCertificate\x12\x10\n" +
 	"\x03pem\x18\x01 \x01(\tR\x03pem\x12\x1d\n" +
 	"\asubject\x18\x02 \x01(\tB\x03\xe0A\x03R\asubject\x12<\n" +
@@ -1621,7 +1718,12 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x16CONNECTION_STATE_DRAFT\x10\x01\x12\x1c\n" +
 	"\x18CONNECTION_STATE_TESTING\x10\x02\x12\x1b\n" +
 	"\x17CONNECTION_STATE_ACTIVE\x10\x03\x12\x1d\n" +
-	"\x19CONNECTION_STATE_DISABLED\x10\x042\xf5\f\n" +
+	"\x19CONNECTION_STATE_DISABLED\x10\x04*\x9c\x01\n" +
+	"\x11EmailDomainPolicy\x12#\n" +
+	"\x1fEMAIL_DOMAIN_POLICY_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bEMAIL_DOMAIN_POLICY_REQUIRE\x10\x01\x12\"\n" +
+	"\x1eEMAIL_DOMAIN_POLICY_DROP_CLAIM\x10\x02\x12\x1d\n" +
+	"\x19EMAIL_DOMAIN_POLICY_ALLOW\x10\x032\xf5\f\n" +
 	"\x11ConnectionService\x12y\n" +
 	"\x10CreateConnection\x12#.ssogate.v1.CreateConnectionRequest\x1a$.ssogate.v1.CreateConnectionResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/connections\x12}\n" +
 	"\rGetConnection\x12 .ssogate.v1.GetConnectionRequest\x1a!.ssogate.v1.GetConnectionResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/connections/{connection_id}\x12s\n" +
@@ -1648,101 +1750,103 @@ func file_ssogate_v1_connection_proto_rawDescGZIP() []byte {
 	return file_ssogate_v1_connection_proto_rawDescData
 }
 
-var file_ssogate_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_ssogate_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_ssogate_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_ssogate_v1_connection_proto_goTypes = []any{
 	(ConnectionState)(0),                            // 0: ssogate.v1.ConnectionState
-	(*Connection)(nil),                              // 1: ssogate.v1.Connection
-	(*IdentityProviderSettings)(nil),                // 2: ssogate.v1.IdentityProviderSettings
-	(*Certificate)(nil),                             // 3: ssogate.v1.Certificate
-	(*AttributeNames)(nil),                          // 4: ssogate.v1.AttributeNames
-	(*AccessPolicy)(nil),                            // 5: ssogate.v1.AccessPolicy
-	(*RoleMapping)(nil),                             // 6: ssogate.v1.RoleMapping
-	(*ServiceProviderInfo)(nil),                     // 7: ssogate.v1.ServiceProviderInfo
-	(*CreateConnectionRequest)(nil),                 // 8: ssogate.v1.CreateConnectionRequest
-	(*CreateConnectionResponse)(nil),                // 9: ssogate.v1.CreateConnectionResponse
-	(*GetConnectionRequest)(nil),                    // 10: ssogate.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),                   // 11: ssogate.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),                  // 12: ssogate.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),                 // 13: ssogate.v1.ListConnectionsResponse
-	(*UpdateConnectionRequest)(nil),                 // 14: ssogate.v1.UpdateConnectionRequest
-	(*UpdateConnectionResponse)(nil),                // 15: ssogate.v1.UpdateConnectionResponse
-	(*DeleteConnectionRequest)(nil),                 // 16: ssogate.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),                // 17: ssogate.v1.DeleteConnectionResponse
-	(*GetServiceProviderMetadataRequest)(nil),       // 18: ssogate.v1.GetServiceProviderMetadataRequest
-	(*GetServiceProviderMetadataResponse)(nil),      // 19: ssogate.v1.GetServiceProviderMetadataResponse
-	(*RefreshIdentityProviderMetadataRequest)(nil),  // 20: ssogate.v1.RefreshIdentityProviderMetadataRequest
-	(*RefreshIdentityProviderMetadataResponse)(nil), // 21: ssogate.v1.RefreshIdentityProviderMetadataResponse
-	nil,                              // 22: ssogate.v1.Connection.AttributeMappingEntry
-	nil,                              // 23: ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	(*durationpb.Duration)(nil),      // 24: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 25: google.protobuf.Timestamp
-	(ScimMatch)(0),                   // 26: ssogate.v1.ScimMatch
-	(GroupsSource)(0),                // 27: ssogate.v1.GroupsSource
-	(*fieldmaskpb.FieldMask)(nil),    // 28: google.protobuf.FieldMask
-	(*CreateScimTokenRequest)(nil),   // 29: ssogate.v1.CreateScimTokenRequest
-	(*ListScimTokensRequest)(nil),    // 30: ssogate.v1.ListScimTokensRequest
-	(*RevokeScimTokenRequest)(nil),   // 31: ssogate.v1.RevokeScimTokenRequest
-	(*ListScimRequestsRequest)(nil),  // 32: ssogate.v1.ListScimRequestsRequest
-	(*CreateScimTokenResponse)(nil),  // 33: ssogate.v1.CreateScimTokenResponse
-	(*ListScimTokensResponse)(nil),   // 34: ssogate.v1.ListScimTokensResponse
-	(*RevokeScimTokenResponse)(nil),  // 35: ssogate.v1.RevokeScimTokenResponse
-	(*ListScimRequestsResponse)(nil), // 36: ssogate.v1.ListScimRequestsResponse
+	(EmailDomainPolicy)(0),                          // 1: ssogate.v1.EmailDomainPolicy
+	(*Connection)(nil),                              // 2: ssogate.v1.Connection
+	(*IdentityProviderSettings)(nil),                // 3: ssogate.v1.IdentityProviderSettings
+	(*Certificate)(nil),                             // 4: ssogate.v1.Certificate
+	(*AttributeNames)(nil),                          // 5: ssogate.v1.AttributeNames
+	(*AccessPolicy)(nil),                            // 6: ssogate.v1.AccessPolicy
+	(*RoleMapping)(nil),                             // 7: ssogate.v1.RoleMapping
+	(*ServiceProviderInfo)(nil),                     // 8: ssogate.v1.ServiceProviderInfo
+	(*CreateConnectionRequest)(nil),                 // 9: ssogate.v1.CreateConnectionRequest
+	(*CreateConnectionResponse)(nil),                // 10: ssogate.v1.CreateConnectionResponse
+	(*GetConnectionRequest)(nil),                    // 11: ssogate.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),                   // 12: ssogate.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),                  // 13: ssogate.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),                 // 14: ssogate.v1.ListConnectionsResponse
+	(*UpdateConnectionRequest)(nil),                 // 15: ssogate.v1.UpdateConnectionRequest
+	(*UpdateConnectionResponse)(nil),                // 16: ssogate.v1.UpdateConnectionResponse
+	(*DeleteConnectionRequest)(nil),                 // 17: ssogate.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),                // 18: ssogate.v1.DeleteConnectionResponse
+	(*GetServiceProviderMetadataRequest)(nil),       // 19: ssogate.v1.GetServiceProviderMetadataRequest
+	(*GetServiceProviderMetadataResponse)(nil),      // 20: ssogate.v1.GetServiceProviderMetadataResponse
+	(*RefreshIdentityProviderMetadataRequest)(nil),  // 21: ssogate.v1.RefreshIdentityProviderMetadataRequest
+	(*RefreshIdentityProviderMetadataResponse)(nil), // 22: ssogate.v1.RefreshIdentityProviderMetadataResponse
+	nil,                              // 23: ssogate.v1.Connection.AttributeMappingEntry
+	nil,                              // 24: ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	(*durationpb.Duration)(nil),      // 25: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
+	(ScimMatch)(0),                   // 27: ssogate.v1.ScimMatch
+	(GroupsSource)(0),                // 28: ssogate.v1.GroupsSource
+	(*fieldmaskpb.FieldMask)(nil),    // 29: google.protobuf.FieldMask
+	(*CreateScimTokenRequest)(nil),   // 30: ssogate.v1.CreateScimTokenRequest
+	(*ListScimTokensRequest)(nil),    // 31: ssogate.v1.ListScimTokensRequest
+	(*RevokeScimTokenRequest)(nil),   // 32: ssogate.v1.RevokeScimTokenRequest
+	(*ListScimRequestsRequest)(nil),  // 33: ssogate.v1.ListScimRequestsRequest
+	(*CreateScimTokenResponse)(nil),  // 34: ssogate.v1.CreateScimTokenResponse
+	(*ListScimTokensResponse)(nil),   // 35: ssogate.v1.ListScimTokensResponse
+	(*RevokeScimTokenResponse)(nil),  // 36: ssogate.v1.RevokeScimTokenResponse
+	(*ListScimRequestsResponse)(nil), // 37: ssogate.v1.ListScimRequestsResponse
 }
 var file_ssogate_v1_connection_proto_depIdxs = []int32{
 	0,  // 0: ssogate.v1.Connection.state:type_name -> ssogate.v1.ConnectionState
-	2,  // 1: ssogate.v1.Connection.identity_provider:type_name -> ssogate.v1.IdentityProviderSettings
-	22, // 2: ssogate.v1.Connection.attribute_mapping:type_name -> ssogate.v1.Connection.AttributeMappingEntry
-	5,  // 3: ssogate.v1.Connection.access_policy:type_name -> ssogate.v1.AccessPolicy
-	24, // 4: ssogate.v1.Connection.max_session_duration:type_name -> google.protobuf.Duration
-	7,  // 5: ssogate.v1.Connection.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
-	25, // 6: ssogate.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	25, // 7: ssogate.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	26, // 8: ssogate.v1.Connection.scim_match:type_name -> ssogate.v1.ScimMatch
-	27, // 9: ssogate.v1.Connection.groups_source:type_name -> ssogate.v1.GroupsSource
-	3,  // 10: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
-	25, // 11: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
-	25, // 12: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	23, // 13: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	6,  // 14: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
-	1,  // 15: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	1,  // 16: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	1,  // 17: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	1,  // 18: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
-	1,  // 19: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	28, // 20: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 21: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	7,  // 22: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
-	1,  // 23: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
-	4,  // 24: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
-	4,  // 25: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
-	8,  // 26: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
-	10, // 27: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
-	12, // 28: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
-	14, // 29: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
-	16, // 30: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
-	18, // 31: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
-	20, // 32: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
-	29, // 33: ssogate.v1.ConnectionService.CreateScimToken:input_type -> ssogate.v1.CreateScimTokenRequest
-	30, // 34: ssogate.v1.ConnectionService.ListScimTokens:input_type -> ssogate.v1.ListScimTokensRequest
-	31, // 35: ssogate.v1.ConnectionService.RevokeScimToken:input_type -> ssogate.v1.RevokeScimTokenRequest
-	32, // 36: ssogate.v1.ConnectionService.ListScimRequests:input_type -> ssogate.v1.ListScimRequestsRequest
-	9,  // 37: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
-	11, // 38: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
-	13, // 39: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
-	15, // 40: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
-	17, // 41: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
-	19, // 42: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
-	21, // 43: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
-	33, // 44: ssogate.v1.ConnectionService.CreateScimToken:output_type -> ssogate.v1.CreateScimTokenResponse
-	34, // 45: ssogate.v1.ConnectionService.ListScimTokens:output_type -> ssogate.v1.ListScimTokensResponse
-	35, // 46: ssogate.v1.ConnectionService.RevokeScimToken:output_type -> ssogate.v1.RevokeScimTokenResponse
-	36, // 47: ssogate.v1.ConnectionService.ListScimRequests:output_type -> ssogate.v1.ListScimRequestsResponse
-	37, // [37:48] is the sub-list for method output_type
-	26, // [26:37] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	3,  // 1: ssogate.v1.Connection.identity_provider:type_name -> ssogate.v1.IdentityProviderSettings
+	23, // 2: ssogate.v1.Connection.attribute_mapping:type_name -> ssogate.v1.Connection.AttributeMappingEntry
+	6,  // 3: ssogate.v1.Connection.access_policy:type_name -> ssogate.v1.AccessPolicy
+	25, // 4: ssogate.v1.Connection.max_session_duration:type_name -> google.protobuf.Duration
+	8,  // 5: ssogate.v1.Connection.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
+	26, // 6: ssogate.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	26, // 7: ssogate.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 8: ssogate.v1.Connection.email_domain_policy:type_name -> ssogate.v1.EmailDomainPolicy
+	27, // 9: ssogate.v1.Connection.scim_match:type_name -> ssogate.v1.ScimMatch
+	28, // 10: ssogate.v1.Connection.groups_source:type_name -> ssogate.v1.GroupsSource
+	4,  // 11: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
+	26, // 12: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
+	26, // 13: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	24, // 14: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	7,  // 15: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
+	2,  // 16: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	2,  // 17: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	2,  // 18: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	2,  // 19: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
+	2,  // 20: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	29, // 21: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 22: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	8,  // 23: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
+	2,  // 24: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
+	5,  // 25: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
+	5,  // 26: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
+	9,  // 27: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
+	11, // 28: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
+	13, // 29: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
+	15, // 30: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
+	17, // 31: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
+	19, // 32: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
+	21, // 33: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
+	30, // 34: ssogate.v1.ConnectionService.CreateScimToken:input_type -> ssogate.v1.CreateScimTokenRequest
+	31, // 35: ssogate.v1.ConnectionService.ListScimTokens:input_type -> ssogate.v1.ListScimTokensRequest
+	32, // 36: ssogate.v1.ConnectionService.RevokeScimToken:input_type -> ssogate.v1.RevokeScimTokenRequest
+	33, // 37: ssogate.v1.ConnectionService.ListScimRequests:input_type -> ssogate.v1.ListScimRequestsRequest
+	10, // 38: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
+	12, // 39: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
+	14, // 40: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
+	16, // 41: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
+	18, // 42: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
+	20, // 43: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
+	22, // 44: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
+	34, // 45: ssogate.v1.ConnectionService.CreateScimToken:output_type -> ssogate.v1.CreateScimTokenResponse
+	35, // 46: ssogate.v1.ConnectionService.ListScimTokens:output_type -> ssogate.v1.ListScimTokensResponse
+	36, // 47: ssogate.v1.ConnectionService.RevokeScimToken:output_type -> ssogate.v1.RevokeScimTokenResponse
+	37, // 48: ssogate.v1.ConnectionService.ListScimRequests:output_type -> ssogate.v1.ListScimRequestsResponse
+	38, // [38:49] is the sub-list for method output_type
+	27, // [27:38] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_ssogate_v1_connection_proto_init() }
@@ -1751,12 +1855,13 @@ func file_ssogate_v1_connection_proto_init() {
 		return
 	}
 	file_ssogate_v1_directory_proto_init()
+	file_ssogate_v1_connection_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ssogate_v1_connection_proto_rawDesc), len(file_ssogate_v1_connection_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
