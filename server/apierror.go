@@ -22,6 +22,7 @@ const (
 	reasonInvalidJSON           = "INVALID_JSON"
 	reasonAPIKeyMissing         = "API_KEY_MISSING"
 	reasonAPIKeyUnknown         = "API_KEY_UNKNOWN"
+	reasonRequestTooLarge       = "REQUEST_TOO_LARGE"
 	reasonScopeMissing          = "SCOPE_MISSING"
 	reasonMethodNotOpen         = "METHOD_NOT_OPEN"
 	reasonConnectionNotFound    = "CONNECTION_NOT_FOUND"

@@ -19,12 +19,10 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
@@ -107,7 +105,6 @@ func acceptRequestID(v string) string {
 // everything and operator is nil.
 func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handler, err error) {
 	gw := runtime.NewServeMux(
-		runtime.WithErrorHandler(restErrorHandler),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			// Default values (false, 0, "") are always written: a client
 			// reading valid=false must find it, not an absent field.
@@ -197,17 +194,6 @@ func (s *Server) operatorHandler(routes http.Handler) http.Handler {
 		}
 		routes.ServeHTTP(w, r)
 	})
-}
-
-// restErrorHandler is the gateway's error answer, with one correction: a
-// message over gRPC's size bound (ResourceExhausted "larger than max") is
-// 413, not the 429 that ResourceExhausted otherwise maps to.
-func restErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	if st, ok := status.FromError(err); ok && st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max") {
-		writeRESTError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, "message too large: "+st.Message())
-		return
-	}
-	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }
 
 // traced wraps h in otelhttp outside the middleware, so the request's span
