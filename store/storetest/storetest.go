@@ -86,8 +86,13 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"Audit", testAudit},
 		{"Sweep", testSweep},
 		{"PruneAudit", testPruneAudit},
+		{"SetupLinks", testSetupLinks},
 		{"Times", testTimes},
 		{"InvalidArguments", testInvalidArguments},
+		{"DirectoryUsers", testDirectoryUsers},
+		{"DirectoryGroups", testDirectoryGroups},
+		{"ScimTokens", testScimTokens},
+		{"ScimRequests", testScimRequests},
 		{"Ping", func(t *testing.T, st store.Store) {
 			if err := st.Ping(context.Background()); err != nil {
 				t.Fatalf("Ping: %v", err)
@@ -110,6 +115,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"ClaimDomain", raceClaimDomain},
 		{"RevocationFollower", raceRevocationFollower},
 		{"Sweep", raceSweep},
+		{"GroupMembers", raceGroupMembers},
 	}
 	t.Run("Race", func(t *testing.T) {
 		for _, tc := range races {
