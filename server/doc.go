@@ -9,7 +9,9 @@
 //     /slo, /metadata, /authn/{request_id}, /continue (the consent page's
 //     button, package consent), /.well-known/jwks.json;
 //   - the operator routes /healthz, /readyz and /metrics, and
-//     grpc.health.v1 per service.
+//     grpc.health.v1 per service. With operator_addr set, /metrics, /v1/,
+//     the detailed /readyz and gRPC reflection are served on that listener
+//     only.
 //
 // It guarantees:
 //
@@ -37,6 +39,12 @@
 //   - Every request gets a request id, echoed in X-Request-Id and logged on
 //     exactly one JSON line with method, route, status and duration; query
 //     strings, bodies, assertions, codes, tokens and keys are never logged.
+//   - The unauthenticated edge is bounded: the browser routes are rate
+//     limited per client and per connection (package ratelimit), ACS and
+//     SLO validations pass a gate of concurrent slots and body bytes (503
+//     beyond it), a REST body is bounded and read only after its API key is
+//     known, unauthenticated refusals are audited once per kind, client and
+//     minute with a count, and every outbound fetch goes through netguard.
 //   - The public /readyz says only "ready" or "not ready"; readinessDetail
 //     (for an operator listener) says why.
 //   - On shutdown, health and /readyz turn NOT_SERVING first, then in-flight

@@ -168,10 +168,16 @@ func (s *Server) seedConnection(ctx context.Context, i int, m map[string]any) er
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		typ = auditConnectionCreated
-		_, err = s.saveConnection(ctx, c, 0)
+		_, err = s.saveConnection(ctx, c, saveOptions{})
 	default:
 		stored, uerr := unmarshalConnection(cur.Config)
+		prev := stored
+		if prev == nil {
+			prev = &ssogatev1.Connection{}
+		}
 		if uerr == nil {
+			stored = proto.Clone(stored).(*ssogatev1.Connection)
+			stored.LastTestPassTime, stored.IdentityProviderChangeTime = nil, nil
 			c.CreateTime = stored.CreateTime
 			probe := proto.Clone(c).(*ssogatev1.Connection)
 			for _, x := range []*ssogatev1.Connection{probe, stored} {
@@ -184,7 +190,9 @@ func (s *Server) seedConnection(ctx context.Context, i int, m map[string]any) er
 				return nil // unchanged: no write, no audit
 			}
 		}
-		_, err = s.saveConnection(ctx, c, cur.Version)
+		// A config file states the intended state: activation from it
+		// is the operator's decision, as force_activation is.
+		_, err = s.saveConnection(ctx, c, saveOptions{prev: prev, version: cur.Version, forceActivation: true})
 	}
 	if err != nil {
 		// Another replica seeding the same file at once is fine.
@@ -234,6 +242,7 @@ func (s *Server) sweep(ctx context.Context, every time.Duration) error {
 			s.log.Info("audit events past retention deleted", "deleted", pruned, "retention", s.cfg.AuditRetention.String())
 		}
 		s.revoked.forgetBefore(s.now().Add(-s.cfg.Token.AccessTTL - 2*token.DefaultLeeway))
+		s.limiter.Sweep() // refilled rate-limit buckets
 		return err
 	})
 }

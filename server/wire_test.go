@@ -344,9 +344,9 @@ func TestWireConnectionLifecycle(t *testing.T) {
 			}
 			for _, want := range []string{
 				`<td id="nameid">` + tc.user.Email + `</td>`,
-				`<tr><th>email</th><td>` + tc.user.Email + `</td></tr>`,
-				"Access policy", tc.policy,
-				`<code>` + a.requestID + `</code>`,
+				`<tr><th scope="row">email</th><td>` + tc.user.Email + `</td></tr>`,
+				"Access rules", tc.policy,
+				`<code id="correlation-id">` + a.requestID + `</code>`,
 			} {
 				if !strings.Contains(a.body, want) {
 					t.Errorf("diagnostic page lacks %q:\n%s", want, a.body)
