@@ -12,6 +12,7 @@ package page
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"embed"
 	"encoding/base64"
@@ -182,11 +183,13 @@ type Error struct {
 	CorrelationID string
 	// Back is the product's address, when known.
 	Back string
+	// Heading is the page's title; "" is "We could not sign you in".
+	Heading string
 }
 
 // RenderError writes the end-user error page.
 func (s *Set) RenderError(w http.ResponseWriter, status int, e Error) {
-	s.Render(w, status, "error", "We could not sign you in", e, Options{EndUser: true, Back: e.Back})
+	s.Render(w, status, "error", cmp.Or(e.Heading, "We could not sign you in"), e, Options{EndUser: true, Back: e.Back})
 }
 
 // RenderInfo writes a plain end-user page with a title and a message.

@@ -283,7 +283,7 @@ func fromXML(body []byte, field string, f *metadataForm) *ssogatev1.IdentityProv
 
 // SettingsFromMetadata is the IdP side of a connection as metadata states it.
 func SettingsFromMetadata(md saml.IdentityProvider) *ssogatev1.IdentityProviderSettings {
-	idp := &ssogatev1.IdentityProviderSettings{EntityId: md.EntityID, SsoUrl: md.SSORedirectURL, SloUrl: md.SLORedirectURL}
+	idp := &ssogatev1.IdentityProviderSettings{EntityId: md.EntityID, SsoUrl: md.SSORedirectURL, SloUrl: md.SLORedirectURL, SloPostUrl: md.SLOPostURL}
 	if idp.SsoUrl == "" {
 		idp.SsoPostUrl = md.SSOPostURL
 	}

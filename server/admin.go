@@ -42,7 +42,7 @@ func applyIdPMetadata(c *ssogatev1.Connection, md saml.IdentityProvider) {
 		c.IdentityProvider = idp
 	}
 	from := portal.SettingsFromMetadata(md)
-	idp.EntityId, idp.SsoUrl, idp.SsoPostUrl, idp.SloUrl, idp.Certificates = from.EntityId, from.SsoUrl, from.SsoPostUrl, from.SloUrl, from.Certificates
+	idp.EntityId, idp.SsoUrl, idp.SsoPostUrl, idp.SloUrl, idp.SloPostUrl, idp.Certificates = from.EntityId, from.SsoUrl, from.SsoPostUrl, from.SloUrl, from.SloPostUrl, from.Certificates
 }
 
 // invalid turns validation problems into INVALID_ARGUMENT naming fields.
@@ -71,7 +71,7 @@ func (cs connectionService) CreateConnection(ctx context.Context, req *ssogatev1
 	}
 	c := proto.Clone(req.Connection).(*ssogatev1.Connection)
 	// Output-only fields are ours to set, whatever the caller sent.
-	c.CreateTime, c.UpdateTime = nil, nil
+	c.CreateTime, c.UpdateTime, c.ScimBaseUrl = nil, nil, ""
 	if idp := c.IdentityProvider; idp != nil {
 		idp.MetadataRefreshTime, idp.MetadataRefreshError = nil, ""
 	}

@@ -24,7 +24,8 @@ import (
 func (s *Server) browserRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /saml/{connection_id}/login", s.limited(routeLogin, s.handleBrowserLogin))
 	mux.Handle("POST /saml/{connection_id}/acs", s.validating(routeACS, s.handleACS))
-	mux.HandleFunc("GET /saml/{connection_id}/authn/{request_id}", s.handlePostAuthn)
+	mux.Handle("GET /saml/{connection_id}/authn/{request_id}", s.limited(routeAuthn, s.handlePostAuthn))
+	mux.Handle("POST /saml/{connection_id}/continue", s.limited(routeContinue, s.handleContinue))
 	mux.Handle("GET /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
 	mux.Handle("POST /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
 	mux.HandleFunc("GET /saml/{connection_id}/metadata", s.handleMetadata)
@@ -75,6 +76,10 @@ func endUserMessage(reason saml.Reason) (int, string) {
 		return http.StatusNotFound, "This sign-in address is not known."
 	case saml.ReasonConnectionInactive:
 		return http.StatusForbidden, "Single sign-on is not enabled for your organisation yet."
+	case saml.ReasonUserDeprovisioned:
+		return http.StatusForbidden, "Your account has been deactivated by your organisation. Ask your IT administrator if you need access again."
+	case saml.ReasonUserNotProvisioned:
+		return http.StatusForbidden, "Your account has not been set up for this application yet. Ask your IT administrator to assign it to you."
 	case saml.ReasonPolicyDenied:
 		return http.StatusForbidden, "Your account is not allowed to use this application. Ask your IT administrator for access."
 	case saml.ReasonEmailDomainMismatch:
@@ -126,6 +131,20 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 		s.acsFailure(w, r, c.msg, saml.Rejectf(saml.ReasonConnectionInactive, "IdP-initiated login on connection %q, which has no default_return_url", c.msg.Id))
 		return
 	}
+	// An unsolicited response may be an attacker's own, posted cross-site
+	// (login CSRF): the user confirms on our page before anything is issued.
+	if res.pending == nil && wantsConsent(c.msg) {
+		s.askConsent(w, r, res, returnTo)
+		return
+	}
+	s.issueLogin(w, r, res, returnTo, state)
+}
+
+// issueLogin creates the session and its code and sends the browser to
+// returnTo with them.
+func (s *Server) issueLogin(w http.ResponseWriter, r *http.Request, res *loginResult, returnTo, state string) {
+	ctx := r.Context()
+	c := res.conn
 	sess, err := s.createSession(ctx, res)
 	if err != nil {
 		s.acsFailure(w, r, c.msg, err)
@@ -156,12 +175,12 @@ func (s *Server) handleSLO(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, int64(s.cfg.SAML.MaxBodyBytes)+4096)
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusRequestEntityTooLarge, "The sign-out message was too large or malformed.")
+		s.signOutErrorPage(w, r, http.StatusRequestEntityTooLarge, "The sign-out message was too large or malformed.")
 		return
 	}
 	c, err := s.registry.get(ctx, r.PathValue("connection_id"))
 	if err != nil {
-		s.errorPage(w, r, http.StatusNotFound, "This sign-out address is not known.")
+		s.signOutErrorPage(w, r, http.StatusNotFound, "This sign-out address is not known.")
 		return
 	}
 	in := saml.PostMessage(r.PostForm)
@@ -174,7 +193,7 @@ func (s *Server) handleSLO(w http.ResponseWriter, r *http.Request) {
 	case r.Form.Get("SAMLResponse") != "":
 		s.logoutAnswered(w, r, c, in)
 	default:
-		s.errorPage(w, r, http.StatusBadRequest, "This sign-out message is empty.")
+		s.signOutErrorPage(w, r, http.StatusBadRequest, "This sign-out message is empty.")
 	}
 }
 
@@ -183,7 +202,7 @@ func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in s
 	req, err := c.sp.ParseLogoutRequest(ctx, in, replayCache{s})
 	if err != nil {
 		s.rejectLogout(ctx, c.msg, err)
-		s.errorPage(w, r, http.StatusBadRequest, "The sign-out request could not be accepted.")
+		s.signOutErrorPage(w, r, http.StatusBadRequest, "The sign-out request could not be accepted.")
 		return
 	}
 	indexes := req.SessionIndexes
@@ -194,7 +213,7 @@ func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in s
 	for _, idx := range indexes {
 		sessions, err := s.store.FindSessions(ctx, c.msg.Id, req.NameID, idx)
 		if err != nil {
-			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
+			s.signOutErrorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
 			return
 		}
 		for _, sess := range sessions {
@@ -210,22 +229,44 @@ func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in s
 	}
 	s.audit(ctx, auditEvent{Type: auditLogout, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
 		Detail: map[string]any{"initiator": "idp", "sessions": len(ids)}})
+	// The sessions are revoked (or the revocation failed and the IdP hears
+	// so): from here on the browser gets an answer, never a 500 for want of
+	// an endpoint. The LogoutResponse goes over the binding the request
+	// came by when the IdP has an endpoint for it, else over the other.
 	resp, err := c.sp.NewLogoutResponse(req.ID, statusURI, req.RelayState)
 	if err != nil {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
+		s.log.WarnContext(ctx, "idp logout: no LogoutResponse sent", "request_id", requestID(ctx), "connection_id", c.msg.Id, "error", err)
+		s.signedOutPage(w, r, statusURI)
+		return
+	}
+	hasPost := c.msg.GetIdentityProvider().GetSloPostUrl() != ""
+	usePost := hasPost && (req.Binding == saml.BindingHTTPPost || resp.RedirectURL == "")
+	if !usePost && resp.RedirectURL == "" {
+		s.signedOutPage(w, r, statusURI)
 		return
 	}
 	setPageSecurityHeaders(w.Header())
-	if req.Binding == saml.BindingHTTPPost || resp.RedirectURL == "" {
+	if usePost {
 		form, err := resp.PostForm()
 		if err != nil {
-			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
+			s.log.ErrorContext(ctx, "idp logout: LogoutResponse form", "request_id", requestID(ctx), "error", err)
+			s.signedOutPage(w, r, statusURI)
 			return
 		}
 		writePostForm(w, form)
 		return
 	}
 	http.Redirect(w, r, resp.RedirectURL, http.StatusFound)
+}
+
+// signedOutPage ends an IdP-initiated logout whose answer cannot go back to
+// the IdP: the user is told the outcome, on our page.
+func (s *Server) signedOutPage(w http.ResponseWriter, r *http.Request, statusURI string) {
+	if statusURI != saml.StatusSuccess {
+		s.signOutErrorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side while signing you out. Please try again.")
+		return
+	}
+	s.infoPage(w, r, "You are signed out", "You are signed out of this application.")
 }
 
 // writePostForm answers with a self-submitting form; the CSP admits its one
@@ -241,7 +282,7 @@ func (s *Server) logoutAnswered(w http.ResponseWriter, r *http.Request, c *conn,
 	resp, err := c.sp.ParseLogoutResponse(ctx, in)
 	if err != nil {
 		s.rejectLogout(ctx, c.msg, err)
-		s.errorPage(w, r, http.StatusBadRequest, "The sign-out answer could not be accepted. You are signed out of this application.")
+		s.signOutErrorPage(w, r, http.StatusBadRequest, "The sign-out answer could not be accepted. You are signed out of this application.")
 		return
 	}
 	pending, err := s.store.ConsumePendingRequest(ctx, c.msg.Id, resp.InResponseTo, s.now())
@@ -291,6 +332,11 @@ func setPageSecurityHeaders(h http.Header) {
 // request id as correlation id; details belong in the audit log.
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, message string) {
 	s.errorPageBack(w, r, status, message, "")
+}
+
+// signOutErrorPage is errorPage for Single Logout: it says "sign out".
+func (s *Server) signOutErrorPage(w http.ResponseWriter, r *http.Request, status int, message string) {
+	s.pages.RenderError(w, status, page.Error{Message: message, CorrelationID: requestID(r.Context()), Heading: "We could not sign you out"})
 }
 
 // errorPageBack is errorPage with a "back to <product>" link to back.

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ssogate/ssogate/config"
+	"github.com/ssogate/ssogate/consent"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/store"
 	"github.com/ssogate/ssogate/token"
@@ -60,6 +61,11 @@ func (s *Server) open(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("tokens: %w", err)
+	}
+	s.consent, err = consent.New(consent.Config{Store: consentStore{st, s.now}, Now: s.now, Rand: s.rand,
+		InsecureCookie: strings.HasPrefix(s.cfg.ExternalURL, "http://")})
+	if err != nil {
+		return err
 	}
 	if err := s.seedConnections(ctx); err != nil {
 		return err
@@ -236,6 +242,7 @@ func (s *Server) sweep(ctx context.Context, every time.Duration) error {
 			s.log.Info("audit events past retention deleted", "deleted", pruned, "retention", s.cfg.AuditRetention.String())
 		}
 		s.revoked.forgetBefore(s.now().Add(-s.cfg.Token.AccessTTL - 2*token.DefaultLeeway))
+		s.limiter.Sweep() // refilled rate-limit buckets
 		return err
 	})
 }

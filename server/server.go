@@ -27,10 +27,12 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ssogate/ssogate/config"
+	"github.com/ssogate/ssogate/consent"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/page"
 	"github.com/ssogate/ssogate/portal"
 	"github.com/ssogate/ssogate/ratelimit"
+	"github.com/ssogate/ssogate/scim"
 	"github.com/ssogate/ssogate/store"
 	"github.com/ssogate/ssogate/telemetry"
 	"github.com/ssogate/ssogate/token"
@@ -49,6 +51,11 @@ type Server struct {
 	auth        *authenticator
 
 	extraRoutes []func(*http.ServeMux)
+	scim        http.Handler
+	scimLimiter scim.Limiter
+	// beforeSession, when set (tests), runs between a login's admission
+	// and the session's creation: the window a deactivation can race.
+	beforeSession func()
 
 	// pages render every HTML page; portal serves /setup/.
 	pages         *page.Set
@@ -64,6 +71,7 @@ type Server struct {
 	// keysLoaded is when the key set was last reloaded on demand (UnixNano).
 	keysLoaded atomic.Int64
 	spCreds    *spCredentials
+	consent    *consent.Consent
 	// allowHTTP admits plain-http IdP endpoints (loopback only).
 	allowHTTP func(host string) bool
 	// httpClient, when a test sets it, replaces the guarded fetch client;
@@ -193,6 +201,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		s.store.Close()
 		return nil, err
 	}
+	scimHandler, err := s.newSCIM()
+	if err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	s.scim = scimHandler
 	s.grpc = s.newGRPCServer(cfg.OperatorAddr == "", creds...)
 	// The REST gateway reaches the same services through an in-memory
 	// listener: it never crosses the network, and needs no client
@@ -215,6 +229,7 @@ func (s *Server) newGRPCServer(withReflection bool, opts ...grpc.ServerOption) *
 	ssogatev1.RegisterConnectionServiceServer(g, connectionService{s: s})
 	ssogatev1.RegisterKeyServiceServer(g, keyService{s: s})
 	ssogatev1.RegisterAuditServiceServer(g, auditService{s: s})
+	ssogatev1.RegisterDirectoryServiceServer(g, directoryService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	if withReflection {
 		reflection.Register(g)

@@ -232,8 +232,9 @@ func TestWireIdPInitiated(t *testing.T) {
 	const home = wireReturnTo + "/home"
 	f := newWireFixture(t, []wireConn{
 		{id: "closed", set: map[string]any{"identity_provider": idp.identityProvider()}},
+		// Opted out of the consent page: the code comes with the ACS answer.
 		{id: "open", set: map[string]any{"identity_provider": idp.identityProvider(),
-			"allow_idp_initiated": true, "default_return_url": home}},
+			"allow_idp_initiated": true, "default_return_url": home, "idp_initiated_consent": false}},
 		{id: "nowhere", set: map[string]any{"identity_provider": idp.identityProvider(), "allow_idp_initiated": true}},
 	})
 
