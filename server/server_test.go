@@ -281,10 +281,18 @@ func TestRefusalReasonOnTheRequestLine(t *testing.T) {
 	}
 	resp.Body.Close()
 	id := resp.Header.Get("X-Request-Id")
+	// The request's line is written once the handler returns, which may be
+	// just after the client has the answer.
 	var lines []string
-	for _, l := range strings.Split(ts.logs.String(), "\n") {
-		if strings.Contains(l, `"request_id":"`+id+`"`) {
-			lines = append(lines, l)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		lines = nil
+		for _, l := range strings.Split(ts.logs.String(), "\n") {
+			if strings.Contains(l, `"request_id":"`+id+`"`) {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > 0 || time.Now().After(deadline) {
+			break
 		}
 	}
 	if len(lines) != 1 || !strings.Contains(lines[0], `"reason":"CONNECTION_NOT_FOUND"`) || strings.Contains(lines[0], "PHNhbWw") {
