@@ -30,6 +30,9 @@ const (
 	ConnectionService_ListScimTokens_FullMethodName                  = "/ssogate.v1.ConnectionService/ListScimTokens"
 	ConnectionService_RevokeScimToken_FullMethodName                 = "/ssogate.v1.ConnectionService/RevokeScimToken"
 	ConnectionService_ListScimRequests_FullMethodName                = "/ssogate.v1.ConnectionService/ListScimRequests"
+	ConnectionService_CreateSetupLink_FullMethodName                 = "/ssogate.v1.ConnectionService/CreateSetupLink"
+	ConnectionService_ListSetupLinks_FullMethodName                  = "/ssogate.v1.ConnectionService/ListSetupLinks"
+	ConnectionService_RevokeSetupLink_FullMethodName                 = "/ssogate.v1.ConnectionService/RevokeSetupLink"
 )
 
 // ConnectionServiceClient is the client API for ConnectionService service.
@@ -76,6 +79,13 @@ type ConnectionServiceClient interface {
 	// ListScimRequests shows the connection's recent SCIM requests (method,
 	// path, status, scimType; no bodies).
 	ListScimRequests(ctx context.Context, in *ListScimRequestsRequest, opts ...grpc.CallOption) (*ListScimRequestsResponse, error)
+	// CreateSetupLink makes a setup link: the URL a customer's IT admin opens
+	// to configure, test and activate this one connection without an API key.
+	CreateSetupLink(ctx context.Context, in *CreateSetupLinkRequest, opts ...grpc.CallOption) (*CreateSetupLinkResponse, error)
+	// ListSetupLinks lists a connection's setup links (without their URLs).
+	ListSetupLinks(ctx context.Context, in *ListSetupLinksRequest, opts ...grpc.CallOption) (*ListSetupLinksResponse, error)
+	// RevokeSetupLink ends a setup link and every portal session opened with it.
+	RevokeSetupLink(ctx context.Context, in *RevokeSetupLinkRequest, opts ...grpc.CallOption) (*RevokeSetupLinkResponse, error)
 }
 
 type connectionServiceClient struct {
@@ -196,6 +206,36 @@ func (c *connectionServiceClient) ListScimRequests(ctx context.Context, in *List
 	return out, nil
 }
 
+func (c *connectionServiceClient) CreateSetupLink(ctx context.Context, in *CreateSetupLinkRequest, opts ...grpc.CallOption) (*CreateSetupLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateSetupLinkResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_CreateSetupLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) ListSetupLinks(ctx context.Context, in *ListSetupLinksRequest, opts ...grpc.CallOption) (*ListSetupLinksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSetupLinksResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_ListSetupLinks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) RevokeSetupLink(ctx context.Context, in *RevokeSetupLinkRequest, opts ...grpc.CallOption) (*RevokeSetupLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeSetupLinkResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_RevokeSetupLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionServiceServer is the server API for ConnectionService service.
 // All implementations must embed UnimplementedConnectionServiceServer
 // for forward compatibility.
@@ -240,6 +280,13 @@ type ConnectionServiceServer interface {
 	// ListScimRequests shows the connection's recent SCIM requests (method,
 	// path, status, scimType; no bodies).
 	ListScimRequests(context.Context, *ListScimRequestsRequest) (*ListScimRequestsResponse, error)
+	// CreateSetupLink makes a setup link: the URL a customer's IT admin opens
+	// to configure, test and activate this one connection without an API key.
+	CreateSetupLink(context.Context, *CreateSetupLinkRequest) (*CreateSetupLinkResponse, error)
+	// ListSetupLinks lists a connection's setup links (without their URLs).
+	ListSetupLinks(context.Context, *ListSetupLinksRequest) (*ListSetupLinksResponse, error)
+	// RevokeSetupLink ends a setup link and every portal session opened with it.
+	RevokeSetupLink(context.Context, *RevokeSetupLinkRequest) (*RevokeSetupLinkResponse, error)
 	mustEmbedUnimplementedConnectionServiceServer()
 }
 
@@ -282,6 +329,15 @@ func (UnimplementedConnectionServiceServer) RevokeScimToken(context.Context, *Re
 }
 func (UnimplementedConnectionServiceServer) ListScimRequests(context.Context, *ListScimRequestsRequest) (*ListScimRequestsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListScimRequests not implemented")
+}
+func (UnimplementedConnectionServiceServer) CreateSetupLink(context.Context, *CreateSetupLinkRequest) (*CreateSetupLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSetupLink not implemented")
+}
+func (UnimplementedConnectionServiceServer) ListSetupLinks(context.Context, *ListSetupLinksRequest) (*ListSetupLinksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSetupLinks not implemented")
+}
+func (UnimplementedConnectionServiceServer) RevokeSetupLink(context.Context, *RevokeSetupLinkRequest) (*RevokeSetupLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeSetupLink not implemented")
 }
 func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
 func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
@@ -502,6 +558,60 @@ func _ConnectionService_ListScimRequests_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionService_CreateSetupLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSetupLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).CreateSetupLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_CreateSetupLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).CreateSetupLink(ctx, req.(*CreateSetupLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_ListSetupLinks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSetupLinksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).ListSetupLinks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_ListSetupLinks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).ListSetupLinks(ctx, req.(*ListSetupLinksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_RevokeSetupLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeSetupLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).RevokeSetupLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_RevokeSetupLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).RevokeSetupLink(ctx, req.(*RevokeSetupLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -552,6 +662,18 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListScimRequests",
 			Handler:    _ConnectionService_ListScimRequests_Handler,
+		},
+		{
+			MethodName: "CreateSetupLink",
+			Handler:    _ConnectionService_CreateSetupLink_Handler,
+		},
+		{
+			MethodName: "ListSetupLinks",
+			Handler:    _ConnectionService_ListSetupLinks_Handler,
+		},
+		{
+			MethodName: "RevokeSetupLink",
+			Handler:    _ConnectionService_RevokeSetupLink_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
