@@ -15,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/ssogate/ssogate/devidp"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 )
@@ -105,22 +102,17 @@ func refusedEverywhere(t *testing.T, r [3]replica, access string, since time.Tim
 // her token; her next SAML login is refused; reactivation lets her in;
 // bob leaving the group the policy requires loses his session.
 func TestReplicasDirectorySync(t *testing.T) {
-	rs := startReplicas(t, map[string]any{
+	r, _ := startReplicas(t, map[string]any{
 		"groups_source": "GROUPS_SOURCE_DIRECTORY",
 		"access_policy": map[string]any{"allowed_groups": []string{"eng"}},
 	})
-	r := rs.r
 	ctx := context.Background()
-	cc, err := grpc.NewClient(r[0].grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearerKey(rs.apiKey)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
+	cc := r[0].cc
 	made, err := ssogatev1.NewConnectionServiceClient(cc).CreateScimToken(ctx, &ssogatev1.CreateScimTokenRequest{ConnectionId: "acme"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if made.ScimBaseUrl != replicaExternal+"/scim/v2/acme" {
+	if made.ScimBaseUrl != replicaExternalURL+"/scim/v2/acme" {
 		t.Errorf("SCIM base URL %q", made.ScimBaseUrl)
 	}
 	tok := made.Secret
