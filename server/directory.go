@@ -279,6 +279,12 @@ func (h scimHooks) Audit(ctx context.Context, e scim.Event) {
 
 // newSCIM builds the SCIM service provider.
 func (s *Server) newSCIM() (*scim.Handler, error) {
+	if s.scimLimiter == nil && s.limiter != nil {
+		// Its own buckets (route "scim"), at the browser routes' rates: an
+		// IdP's sync client is one address whose pace the IdP sets (Entra
+		// and Okta stay well under 50 requests/s).
+		s.scimLimiter = s.limiter.Route("scim")
+	}
 	return scim.New(scim.Config{Store: s.store, Hooks: scimHooks{s}, Limiter: s.scimLimiter, Now: s.now, Rand: s.rand, Log: s.log})
 }
 
