@@ -85,6 +85,9 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"Audit", testAudit},
 		{"Sweep", testSweep},
 		{"PruneAudit", testPruneAudit},
+		{"EventLog", testEventLog},
+		{"Outbox", testOutbox},
+		{"Webhooks", testWebhooks},
 		{"Times", testTimes},
 		{"InvalidArguments", testInvalidArguments},
 		{"Ping", func(t *testing.T, st store.Store) {
@@ -108,6 +111,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"ClaimDomain", raceClaimDomain},
 		{"RevocationFollower", raceRevocationFollower},
 		{"Sweep", raceSweep},
+		{"EventSequence", raceEventSequence},
+		{"ClaimWebhookDelivery", raceClaimWebhookDelivery},
 	}
 	t.Run("Race", func(t *testing.T) {
 		for _, tc := range races {
