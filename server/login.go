@@ -364,11 +364,11 @@ func (s *Server) createSession(ctx context.Context, res *loginResult) (store.Ses
 		NameID: res.identity.NameID, NameIDFormat: res.identity.NameIDFormat, SessionIndex: res.identity.SessionIndex,
 		Identity: raw, CreatedAt: now, ExpiresAt: end,
 	}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
+	succeeded := auditEvent{Type: auditLoginSucceeded, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
+		Subject: ident.Subject, Detail: map[string]any{"session_id": sid, "idp_initiated": res.pending == nil}}
+	if err := s.store.CreateSession(s.withAudit(ctx, succeeded), sess); err != nil {
 		return store.Session{}, fmt.Errorf("create session: %w", err)
 	}
-	s.audit(ctx, auditEvent{Type: auditLoginSucceeded, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
-		Subject: ident.Subject, Detail: map[string]any{"session_id": sid, "idp_initiated": res.pending == nil}})
 	s.metrics.acsOutcomes.WithLabelValues("SUCCESS").Inc()
 	return sess, nil
 }

@@ -132,11 +132,11 @@ func (s *Server) seedConnections(ctx context.Context) error {
 		if err := validateConnection(c, s.allowHTTP); err != nil {
 			return fmt.Errorf("invalid setting connections[%d] (%s): %w", i, c.Id, err)
 		}
-		typ := auditConnectionUpdated
+		detail := map[string]any{"caller": "config file", "state": c.State.String()}
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			typ = auditConnectionCreated
-			_, err = s.saveConnection(ctx, c, 0)
+			created := auditEvent{Type: auditConnectionCreated, ConnectionID: c.Id, TenantID: c.TenantId, Detail: detail}
+			_, err = s.saveConnection(s.withAudit(ctx, created), c, 0)
 		default:
 			stored, uerr := unmarshalConnection(cur.Config)
 			if uerr == nil {
@@ -152,7 +152,7 @@ func (s *Server) seedConnections(ctx context.Context) error {
 					continue // unchanged: no write, no audit
 				}
 			}
-			_, err = s.saveConnection(ctx, c, cur.Version)
+			_, err = s.saveConnection(s.withAudit(ctx, connectionEvents(stored, c, detail)...), c, cur.Version)
 		}
 		if err != nil {
 			// Another replica seeding the same file at once is fine.
@@ -161,8 +161,6 @@ func (s *Server) seedConnections(ctx context.Context) error {
 			}
 			return fmt.Errorf("seed connection %q: %w", c.Id, err)
 		}
-		s.audit(ctx, auditEvent{Type: typ, ConnectionID: c.Id, TenantID: c.TenantId,
-			Detail: map[string]any{"caller": "config file", "state": c.State.String()}})
 	}
 	return nil
 }
