@@ -13,9 +13,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
-	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ssogate/ssogate/events"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/saml"
 	"github.com/ssogate/ssogate/store"
@@ -347,25 +347,9 @@ func (as auditService) ListAuditEvents(ctx context.Context, req *ssogatev1.ListA
 func auditEventsProto(rows []store.AuditEvent) []*ssogatev1.AuditEvent {
 	out := make([]*ssogatev1.AuditEvent, len(rows))
 	for i, e := range rows {
-		out[i] = auditEventProto(e)
+		out[i] = events.Proto(e)
 	}
 	return out
-}
-
-func auditEventProto(e store.AuditEvent) *ssogatev1.AuditEvent {
-	ev := &ssogatev1.AuditEvent{Id: e.ID, Sequence: e.Sequence, Time: timestamppb.New(e.Time), Type: e.Type,
-		ConnectionId: e.ConnectionID, TenantId: e.TenantID, Subject: e.Subject, Message: e.Message,
-		CorrelationId: e.CorrelationID}
-	if e.Reason != "" {
-		ev.Reason = ssogatev1.RejectionReason(ssogatev1.RejectionReason_value["REJECTION_REASON_"+e.Reason])
-	}
-	if len(e.Detail) > 0 {
-		st := &structpb.Struct{}
-		if err := st.UnmarshalJSON(e.Detail); err == nil {
-			ev.Detail = st
-		}
-	}
-	return ev
 }
 
 // applyMask copies the masked fields from src into dst; a path may name a

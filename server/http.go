@@ -114,6 +114,7 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 		ssogatev1.RegisterConnectionServiceHandler,
 		ssogatev1.RegisterKeyServiceHandler,
 		ssogatev1.RegisterAuditServiceHandler,
+		ssogatev1.RegisterEventServiceHandler,
 	} {
 		if err := register(ctx, gw, conn); err != nil {
 			return nil, fmt.Errorf("register REST gateway: %w", err)

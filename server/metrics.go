@@ -24,6 +24,7 @@ type metrics struct {
 	refreshRejected *prometheus.CounterVec
 	metadataRefresh *prometheus.CounterVec
 	certExpiry      *prometheus.GaugeVec
+	webhookAttempts *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -79,6 +80,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.certExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ssogate_idp_certificate_expiry_seconds", Help: "Seconds until a pinned IdP signing certificate expires.",
 	}, []string{"connection", "sha256"})
+	m.webhookAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssogate_webhook_attempts_total", Help: "Webhook delivery attempts by the delivery's status after it: pending (will retry), succeeded, failed (given up).",
+	}, []string{"status"})
+	reg.MustRegister(m.webhookAttempts)
 	reg.MustRegister(m.loginsStarted, m.loginsRefused, m.acsOutcomes, m.exchangeLatency, m.validateLatency,
 		m.validations, m.codeRejected, m.refreshRejected, m.metadataRefresh, m.certExpiry)
 	reg.MustRegister(m.grpcHandled, m.grpcDuration, m.httpHandled, m.httpDuration,

@@ -41,6 +41,9 @@ func (s *Server) open(ctx context.Context) error {
 	if s.spCreds, err = s.loadSPCredentials(ctx, kek); err != nil {
 		return err
 	}
+	if err := s.openEvents(kek); err != nil {
+		return err
+	}
 	s.keys, err = token.NewKeySet(token.KeySetConfig{
 		Store: keyStore{st}, KEK: kek, Algorithm: s.cfg.Token.Algorithm, RotationPeriod: s.cfg.Token.KeyRotation,
 		MaxTokenTTL: s.cfg.Token.AccessTTL, Leeway: token.DefaultLeeway, Now: s.now, Rand: s.rand, Logger: s.log,

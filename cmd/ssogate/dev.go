@@ -74,7 +74,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.ShutdownTimeout = 5 * time.Second
 	// No KEK: the server generates one beside the SQLite file (and says so
 	// in the log), so that `--dir` reuses keys across runs.
-	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Scopes: []string{"login", "admin"}}}
+	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Scopes: []string{"login", "admin", "events"}}}
 	cfg.Connections = []map[string]any{devConnection(base, idp)}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -109,7 +109,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
   Test IdP:      %[1]s/dev/idp/metadata
   SP metadata:   %[1]s/saml/dev/metadata
   gRPC:          %[2]s
-  Dev API key:   %[3]s   (scopes login, admin)
+  Dev API key:   %[3]s   (scopes login, admin, events)
   Store:         %[4]s
   KEK:           generated beside the SQLite file (set SSOGATE_KEK in production)
 
