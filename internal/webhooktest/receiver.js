@@ -55,7 +55,7 @@ http
     };
     if (i < cfg.hang_first) {
       // Never answers; the sender's timeout or death ends it.
-      req.on("close", () => { inflight.set(id, inflight.get(id) - 1); rec.status = -1; rec.end = Date.now(); log.push(rec); });
+      res.on("close", () => { inflight.set(id, inflight.get(id) - 1); rec.status = -1; rec.end = Date.now(); log.push(rec); });
       return;
     }
     if (!rec.verified) return finish(400);
