@@ -67,7 +67,7 @@ func (f *eventsFixture) eventsSince(t *testing.T, after int64) []*ssogatev1.Audi
 	return resp.Events
 }
 
-func lastSequence(t *testing.T, st store.Store) int64 {
+func lastSequence(t testing.TB, st store.Store) int64 {
 	t.Helper()
 	n, err := st.LastEventSequence(context.Background())
 	if err != nil {
@@ -120,6 +120,9 @@ func TestWebhooksVerifiedByStandardWebhooks(t *testing.T) {
 	for _, d := range log {
 		if !d.Verified {
 			t.Fatalf("delivery %s does not verify under standardwebhooks: %s", d.ID, d.Error)
+		}
+		if d.SchemaError != "" {
+			t.Fatalf("delivery %s (%s) does not match docs/events.schema.json: %s", d.ID, d.Event.Type, d.SchemaError)
 		}
 		switch d.Status {
 		case http.StatusInternalServerError:

@@ -65,4 +65,7 @@ type EventsQuery struct {
 	ConnectionID string
 	// Limit <= 0 means DefaultPageSize; capped at MaxPageSize.
 	Limit int
+	// Newest returns the newest Limit matching events, newest first,
+	// instead of the oldest after the cursor (a status page's "recent").
+	Newest bool
 }

@@ -5,6 +5,14 @@ const http = require("http");
 const { Webhook } = require("standardwebhooks");
 
 let cfg = { secret: "", fail_first: 0, hang_first: 0 };
+// With SCHEMA set, every verified payload is also checked against that
+// JSON Schema (ajv, draft 2020-12).
+let validate = null;
+if (process.env.SCHEMA) {
+  const Ajv2020 = require("ajv/dist/2020");
+  const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+  validate = ajv.compile(JSON.parse(require("fs").readFileSync(process.env.SCHEMA, "utf8")));
+}
 let n = 0;
 const log = [];
 const inflight = new Map(); // webhook-id -> requests in flight
@@ -42,6 +50,7 @@ http
         "webhook-signature": req.headers["webhook-signature"],
       });
       rec.verified = true;
+      if (validate && !validate(rec.event)) rec.schema_error = JSON.stringify(validate.errors);
     } catch (e) {
       rec.error = String(e && e.message ? e.message : e);
     }

@@ -38,6 +38,8 @@ type Delivery struct {
 	Overlap  bool   `json:"overlap"`
 	Verified bool   `json:"verified"`
 	Error    string `json:"error"`
+	// SchemaError: the payload does not match docs/events.schema.json.
+	SchemaError string `json:"schema_error"`
 	// Status answered; -1 when the receiver never answered (hang).
 	Status int   `json:"status"`
 	Event  Event `json:"event"`
@@ -57,7 +59,8 @@ type Event struct {
 }
 
 // Start runs the receiver until the test ends (skipping or failing via
-// testenv when node is missing).
+// testenv when node is missing). Payloads are also validated against
+// docs/events.schema.json.
 func Start(t testing.TB) *Receiver {
 	t.Helper()
 	nm := testenv.NodeModules(t)
@@ -66,7 +69,8 @@ func Start(t testing.TB) *Receiver {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("node", path)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+nm)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+nm,
+		"SCHEMA="+filepath.Join(filepath.Dir(filepath.Dir(nm)), "..", "docs", "events.schema.json"))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -56,6 +56,7 @@ func testEventLog(t *testing.T, st store.Store) {
 		{"limit", store.EventsQuery{After: 1, Limit: 2}, "[2:login.failed 3:login.succeeded]"},
 		{"types", store.EventsQuery{Types: []string{"login.failed", "session.revoked"}}, "[2:login.failed 4:session.revoked]"},
 		{"connection", store.EventsQuery{ConnectionID: "acme", After: 1}, "[2:login.failed 4:session.revoked]"},
+		{"newest of a connection", store.EventsQuery{ConnectionID: "acme", Newest: true, Limit: 2}, "[4:session.revoked 2:login.failed]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

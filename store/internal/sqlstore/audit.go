@@ -93,8 +93,12 @@ func (db *DB) EventsAfter(ctx context.Context, eq store.EventsQuery) ([]store.Au
 		}
 		q.where("type IN (" + strings.Join(ph, ", ") + ")")
 	}
+	order := " ORDER BY sequence"
+	if eq.Newest {
+		order += " DESC"
+	}
 	rows, err := db.r.QueryContext(ctx, "SELECT "+auditCols+" FROM audit_events"+q.clause()+
-		" ORDER BY sequence LIMIT "+q.arg(pageSize(eq.Limit)), q.args...)
+		order+" LIMIT "+q.arg(pageSize(eq.Limit)), q.args...)
 	return collect(what, rows, err, scanAudit)
 }
 
