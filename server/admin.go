@@ -60,7 +60,7 @@ func applyIdPMetadata(c *ssogatev1.Connection, md saml.IdentityProvider) {
 
 // invalid turns validation problems into INVALID_ARGUMENT naming fields.
 func invalid(err error) error {
-	return status.Error(codes.InvalidArgument, strings.ReplaceAll(err.Error(), "\n", "; "))
+	return invalidFields(reasonConnectionInvalid, "connection.", err)
 }
 
 func (s *Server) storeErr(what string, err error) error {
@@ -71,6 +71,8 @@ func (s *Server) storeErr(what string, err error) error {
 		return status.Errorf(codes.AlreadyExists, "%s conflicts with an existing one: %v", what, err)
 	case errors.Is(err, store.ErrInvalidArgument):
 		return status.Errorf(codes.InvalidArgument, "%s: %v", what, err)
+	case errors.Is(err, store.ErrUnavailable):
+		return status.Error(codes.Unavailable, unavailableMessage)
 	}
 	return status.Errorf(codes.Internal, "%s: %v", what, err)
 }
@@ -78,7 +80,7 @@ func (s *Server) storeErr(what string, err error) error {
 func (cs connectionService) CreateConnection(ctx context.Context, req *ssogatev1.CreateConnectionRequest) (*ssogatev1.CreateConnectionResponse, error) {
 	s := cs.s
 	if req.Connection == nil {
-		return nil, status.Error(codes.InvalidArgument, "connection is required")
+		return nil, badField(reasonFieldRequired, "connection", "connection is required")
 	}
 	c := proto.Clone(req.Connection).(*ssogatev1.Connection)
 	// Output-only fields are ours to set, whatever the caller sent.
@@ -88,17 +90,17 @@ func (cs connectionService) CreateConnection(ctx context.Context, req *ssogatev1
 	}
 	switch {
 	case req.IdpMetadataXml != "" && req.IdpMetadataUrl != "":
-		return nil, status.Error(codes.InvalidArgument, "set idp_metadata_xml or idp_metadata_url, not both")
+		return nil, apiError(codes.InvalidArgument, reasonMetadataSourceClash, "set idp_metadata_xml or idp_metadata_url, not both")
 	case req.IdpMetadataXml != "":
 		md, err := saml.ParseIdPMetadata([]byte(req.IdpMetadataXml), req.IdpEntityId)
 		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "idp_metadata_xml: %v", err)
+			return nil, badField(reasonIdPMetadataInvalid, "idp_metadata_xml", fmt.Sprintf("idp_metadata_xml: %v", err))
 		}
 		applyIdPMetadata(c, md)
 	case req.IdpMetadataUrl != "":
 		md, err := s.fetchIdPMetadata(ctx, req.IdpMetadataUrl, req.IdpEntityId)
 		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "idp_metadata_url: %v", err)
+			return nil, badField(reasonIdPMetadataUnreadable, "idp_metadata_url", fmt.Sprintf("idp_metadata_url: %v", err))
 		}
 		applyIdPMetadata(c, md)
 		c.IdentityProvider.MetadataUrl = req.IdpMetadataUrl
@@ -133,7 +135,7 @@ func (s *Server) saveConnection(ctx context.Context, c *ssogatev1.Connection, ex
 	if expectVersion == 0 {
 		if err := s.store.CreateConnection(ctx, row); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return nil, status.Errorf(codes.AlreadyExists, "connection %q or one of its email domains %v is already taken: %v", c.Id, c.EmailDomains, err)
+				return nil, apiError(codes.AlreadyExists, reasonConnectionExists, fmt.Sprintf("connection %q or one of its email domains %v is already taken: %v", c.Id, c.EmailDomains, err), "connection_id", c.Id)
 			}
 			return nil, s.storeErr("connection", err)
 		}
@@ -296,6 +298,7 @@ func (cs connectionService) DeleteConnection(ctx context.Context, req *ssogatev1
 	if err := s.store.DeleteConnection(s.withAudit(ctx, deleted), req.ConnectionId); err != nil {
 		return nil, s.storeErr(fmt.Sprintf("connection %q", req.ConnectionId), err)
 	}
+	s.metrics.dropConnection(req.ConnectionId)
 	return &ssogatev1.DeleteConnectionResponse{}, nil
 }
 

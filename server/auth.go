@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/ssogate/ssogate/config"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
@@ -94,6 +93,17 @@ func caller(ctx context.Context) string {
 	return name
 }
 
+// known reports whether presented is a configured API key, comparing every
+// hash in constant time.
+func (a *authenticator) known(presented string) bool {
+	sum := sha256.Sum256([]byte(presented))
+	found := 0
+	for i := range a.keys {
+		found |= subtle.ConstantTimeCompare(sum[:], a.keys[i].hash[:])
+	}
+	return found == 1
+}
+
 // authorize checks the bearer key of a call against the scope its method
 // needs. Every configured hash is compared, in constant time, whatever
 // matches, so timing tells nothing about which key is near.
@@ -104,7 +114,7 @@ func (a *authenticator) authorize(ctx context.Context, fullMethod string) (conte
 	}
 	need, known := methodScopes[fullMethod]
 	if !known {
-		return nil, status.Error(codes.PermissionDenied, "method is not open to API keys")
+		return nil, apiError(codes.PermissionDenied, reasonMethodNotOpen, "method is not open to API keys", "method", fullMethod)
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	var presented string
@@ -114,7 +124,7 @@ func (a *authenticator) authorize(ctx context.Context, fullMethod string) (conte
 		}
 	}
 	if presented == "" {
-		return nil, status.Error(codes.Unauthenticated, `missing API key: send "authorization: Bearer <key>"`)
+		return nil, apiError(codes.Unauthenticated, reasonAPIKeyMissing, `missing API key: send "authorization: Bearer <key>"`)
 	}
 	sum := sha256.Sum256([]byte(presented))
 	match := -1
@@ -124,11 +134,11 @@ func (a *authenticator) authorize(ctx context.Context, fullMethod string) (conte
 		}
 	}
 	if match < 0 {
-		return nil, status.Error(codes.Unauthenticated, "unknown API key")
+		return nil, apiError(codes.Unauthenticated, reasonAPIKeyUnknown, "unknown API key")
 	}
 	k := a.keys[match]
 	if need != scopeAny && !k.scopes[need] {
-		return nil, status.Errorf(codes.PermissionDenied, "API key %q lacks the %q scope this method needs", k.name, need)
+		return nil, apiError(codes.PermissionDenied, reasonScopeMissing, fmt.Sprintf("API key %q lacks the %q scope this method needs", k.name, need), "api_key", k.name, "scope", need, "method", fullMethod)
 	}
 	return context.WithValue(ctx, callerKey{}, k.name), nil
 }

@@ -4,11 +4,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
 	"github.com/ssogate/ssogate/events"
+	"github.com/ssogate/ssogate/netguard"
 	"github.com/ssogate/ssogate/store"
 	"github.com/ssogate/ssogate/webhook"
 )
@@ -19,6 +19,7 @@ import (
 const (
 	eventPollListening = time.Second
 	eventPollAlone     = 50 * time.Millisecond
+	webhookTimeout     = 10 * time.Second
 )
 
 // openEvents builds the event hub, the EventService and the webhook
@@ -38,9 +39,11 @@ func (s *Server) openEvents(kek []byte) error {
 		return fmt.Errorf("webhook lease owner: %w", err)
 	}
 	host, _ := os.Hostname()
+	// Deliveries go through the guarded dialer: no private addresses and
+	// https only, unless private fetches are allowed (development).
 	client := s.webhookClient
 	if client == nil {
-		client = &http.Client{}
+		client = netguard.NewClient(netguard.Options{AllowPrivate: s.cfg.AllowPrivateFetch, Timeout: webhookTimeout, TLSConfig: s.fetchTLS})
 	}
 	cfg := webhook.Config{
 		Store: s.store, Secrets: secrets, Client: client, Now: s.now, Rand: s.rand, Log: s.log,
@@ -55,8 +58,9 @@ func (s *Server) openEvents(kek []byte) error {
 	}
 	s.eventHub.OnEvents(s.webhooks.Wake)
 	s.eventService, err = events.NewService(events.Config{
-		Store: s.store, Hub: s.eventHub, Secrets: secrets, AllowHTTP: s.allowHTTP,
-		Retried: s.webhooks.Wake, Now: s.now, Rand: s.rand,
+		Store: s.store, Hub: s.eventHub, Secrets: secrets,
+		AllowHTTP: func(string) bool { return s.cfg.AllowPrivateFetch },
+		Retried:   s.webhooks.Wake, Now: s.now, Rand: s.rand,
 	})
 	return err
 }

@@ -21,6 +21,10 @@ import (
 	"github.com/ssogate/ssogate/webhook"
 )
 
+// allowPrivate lets webhooks reach the test's receiver on loopback over
+// plain http (allow_private_fetch, as `ssogate dev` sets it).
+func allowPrivate(s *Server) { s.cfg.AllowPrivateFetch = true }
+
 // fastRetries makes the dispatcher retry in milliseconds.
 func fastRetries(window time.Duration) Option {
 	return WithWebhookTuning(func(c *webhook.Config) {
@@ -82,7 +86,7 @@ func lastSequence(t testing.TB, st store.Store) int64 {
 // receiver failing its first requests gets every event once it recovers,
 // in sequence order, retried under the same webhook-id.
 func TestWebhooksVerifiedByStandardWebhooks(t *testing.T) {
-	f := newEventsFixture(t, fastRetries(0))
+	f := newEventsFixture(t, allowPrivate, fastRetries(0))
 	from := lastSequence(t, f.ts.srv.store)
 	cw := f.createWebhook(t)
 	f.recv.Configure(t, cw.Secret, 4, 0)
@@ -210,7 +214,7 @@ func TestWebhooksVerifiedByStandardWebhooks(t *testing.T) {
 // retry window marks the endpoint failing, with an event saying so; a
 // manual retry revives it.
 func TestWebhookFailingThenRetried(t *testing.T) {
-	f := newEventsFixture(t, fastRetries(300*time.Millisecond))
+	f := newEventsFixture(t, allowPrivate, fastRetries(300*time.Millisecond))
 	cw := f.createWebhook(t, "login.started")
 	f.recv.Configure(t, cw.Secret, 1<<30, 0)
 	f.startLogin(t, &ssogatev1.StartLoginRequest{ConnectionId: "acme", ReturnTo: wireReturnTo})
@@ -257,7 +261,7 @@ func TestWebhookFailingThenRetried(t *testing.T) {
 // TestWebhookSecretRotation: during the overlap both secrets sign, so a
 // receiver on either verifies.
 func TestWebhookSecretRotation(t *testing.T) {
-	f := newEventsFixture(t, fastRetries(0))
+	f := newEventsFixture(t, allowPrivate, fastRetries(0))
 	cw := f.createWebhook(t, "login.started")
 	rot, err := f.events.RotateWebhookSecret(context.Background(), &ssogatev1.RotateWebhookSecretRequest{
 		WebhookId: cw.Webhook.Id, Overlap: durationpb.New(time.Hour)})
@@ -289,7 +293,7 @@ func TestWebhookSecretRotation(t *testing.T) {
 func TestWebhookURLsAndScope(t *testing.T) {
 	f := newEventsFixture(t)
 	ctx := context.Background()
-	for _, u := range []string{"", "http://example.com/hook", "ftp://example.com/", "https://user:pw@example.com/", "https:///x"} {
+	for _, u := range []string{"", "http://example.com/hook", "http://127.0.0.1:1/hook", "ftp://example.com/", "https://user:pw@example.com/", "https:///x"} {
 		_, err := f.events.CreateWebhook(ctx, &ssogatev1.CreateWebhookRequest{Url: u})
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("CreateWebhook(%q): %v, want InvalidArgument", u, err)
@@ -318,7 +322,7 @@ func TestWatchEventsResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits 30 s")
 	}
-	f := newEventsFixture(t)
+	f := newEventsFixture(t, allowPrivate)
 	st := f.ts.srv.store
 	ctx := context.Background()
 	appendN := func(n int, tag string) {

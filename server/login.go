@@ -25,7 +25,7 @@ import (
 	"github.com/ssogate/ssogate/token"
 )
 
-// Lifetimes DESIGN.md fixes.
+// Lifetimes of the login flow (docs/architecture.md, "Words").
 const (
 	pendingRequestTTL = 10 * time.Minute
 	codeTTL           = 60 * time.Second
@@ -64,16 +64,16 @@ func (s *Server) connectionFor(ctx context.Context, id, email string) (*conn, er
 	case email != "":
 		at := strings.LastIndexByte(email, '@')
 		if at < 1 || at == len(email)-1 {
-			return nil, status.Errorf(codes.InvalidArgument, "email %q has no domain", email)
+			return nil, badField(reasonFieldInvalid, "email", fmt.Sprintf("email %q has no domain", email))
 		}
 		domain := strings.ToLower(email[at+1:])
 		c, err := s.registry.byDomain(ctx, domain)
 		if errors.Is(err, errConnectionNotFound) {
-			return nil, status.Errorf(codes.NotFound, "no connection serves the domain %q", domain)
+			return nil, apiError(codes.NotFound, reasonDomainNotFound, fmt.Sprintf("no connection serves the domain %q", domain), "domain", domain)
 		}
 		return c, err
 	default:
-		return nil, status.Error(codes.InvalidArgument, "set connection_id or email")
+		return nil, badField(reasonFieldRequired, "connection_id", "set connection_id or email")
 	}
 }
 
@@ -103,23 +103,27 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 	}
 	if err := loginAllowed(c.msg, req.Test); err != nil {
 		se := err.(*saml.Error)
-		s.audit(ctx, auditEvent{Type: auditLoginFailed, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
+		s.refusals.audit(ctx, auditEvent{Type: auditLoginFailed, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
 			Reason: se.Reason, Message: se.Message, Detail: map[string]any{"check": "lifecycle"}})
 		s.metrics.loginsRefused.WithLabelValues("lifecycle").Inc()
-		return nil, status.Error(codes.FailedPrecondition, se.Message)
+		reason := reasonConnectionNotActive
+		if c.msg.State == ssogatev1.ConnectionState_CONNECTION_STATE_TESTING {
+			reason = reasonConnectionInTesting
+		}
+		return nil, apiError(codes.FailedPrecondition, reason, se.Message, "connection_id", c.msg.Id, "state", c.msg.State.String())
 	}
 	if len(req.ReturnTo) > maxReturnToBytes {
-		return nil, status.Errorf(codes.InvalidArgument, "return_to is %d bytes; at most %d", len(req.ReturnTo), maxReturnToBytes)
+		return nil, badField(reasonFieldInvalid, "return_to", fmt.Sprintf("return_to is %d bytes; at most %d", len(req.ReturnTo), maxReturnToBytes))
 	}
 	if len(req.State) > maxStateBytes {
-		return nil, status.Errorf(codes.InvalidArgument, "state is %d bytes; at most %d", len(req.State), maxStateBytes)
+		return nil, badField(reasonFieldInvalid, "state", fmt.Sprintf("state is %d bytes; at most %d", len(req.State), maxStateBytes))
 	}
 	returnTo := req.ReturnTo
 	if returnTo == "" {
 		returnTo = c.msg.DefaultReturnUrl
 	}
 	if returnTo == "" && !req.Test {
-		return nil, status.Errorf(codes.InvalidArgument, "return_to is empty and connection %q has no default_return_url", c.msg.Id)
+		return nil, apiError(codes.InvalidArgument, reasonReturnToRequired, fmt.Sprintf("return_to is empty and connection %q has no default_return_url", c.msg.Id), "connection_id", c.msg.Id)
 	}
 	// A test login ends on the diagnostic page, so it needs no return_to;
 	// one given is still checked.
@@ -160,7 +164,9 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 		return nil, status.Errorf(codes.Internal, "store pending request: %v", err)
 	}
 	s.metrics.loginsStarted.WithLabelValues(fmt.Sprint(req.Test)).Inc()
-	s.audit(ctx, auditEvent{Type: auditLoginStarted, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
+	// Browser-started logins (no API key) are counted per client and
+	// minute; a backend's StartLogin is written one by one.
+	s.refusals.audit(ctx, auditEvent{Type: auditLoginStarted, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
 		Detail: map[string]any{"request_id": areq.ID, "test": req.Test}})
 	return &ssogatev1.StartLoginResponse{
 		RedirectUrl: redirect, RequestId: areq.ID, ConnectionId: c.msg.Id,
@@ -172,10 +178,10 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 // not allow.
 func (s *Server) checkLoginReturnTo(ctx context.Context, c *ssogatev1.Connection, returnTo string) error {
 	if _, err := checkReturnTo(returnTo, c.AllowedReturnUrls); err != nil {
-		s.audit(ctx, auditEvent{Type: auditLoginFailed, ConnectionID: c.Id, TenantID: c.TenantId,
+		s.refusals.audit(ctx, auditEvent{Type: auditLoginFailed, ConnectionID: c.Id, TenantID: c.TenantId,
 			Message: err.Error(), Detail: map[string]any{"check": "return_to"}})
 		s.metrics.loginsRefused.WithLabelValues("return_to").Inc()
-		return status.Error(codes.InvalidArgument, err.Error())
+		return apiError(codes.InvalidArgument, reasonReturnToNotAllowed, err.Error(), "connection_id", c.Id)
 	}
 	return nil
 }
@@ -184,7 +190,7 @@ func (s *Server) checkLoginReturnTo(ctx context.Context, c *ssogatev1.Connection
 // outcome metric.
 func (s *Server) rejectLogin(ctx context.Context, c *ssogatev1.Connection, err error) saml.Reason {
 	reason := s.recordRefusal(ctx, c, err, auditLoginFailed)
-	s.metrics.acsOutcomes.WithLabelValues(string(reason)).Inc()
+	s.metrics.acsOutcomes.WithLabelValues(c.GetId(), string(reason)).Inc()
 	return reason
 }
 
@@ -211,7 +217,14 @@ func (s *Server) recordRefusal(ctx context.Context, c *ssogatev1.Connection, err
 	if c != nil {
 		e.ConnectionID, e.TenantID = c.Id, c.TenantId
 	}
-	s.audit(ctx, e)
+	// A refusal of a browser's message is unauthenticated traffic: counted
+	// per client and minute, not one row each. Policy denials (a verified
+	// user) and internal failures are written one by one.
+	if reason == saml.ReasonPolicyDenied || reason == saml.ReasonInternal {
+		s.audit(ctx, e)
+	} else {
+		s.refusals.audit(ctx, e)
+	}
 	return reason
 }
 
@@ -272,13 +285,22 @@ func (s *Server) verifyLogin(ctx context.Context, c *conn, samlResponse string) 
 		return nil, loginAllowed(c.msg, true)
 	}
 	consumer := &pendingConsumer{s: s}
-	ident, err := c.sp.ValidateResponse(ctx, saml.ResponseInput{SAMLResponse: samlResponse, Requests: consumer, Replay: replayCache{s}})
+	vctx, endSpan := s.validateSpan(ctx, c.msg.Id)
+	ident, err := c.sp.ValidateResponse(vctx, saml.ResponseInput{SAMLResponse: samlResponse, Requests: consumer, Replay: replayCache{s}})
+	endSpan(err)
 	if err != nil {
 		return nil, err
 	}
 	res := &loginResult{conn: c, identity: ident, pending: consumer.consumed}
 	test := res.pending != nil && res.pending.Test
 	if err := loginAllowed(c.msg, test); err != nil {
+		return nil, err
+	}
+	if err := bindEmail(c.msg, ident); err != nil {
+		if test {
+			res.denied = err
+			return res, nil
+		}
 		return nil, err
 	}
 	roles, err := c.policy.Decide(policy.Subject{Groups: ident.Mapped.Groups, Attributes: ident.Attributes})
@@ -369,7 +391,7 @@ func (s *Server) createSession(ctx context.Context, res *loginResult) (store.Ses
 	if err := s.store.CreateSession(s.withAudit(ctx, succeeded), sess); err != nil {
 		return store.Session{}, fmt.Errorf("create session: %w", err)
 	}
-	s.metrics.acsOutcomes.WithLabelValues("SUCCESS").Inc()
+	s.metrics.acsOutcomes.WithLabelValues(res.conn.msg.Id, "SUCCESS").Inc()
 	return sess, nil
 }
 
@@ -429,22 +451,22 @@ func (l loginService) ExchangeCode(ctx context.Context, req *ssogatev1.ExchangeC
 	start := time.Now()
 	defer func() { s.metrics.exchangeLatency.WithLabelValues("code").Observe(time.Since(start).Seconds()) }()
 	if req.Code == "" {
-		return nil, status.Error(codes.InvalidArgument, "code is required")
+		return nil, badField(reasonFieldRequired, "code", "code is required")
 	}
 	code, err := s.store.ConsumeCode(ctx, hashValue(req.Code), s.now())
 	if err != nil {
-		reason := "unknown"
+		reason, apiReason := "unknown", reasonCodeUnknown
 		switch {
 		case errors.Is(err, store.ErrConsumed):
-			reason = "reused"
+			reason, apiReason = "reused", reasonCodeUsed
 		case errors.Is(err, store.ErrExpired):
-			reason = "expired"
+			reason, apiReason = "expired", reasonCodeExpired
 		case !errors.Is(err, store.ErrNotFound):
 			return nil, status.Errorf(codes.Internal, "consume code: %v", err)
 		}
 		s.audit(ctx, auditEvent{Type: auditCodeRejected, Message: "code " + reason, Detail: map[string]any{"code": reason}})
 		s.metrics.codeRejected.WithLabelValues(reason).Inc()
-		return nil, status.Errorf(codes.InvalidArgument, "code is %s: codes work once, within %s", reason, codeTTL)
+		return nil, apiError(codes.InvalidArgument, apiReason, fmt.Sprintf("code is %s: codes work once, within %s", reason, codeTTL))
 	}
 	sess, err := s.store.GetSession(ctx, code.SessionID)
 	if err != nil {
@@ -505,5 +527,5 @@ func rejectionStatus(reason saml.Reason, err error) error {
 		saml.ReasonForbiddenXML, saml.ReasonXMLTooComplex, saml.ReasonUnsupportedVersion:
 		code = codes.InvalidArgument
 	}
-	return status.Errorf(code, "REJECTION_REASON_%s: %s", reason, msg)
+	return apiError(code, string(reason), fmt.Sprintf("REJECTION_REASON_%s: %s", reason, msg))
 }

@@ -43,10 +43,10 @@ func claimsOf(ident *ssogatev1.Identity, sessionEnd time.Time) token.Claims {
 // session.
 func (s *Server) issueTokens(ctx context.Context, sess store.Session) (*ssogatev1.TokenSet, error) {
 	if !sess.RevokedAt.IsZero() {
-		return nil, status.Error(codes.Unauthenticated, "session is revoked")
+		return nil, apiError(codes.Unauthenticated, reasonSessionRevoked, "session is revoked", "session_id", sess.ID)
 	}
 	if !s.now().Before(sess.ExpiresAt) {
-		return nil, status.Error(codes.Unauthenticated, "session has expired")
+		return nil, apiError(codes.Unauthenticated, reasonSessionExpired, "session has expired", "session_id", sess.ID)
 	}
 	ident, err := sessionIdentity(sess)
 	if err != nil {
@@ -73,25 +73,25 @@ func (s *Server) tokenSet(ctx context.Context, ident *ssogatev1.Identity, sessio
 func (l loginService) RefreshToken(ctx context.Context, req *ssogatev1.RefreshTokenRequest) (*ssogatev1.RefreshTokenResponse, error) {
 	s := l.s
 	if req.RefreshToken == "" {
-		return nil, status.Error(codes.InvalidArgument, "refresh_token is required")
+		return nil, badField(reasonFieldRequired, "refresh_token", "refresh_token is required")
 	}
 	rt, err := s.tokens.RotateRefreshToken(ctx, req.RefreshToken)
 	if err != nil {
-		why := "unknown"
+		why, reason := "unknown", reasonRefreshTokenInvalid
 		switch {
 		case errors.Is(err, token.ErrReused):
-			why = "reused"
+			why, reason = "reused", reasonRefreshTokenReused
 		case errors.Is(err, token.ErrExpired):
-			why = "expired"
+			why, reason = "expired", reasonRefreshTokenExpired
 		case errors.Is(err, token.ErrRevoked):
-			why = "revoked"
+			why, reason = "revoked", reasonRefreshTokenRevoked
 		case errors.Is(err, token.ErrMalformed):
 			why = "malformed"
 		case !errors.Is(err, token.ErrInvalid):
 			return nil, status.Errorf(codes.Internal, "rotate refresh token: %v", err)
 		}
 		s.metrics.refreshRejected.WithLabelValues(why).Inc()
-		return nil, status.Errorf(codes.Unauthenticated, "refresh token is %s", why)
+		return nil, apiError(codes.Unauthenticated, reason, "refresh token is "+why)
 	}
 	sess, err := s.store.GetSession(ctx, rt.SessionID)
 	if err != nil {

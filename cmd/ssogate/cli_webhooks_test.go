@@ -30,7 +30,7 @@ func TestCLIWebhooks(t *testing.T) {
 		got.Add(1)
 	}))
 	t.Cleanup(recv.Close)
-	s := startCLIServer(t, nil)
+	s := startCLIServer(t, map[string]string{"SSOGATE_ALLOW_PRIVATE_FETCH": "true"}) // the receiver is on loopback
 
 	created := s.cli(t, "webhooks", "create", recv.URL+"/hook", "--types", "signing_key.rotated").ok(t)
 	if !strings.Contains(created.stdout, "whsec_") || !strings.Contains(created.stdout, "signing_key.rotated") {

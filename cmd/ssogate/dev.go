@@ -71,6 +71,8 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.Token.Issuer, cfg.Token.Audience = base, []string{base}
 	cfg.Store = "sqlite://" + filepath.Join(*dir, "ssogate.db")
 	cfg.LogLevel = *logLevel
+	cfg.AllowPrivateFetch = true // the dev IdP and any local test IdP live on loopback
+	cfg.ShutdownDelay = 0        // nothing routes to dev by readiness
 	cfg.ShutdownTimeout = 5 * time.Second
 	// No KEK: the server generates one beside the SQLite file (and says so
 	// in the log), so that `--dir` reuses keys across runs.

@@ -68,6 +68,7 @@ func startEventReplicas(t *testing.T, n int) (string, []eventReplica) {
 		"SSOGATE_KEK=" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
 		"SSOGATE_API_KEYS=product:" + hex.EncodeToString(sum[:]) + ":login+admin+events",
 		"SSOGATE_SHUTDOWN_TIMEOUT=2s",
+		"SSOGATE_ALLOW_PRIVATE_FETCH=true", // the receivers are on loopback
 	}
 	rs := make([]eventReplica, n)
 	var wg sync.WaitGroup

@@ -37,6 +37,15 @@ const (
 type ConnectionServiceClient interface {
 	// CreateConnection adds a connection, from IdP metadata XML, a metadata
 	// URL, or explicit fields. It starts in DRAFT unless a state is given.
+	//
+	// Errors (ErrorInfo reason, domain `ssogate.dev`): FIELD_REQUIRED (no
+	// connection), CONNECTION_INVALID (a google.rpc.BadRequest names each
+	// field, e.g. `connection.id`), METADATA_SOURCE_CONFLICT (both
+	// idp_metadata_xml and idp_metadata_url), IDP_METADATA_INVALID,
+	// IDP_METADATA_FETCH_FAILED (INVALID_ARGUMENT), CONNECTION_ALREADY_EXISTS
+	// (ALREADY_EXISTS; metadata connection_id). Other methods answer
+	// CONNECTION_NOT_FOUND for an unknown connection and the status name as
+	// the reason otherwise.
 	CreateConnection(ctx context.Context, in *CreateConnectionRequest, opts ...grpc.CallOption) (*CreateConnectionResponse, error)
 	// GetConnection returns one connection.
 	GetConnection(ctx context.Context, in *GetConnectionRequest, opts ...grpc.CallOption) (*GetConnectionResponse, error)
@@ -142,6 +151,15 @@ func (c *connectionServiceClient) RefreshIdentityProviderMetadata(ctx context.Co
 type ConnectionServiceServer interface {
 	// CreateConnection adds a connection, from IdP metadata XML, a metadata
 	// URL, or explicit fields. It starts in DRAFT unless a state is given.
+	//
+	// Errors (ErrorInfo reason, domain `ssogate.dev`): FIELD_REQUIRED (no
+	// connection), CONNECTION_INVALID (a google.rpc.BadRequest names each
+	// field, e.g. `connection.id`), METADATA_SOURCE_CONFLICT (both
+	// idp_metadata_xml and idp_metadata_url), IDP_METADATA_INVALID,
+	// IDP_METADATA_FETCH_FAILED (INVALID_ARGUMENT), CONNECTION_ALREADY_EXISTS
+	// (ALREADY_EXISTS; metadata connection_id). Other methods answer
+	// CONNECTION_NOT_FOUND for an unknown connection and the status name as
+	// the reason otherwise.
 	CreateConnection(context.Context, *CreateConnectionRequest) (*CreateConnectionResponse, error)
 	// GetConnection returns one connection.
 	GetConnection(context.Context, *GetConnectionRequest) (*GetConnectionResponse, error)

@@ -36,21 +36,49 @@ const (
 // LoginService is what a product's backend calls to sign a user in through
 // their company's IdP and to work with the resulting tokens. It needs an API
 // key with the `login` scope.
+//
+// Every error carries a google.rpc.ErrorInfo (domain `ssogate.dev`) whose
+// reason is one of the upper-snake names listed on each method; invalid
+// requests add a google.rpc.BadRequest naming the fields. Any method may
+// also answer API_KEY_MISSING or API_KEY_UNKNOWN (UNAUTHENTICATED),
+// SCOPE_MISSING (PERMISSION_DENIED), or a reason equal to the status name
+// (INTERNAL, UNAVAILABLE) for failures that are not the caller's.
 type LoginServiceClient interface {
 	// StartLogin picks the connection (by ID, or by the email's domain),
 	// checks return_to against the connection's allowed return URLs, stores a
 	// pending AuthnRequest and returns where to send the browser.
+	//
+	// Errors: FIELD_REQUIRED (neither connection_id nor email), FIELD_INVALID
+	// (email without a domain, return_to or state too long),
+	// CONNECTION_NOT_FOUND, DOMAIN_NOT_FOUND (NOT_FOUND; metadata
+	// connection_id or domain), CONNECTION_IN_TESTING (only test logins until
+	// an admin activates it), CONNECTION_NOT_ACTIVE (DRAFT or DISABLED)
+	// (FAILED_PRECONDITION; metadata connection_id, state),
+	// RETURN_TO_NOT_ALLOWED, RETURN_TO_REQUIRED (INVALID_ARGUMENT; metadata
+	// connection_id).
 	StartLogin(ctx context.Context, in *StartLoginRequest, opts ...grpc.CallOption) (*StartLoginResponse, error)
 	// ExchangeCode redeems the one-time code that the ACS appended to
 	// return_to. A code works once, within 60 seconds.
+	//
+	// Errors: FIELD_REQUIRED, CODE_UNKNOWN, CODE_USED, CODE_EXPIRED
+	// (INVALID_ARGUMENT), SESSION_REVOKED, SESSION_EXPIRED (UNAUTHENTICATED;
+	// metadata session_id).
 	ExchangeCode(ctx context.Context, in *ExchangeCodeRequest, opts ...grpc.CallOption) (*ExchangeCodeResponse, error)
 	// ExchangeAssertion validates a SAMLResponse that a backend received
 	// itself (it hosts the ACS) and returns tokens, with every check the ACS
 	// makes.
+	//
+	// Errors: CONNECTION_NOT_FOUND, and the RejectionReason of a refused
+	// assertion without its REJECTION_REASON_ prefix (AUDIENCE_MISMATCH,
+	// SIGNATURE_INVALID, CONNECTION_INACTIVE, …).
 	ExchangeAssertion(ctx context.Context, in *ExchangeAssertionRequest, opts ...grpc.CallOption) (*ExchangeAssertionResponse, error)
 	// RefreshToken trades a refresh token for a new token set. The refresh
 	// token rotates: the one presented is spent, and presenting a spent one
 	// again revokes the session.
+	//
+	// Errors: FIELD_REQUIRED (INVALID_ARGUMENT), REFRESH_TOKEN_INVALID,
+	// REFRESH_TOKEN_REUSED (the session is now revoked),
+	// REFRESH_TOKEN_EXPIRED, REFRESH_TOKEN_REVOKED (UNAUTHENTICATED).
 	RefreshToken(ctx context.Context, in *RefreshTokenRequest, opts ...grpc.CallOption) (*RefreshTokenResponse, error)
 	// ValidateToken checks an access token online: signature, claims, and
 	// revocation as of now. Answers OK with valid=false for a token that is
@@ -162,21 +190,49 @@ func (c *loginServiceClient) RevokeSubject(ctx context.Context, in *RevokeSubjec
 // LoginService is what a product's backend calls to sign a user in through
 // their company's IdP and to work with the resulting tokens. It needs an API
 // key with the `login` scope.
+//
+// Every error carries a google.rpc.ErrorInfo (domain `ssogate.dev`) whose
+// reason is one of the upper-snake names listed on each method; invalid
+// requests add a google.rpc.BadRequest naming the fields. Any method may
+// also answer API_KEY_MISSING or API_KEY_UNKNOWN (UNAUTHENTICATED),
+// SCOPE_MISSING (PERMISSION_DENIED), or a reason equal to the status name
+// (INTERNAL, UNAVAILABLE) for failures that are not the caller's.
 type LoginServiceServer interface {
 	// StartLogin picks the connection (by ID, or by the email's domain),
 	// checks return_to against the connection's allowed return URLs, stores a
 	// pending AuthnRequest and returns where to send the browser.
+	//
+	// Errors: FIELD_REQUIRED (neither connection_id nor email), FIELD_INVALID
+	// (email without a domain, return_to or state too long),
+	// CONNECTION_NOT_FOUND, DOMAIN_NOT_FOUND (NOT_FOUND; metadata
+	// connection_id or domain), CONNECTION_IN_TESTING (only test logins until
+	// an admin activates it), CONNECTION_NOT_ACTIVE (DRAFT or DISABLED)
+	// (FAILED_PRECONDITION; metadata connection_id, state),
+	// RETURN_TO_NOT_ALLOWED, RETURN_TO_REQUIRED (INVALID_ARGUMENT; metadata
+	// connection_id).
 	StartLogin(context.Context, *StartLoginRequest) (*StartLoginResponse, error)
 	// ExchangeCode redeems the one-time code that the ACS appended to
 	// return_to. A code works once, within 60 seconds.
+	//
+	// Errors: FIELD_REQUIRED, CODE_UNKNOWN, CODE_USED, CODE_EXPIRED
+	// (INVALID_ARGUMENT), SESSION_REVOKED, SESSION_EXPIRED (UNAUTHENTICATED;
+	// metadata session_id).
 	ExchangeCode(context.Context, *ExchangeCodeRequest) (*ExchangeCodeResponse, error)
 	// ExchangeAssertion validates a SAMLResponse that a backend received
 	// itself (it hosts the ACS) and returns tokens, with every check the ACS
 	// makes.
+	//
+	// Errors: CONNECTION_NOT_FOUND, and the RejectionReason of a refused
+	// assertion without its REJECTION_REASON_ prefix (AUDIENCE_MISMATCH,
+	// SIGNATURE_INVALID, CONNECTION_INACTIVE, …).
 	ExchangeAssertion(context.Context, *ExchangeAssertionRequest) (*ExchangeAssertionResponse, error)
 	// RefreshToken trades a refresh token for a new token set. The refresh
 	// token rotates: the one presented is spent, and presenting a spent one
 	// again revokes the session.
+	//
+	// Errors: FIELD_REQUIRED (INVALID_ARGUMENT), REFRESH_TOKEN_INVALID,
+	// REFRESH_TOKEN_REUSED (the session is now revoked),
+	// REFRESH_TOKEN_EXPIRED, REFRESH_TOKEN_REVOKED (UNAUTHENTICATED).
 	RefreshToken(context.Context, *RefreshTokenRequest) (*RefreshTokenResponse, error)
 	// ValidateToken checks an access token online: signature, claims, and
 	// revocation as of now. Answers OK with valid=false for a token that is

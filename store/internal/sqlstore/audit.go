@@ -25,7 +25,8 @@ func scanAudit(row interface{ Scan(...any) error }) (store.AuditEvent, error) {
 
 // AppendAudit implements store.Store: the event, with any the context
 // still carries, in a transaction of its own.
-func (db *DB) AppendAudit(ctx context.Context, e store.AuditEvent) error {
+func (db *DB) AppendAudit(ctx context.Context, e store.AuditEvent) (err error) {
+	defer db.classify(&err)
 	return db.tx(store.WithEvents(ctx, e), func(*sql.Tx) error { return nil })
 }
 
@@ -70,7 +71,8 @@ func (db *DB) appendEvents(ctx context.Context, tx *sql.Tx, events []store.Audit
 }
 
 // LastEventSequence implements store.Store.
-func (db *DB) LastEventSequence(ctx context.Context) (int64, error) {
+func (db *DB) LastEventSequence(ctx context.Context) (_ int64, err error) {
+	defer db.classify(&err)
 	var last int64
 	if err := db.r.QueryRowContext(ctx, "SELECT last FROM event_sequence WHERE id = 1").Scan(&last); err != nil {
 		return 0, fmt.Errorf("last event sequence: %w", err)
@@ -79,7 +81,8 @@ func (db *DB) LastEventSequence(ctx context.Context) (int64, error) {
 }
 
 // EventsAfter implements store.Store.
-func (db *DB) EventsAfter(ctx context.Context, eq store.EventsQuery) ([]store.AuditEvent, error) {
+func (db *DB) EventsAfter(ctx context.Context, eq store.EventsQuery) (_ []store.AuditEvent, err error) {
+	defer db.classify(&err)
 	const what = "read events"
 	var q query
 	q.where("sequence > " + q.arg(eq.After))
@@ -132,7 +135,8 @@ func parseAuditCursor(s string) (auditCursor, error) {
 }
 
 // ListAudit implements store.Store.
-func (db *DB) ListAudit(ctx context.Context, aq store.AuditQuery) ([]store.AuditEvent, string, error) {
+func (db *DB) ListAudit(ctx context.Context, aq store.AuditQuery) (_ []store.AuditEvent, _ string, err error) {
+	defer db.classify(&err)
 	const what = "list audit events"
 	var q query
 	if aq.ConnectionID != "" {
@@ -185,7 +189,8 @@ func (db *DB) ListAudit(ctx context.Context, aq store.AuditQuery) ([]store.Audit
 }
 
 // PruneAudit implements store.Store.
-func (db *DB) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
+func (db *DB) PruneAudit(ctx context.Context, before time.Time) (_ int64, err error) {
+	defer db.classify(&err)
 	if before.IsZero() {
 		return 0, fmt.Errorf("prune audit: before is zero: %w", store.ErrInvalidArgument)
 	}

@@ -20,7 +20,8 @@ func scanPending(row interface{ Scan(...any) error }) (store.PendingRequest, err
 }
 
 // PutPendingRequest implements store.Store.
-func (db *DB) PutPendingRequest(ctx context.Context, r store.PendingRequest) error {
+func (db *DB) PutPendingRequest(ctx context.Context, r store.PendingRequest) (err error) {
+	defer db.classify(&err)
 	if err := required("pending request", "connection id", r.ConnectionID, "id", r.ID, "expiry", r.ExpiresAt); err != nil {
 		return err
 	}
@@ -36,7 +37,8 @@ func (db *DB) PutPendingRequest(ctx context.Context, r store.PendingRequest) err
 }
 
 // GetPendingRequest implements store.Store.
-func (db *DB) GetPendingRequest(ctx context.Context, connectionID, id string) (store.PendingRequest, error) {
+func (db *DB) GetPendingRequest(ctx context.Context, connectionID, id string) (_ store.PendingRequest, err error) {
+	defer db.classify(&err)
 	return db.getPending(ctx, db.r, connectionID, id)
 }
 
@@ -51,6 +53,7 @@ func (db *DB) getPending(ctx context.Context, q execer, connectionID, id string)
 
 // ConsumePendingRequest implements store.Store.
 func (db *DB) ConsumePendingRequest(ctx context.Context, connectionID, id string, now time.Time) (out store.PendingRequest, err error) {
+	defer db.classify(&err)
 	err = db.write(ctx, func(q execer) (err error) {
 		out, err = db.consumePending(ctx, q, connectionID, id, now)
 		return err
@@ -77,7 +80,8 @@ func (db *DB) consumePending(ctx context.Context, w execer, connectionID, id str
 }
 
 // RecordAssertion implements store.Store.
-func (db *DB) RecordAssertion(ctx context.Context, connectionID, assertionID string, expiresAt time.Time) error {
+func (db *DB) RecordAssertion(ctx context.Context, connectionID, assertionID string, expiresAt time.Time) (err error) {
+	defer db.classify(&err)
 	what := fmt.Sprintf("record assertion for connection %q", connectionID)
 	if err := required(what, "connection id", connectionID, "assertion id", assertionID, "expiry", expiresAt); err != nil {
 		return err
@@ -105,7 +109,8 @@ func scanCode(row interface{ Scan(...any) error }) (store.Code, error) {
 }
 
 // PutCode implements store.Store.
-func (db *DB) PutCode(ctx context.Context, c store.Code) error {
+func (db *DB) PutCode(ctx context.Context, c store.Code) (err error) {
+	defer db.classify(&err)
 	if err := required("put code", "hash", c.Hash, "expiry", c.ExpiresAt); err != nil {
 		return err
 	}
@@ -121,6 +126,7 @@ func (db *DB) PutCode(ctx context.Context, c store.Code) error {
 
 // ConsumeCode implements store.Store.
 func (db *DB) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (out store.Code, err error) {
+	defer db.classify(&err)
 	if err := required("consume code", "hash", hash); err != nil {
 		return store.Code{}, err
 	}

@@ -125,7 +125,12 @@ func Migrations(t ColumnTypes) []Migration {
 			`CREATE INDEX audit_events_time ON audit_events (time, seq)`,
 			`CREATE INDEX audit_events_connection ON audit_events (connection_id, time, seq)`,
 		},
-		{ // 2: events and webhooks. The audit log becomes the event log: each
+		{ // 2: refresh retries: a spent token names its successor, which is
+			// kept sealed under a key only the predecessor's holder can derive.
+			`ALTER TABLE refresh_tokens ADD COLUMN next_hash ` + t.Bytes,
+			`ALTER TABLE refresh_tokens ADD COLUMN sealed ` + t.Bytes,
+		},
+		{ // 3: events and webhooks. The audit log becomes the event log: each
 			// event gets a gap-free sequence in commit order, handed out by the
 			// one row of event_sequence (its row lock orders the commits).
 			// Webhooks keep a cursor into the log; their deliveries are leased

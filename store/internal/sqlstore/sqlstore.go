@@ -46,6 +46,12 @@ type Dialect struct {
 	// passes over rows another transaction holds (PostgreSQL: FOR UPDATE
 	// SKIP LOCKED). Empty when write transactions are serialized anyway.
 	SkipLocked string
+	// Backend names the database in store.UnavailableError.
+	Backend string
+	// Unavailable classifies a driver error: "" when it is not about the
+	// database being unreachable or unable to write, else one of the fixed
+	// classes of store.UnavailableError.
+	Unavailable func(error) string
 }
 
 // DB implements store.Store. Writes (and reads that decide a single-use
@@ -62,8 +68,20 @@ func New(w, r *sql.DB, d Dialect, opts store.Options) *DB {
 	return &DB{w: w, r: r, d: d, now: opts.Now, rand: opts.Rand}
 }
 
+// classify turns an error the dialect calls unavailability into a
+// *store.UnavailableError, in one place for every method (each defers it).
+func (db *DB) classify(err *error) {
+	if *err == nil || db.d.Unavailable == nil || errors.Is(*err, store.ErrUnavailable) {
+		return
+	}
+	if class := db.d.Unavailable(*err); class != "" {
+		*err = &store.UnavailableError{Backend: db.d.Backend, Class: class, Cause: *err}
+	}
+}
+
 // Ping checks the writer (which is the one that matters for a login).
-func (db *DB) Ping(ctx context.Context) error {
+func (db *DB) Ping(ctx context.Context) (err error) {
+	defer db.classify(&err)
 	if err := db.w.PingContext(ctx); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
 	}

@@ -29,7 +29,8 @@ func scanWebhook(row interface{ Scan(...any) error }) (store.Webhook, error) {
 }
 
 // CreateWebhook implements store.Store.
-func (db *DB) CreateWebhook(ctx context.Context, w store.Webhook) error {
+func (db *DB) CreateWebhook(ctx context.Context, w store.Webhook) (err error) {
+	defer db.classify(&err)
 	if err := required("create webhook", "id", w.ID, "url", w.URL, "secret", w.SecretSealed); err != nil {
 		return err
 	}
@@ -47,7 +48,8 @@ func (db *DB) CreateWebhook(ctx context.Context, w store.Webhook) error {
 }
 
 // GetWebhook implements store.Store.
-func (db *DB) GetWebhook(ctx context.Context, id string) (store.Webhook, error) {
+func (db *DB) GetWebhook(ctx context.Context, id string) (_ store.Webhook, err error) {
+	defer db.classify(&err)
 	w, err := scanWebhook(db.r.QueryRowContext(ctx, "SELECT "+webhookCols+" FROM webhooks WHERE id = $1", id))
 	if err != nil {
 		return store.Webhook{}, notFound(fmt.Sprintf("get webhook %q", id), err)
@@ -56,13 +58,15 @@ func (db *DB) GetWebhook(ctx context.Context, id string) (store.Webhook, error) 
 }
 
 // ListWebhooks implements store.Store.
-func (db *DB) ListWebhooks(ctx context.Context) ([]store.Webhook, error) {
+func (db *DB) ListWebhooks(ctx context.Context) (_ []store.Webhook, err error) {
+	defer db.classify(&err)
 	rows, err := db.r.QueryContext(ctx, "SELECT "+webhookCols+" FROM webhooks ORDER BY created_at, id")
 	return collect("list webhooks", rows, err, scanWebhook)
 }
 
 // UpdateWebhook implements store.Store.
-func (db *DB) UpdateWebhook(ctx context.Context, w store.Webhook) error {
+func (db *DB) UpdateWebhook(ctx context.Context, w store.Webhook) (err error) {
+	defer db.classify(&err)
 	return db.write(ctx, func(q execer) error {
 		return mustAffect(ctx, q, fmt.Sprintf("update webhook %q", w.ID),
 			"UPDATE webhooks SET url = $2, event_types = $3, secret_sealed = $4, previous_secret_sealed = $5,"+
@@ -73,7 +77,8 @@ func (db *DB) UpdateWebhook(ctx context.Context, w store.Webhook) error {
 }
 
 // DeleteWebhook implements store.Store.
-func (db *DB) DeleteWebhook(ctx context.Context, id string) error {
+func (db *DB) DeleteWebhook(ctx context.Context, id string) (err error) {
+	defer db.classify(&err)
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		if err := mustAffect(ctx, tx, fmt.Sprintf("delete webhook %q", id), "DELETE FROM webhooks WHERE id = $1", id); err != nil {
 			return err
@@ -84,7 +89,8 @@ func (db *DB) DeleteWebhook(ctx context.Context, id string) error {
 }
 
 // EnqueueWebhookDeliveries implements store.Store.
-func (db *DB) EnqueueWebhookDeliveries(ctx context.Context, now time.Time) (int, error) {
+func (db *DB) EnqueueWebhookDeliveries(ctx context.Context, now time.Time) (_ int, err error) {
+	defer db.classify(&err)
 	hooks, err := db.ListWebhooks(ctx)
 	if err != nil {
 		return 0, err
@@ -164,10 +170,11 @@ func scanDelivery(row interface{ Scan(...any) error }) (store.WebhookDelivery, e
 }
 
 // ClaimWebhookDelivery implements store.Store.
-func (db *DB) ClaimWebhookDelivery(ctx context.Context, owner string, now, leaseUntil time.Time) (store.WebhookDelivery, error) {
+func (db *DB) ClaimWebhookDelivery(ctx context.Context, owner string, now, leaseUntil time.Time) (_ store.WebhookDelivery, err error) {
+	defer db.classify(&err)
 	const what = "claim webhook delivery"
 	var d store.WebhookDelivery
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(tx *sql.Tx) error {
 		// The head of each active endpoint's queue: its pending delivery with
 		// the smallest sequence. Later ones wait, so an endpoint sees its
 		// events in order.
@@ -189,7 +196,8 @@ func (db *DB) ClaimWebhookDelivery(ctx context.Context, owner string, now, lease
 }
 
 // FinishWebhookDelivery implements store.Store.
-func (db *DB) FinishWebhookDelivery(ctx context.Context, d store.WebhookDelivery, owner string, failWebhook bool) error {
+func (db *DB) FinishWebhookDelivery(ctx context.Context, d store.WebhookDelivery, owner string, failWebhook bool) (err error) {
+	defer db.classify(&err)
 	what := fmt.Sprintf("finish webhook delivery %q", d.ID)
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		n, err := affected(ctx, tx, what, "UPDATE webhook_deliveries SET status = $3, attempts = $4, next_attempt_at = $5,"+
@@ -212,17 +220,19 @@ func (db *DB) FinishWebhookDelivery(ctx context.Context, d store.WebhookDelivery
 }
 
 // ListWebhookDeliveries implements store.Store.
-func (db *DB) ListWebhookDeliveries(ctx context.Context, webhookID string, limit int) ([]store.WebhookDelivery, error) {
+func (db *DB) ListWebhookDeliveries(ctx context.Context, webhookID string, limit int) (_ []store.WebhookDelivery, err error) {
+	defer db.classify(&err)
 	rows, err := db.r.QueryContext(ctx, "SELECT "+deliveryCols+" FROM webhook_deliveries WHERE webhook_id = $1"+
 		" ORDER BY event_sequence DESC LIMIT $2", webhookID, pageSize(limit))
 	return collect(fmt.Sprintf("list deliveries of webhook %q", webhookID), rows, err, scanDelivery)
 }
 
 // RetryWebhookDelivery implements store.Store.
-func (db *DB) RetryWebhookDelivery(ctx context.Context, id string, now time.Time) (store.WebhookDelivery, error) {
+func (db *DB) RetryWebhookDelivery(ctx context.Context, id string, now time.Time) (_ store.WebhookDelivery, err error) {
+	defer db.classify(&err)
 	what := fmt.Sprintf("retry webhook delivery %q", id)
 	var d store.WebhookDelivery
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if d, err = scanDelivery(tx.QueryRowContext(ctx, "UPDATE webhook_deliveries SET status = $2,"+
 			" next_attempt_at = $3, first_attempt_at = NULL WHERE id = $1 RETURNING "+deliveryCols,
