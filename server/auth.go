@@ -22,6 +22,8 @@ const (
 	scopeAdmin = "admin"
 	// scopeEvents reads the event stream and manages webhooks.
 	scopeEvents = "events"
+	// scopeDirectory reads what SCIM provisioned.
+	scopeDirectory = "directory"
 	// scopeAny admits any authenticated caller.
 	scopeAny = "*"
 )
@@ -44,6 +46,7 @@ var methodScopes = func() map[string]string {
 	add(ssogatev1.AuditService_ServiceDesc, scopeAdmin)
 	add(ssogatev1.KeyService_ServiceDesc, scopeAdmin)
 	add(ssogatev1.EventService_ServiceDesc, scopeEvents)
+	add(ssogatev1.DirectoryService_ServiceDesc, scopeDirectory)
 	m[ssogatev1.KeyService_GetJWKS_FullMethodName] = scopeAny
 	return m
 }()

@@ -20,6 +20,7 @@ import (
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/policy"
 	"github.com/ssogate/ssogate/saml"
+	"github.com/ssogate/ssogate/scim"
 	"github.com/ssogate/ssogate/token"
 )
 
@@ -115,6 +116,11 @@ func validateConnection(c *ssogatev1.Connection, allowHTTP func(host string) boo
 	if idp.SloUrl != "" {
 		if err := checkEndpoint(idp.SloUrl, allowHTTP); err != nil {
 			bad("identity_provider.slo_url", "%v", err)
+		}
+	}
+	if idp.SloPostUrl != "" {
+		if err := checkEndpoint(idp.SloPostUrl, allowHTTP); err != nil {
+			bad("identity_provider.slo_post_url", "%v", err)
 		}
 	}
 	if idp.MetadataUrl != "" {
@@ -237,6 +243,7 @@ func samlConfig(c *ssogatev1.Connection) (saml.Config, error) {
 			SSORedirectURL: idp.GetSsoUrl(),
 			SSOPostURL:     idp.GetSsoPostUrl(),
 			SLORedirectURL: idp.GetSloUrl(),
+			SLOPostURL:     idp.GetSloPostUrl(),
 		},
 		AllowIdPInitiated:       c.AllowIdpInitiated,
 		SignRequests:            c.SignRequests,
@@ -287,6 +294,7 @@ func withServiceProvider(c *ssogatev1.Connection, externalURL string) *ssogatev1
 		SloUrl:      entity + "/slo",
 		MetadataUrl: entity + "/metadata",
 	}
+	out.ScimBaseUrl = scim.BaseURL(externalURL, c.Id)
 	return out
 }
 

@@ -26,7 +26,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/portal"
 	"github.com/ssogate/ssogate/ratelimit"
+	"github.com/ssogate/ssogate/scim"
 )
 
 const requestIDHeader = "X-Request-Id"
@@ -128,6 +130,7 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 		ssogatev1.RegisterKeyServiceHandler,
 		ssogatev1.RegisterAuditServiceHandler,
 		ssogatev1.RegisterEventServiceHandler,
+		ssogatev1.RegisterDirectoryServiceHandler,
 	} {
 		if err := register(ctx, gw, conn); err != nil {
 			return nil, nil, fmt.Errorf("register REST gateway: %w", err)
@@ -147,6 +150,7 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	s.browserRoutes(mux)
+	mux.Handle(scim.Prefix, s.scim)
 	if err := s.discoveryRoutes(mux); err != nil {
 		return nil, nil, err
 	}
@@ -245,6 +249,10 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		if pattern == "" {
 			pattern = "unmatched"
 		}
+		path := r.URL.Path
+		if pattern == portal.OpenPattern {
+			path = portal.Prefix + "[setup link secret]" // never logged
+		}
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
@@ -259,7 +267,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			slog.String("request_id", id),
 			slog.String("method", r.Method),
 			slog.String("route", pattern),
-			slog.String("path", r.URL.Path),
+			slog.String("path", path),
 			slog.Int("status", rec.status),
 			slog.Float64("duration", elapsed.Seconds()),
 			slog.String("remote", r.RemoteAddr),

@@ -125,7 +125,7 @@ func (s *Server) refreshMetadata(ctx context.Context, id string) (*ssogatev1.Con
 				Detail:  map[string]any{"old_fingerprints": old, "new_fingerprints": fresh}})
 		}
 	}
-	stored, err := s.saveConnection(s.withAudit(ctx, events...), next, cur.version)
+	stored, err := s.saveConnection(s.withAudit(ctx, events...), next, saveOptions{prev: cur.msg, version: cur.version})
 	if err != nil {
 		return nil, err
 	}

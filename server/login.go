@@ -89,6 +89,12 @@ func loginAllowed(c *ssogatev1.Connection, test bool) error {
 		}
 		return saml.Rejectf(saml.ReasonConnectionInactive,
 			"connection %q is in TESTING: only test logins are served until an admin activates it", c.Id)
+	case ssogatev1.ConnectionState_CONNECTION_STATE_DRAFT:
+		if test {
+			return saml.Rejectf(saml.ReasonConnectionInactive,
+				"connection %q is still DRAFT: it has no IdP settings to test yet; give it the IdP's metadata (setup portal step 3, or UpdateConnection), which moves it to TESTING, then start the test again", c.Id)
+		}
+		return saml.Rejectf(saml.ReasonConnectionInactive, "connection %q is DRAFT: it refuses logins until it is set up and activated", c.Id)
 	default:
 		return saml.Rejectf(saml.ReasonConnectionInactive,
 			"connection %q is %s: it refuses logins", c.Id, strings.TrimPrefix(c.State.String(), "CONNECTION_STATE_"))
@@ -240,6 +246,8 @@ func (p *pendingConsumer) ConsumeRequest(ctx context.Context, connectionID, requ
 	switch {
 	case err == nil && string(r.Data) == pendingLogout:
 		return fmt.Errorf("%w: %s answers a LogoutRequest, not an AuthnRequest", saml.ErrRequestUnknown, requestID)
+	case err == nil && strings.HasPrefix(string(r.Data), pendingConsent):
+		return fmt.Errorf("%w: %s is no AuthnRequest", saml.ErrRequestUnknown, requestID)
 	case err == nil:
 		p.consumed = &r
 		return nil
@@ -301,6 +309,9 @@ func (s *Server) verifyLogin(ctx context.Context, c *conn, samlResponse string) 
 			res.denied = err
 			return res, nil
 		}
+		return nil, err
+	}
+	if err := s.admitDirectory(ctx, c.msg, ident); err != nil {
 		return nil, err
 	}
 	roles, err := c.policy.Decide(policy.Subject{Groups: ident.Mapped.Groups, Attributes: ident.Attributes})
@@ -386,10 +397,18 @@ func (s *Server) createSession(ctx context.Context, res *loginResult) (store.Ses
 		NameID: res.identity.NameID, NameIDFormat: res.identity.NameIDFormat, SessionIndex: res.identity.SessionIndex,
 		Identity: raw, CreatedAt: now, ExpiresAt: end,
 	}
+	if s.beforeSession != nil {
+		s.beforeSession()
+	}
+	// login.succeeded commits with the session; a directory recheck that
+	// then refuses the user revokes it and says so in events of its own.
 	succeeded := auditEvent{Type: auditLoginSucceeded, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
 		Subject: ident.Subject, Detail: map[string]any{"session_id": sid, "idp_initiated": res.pending == nil}}
 	if err := s.store.CreateSession(s.withAudit(ctx, succeeded), sess); err != nil {
 		return store.Session{}, fmt.Errorf("create session: %w", err)
+	}
+	if err := s.recheckDirectory(ctx, res.conn.msg, sess); err != nil {
+		return store.Session{}, err
 	}
 	s.metrics.acsOutcomes.WithLabelValues(res.conn.msg.Id, "SUCCESS").Inc()
 	return sess, nil

@@ -27,9 +27,13 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ssogate/ssogate/config"
+	"github.com/ssogate/ssogate/consent"
 	"github.com/ssogate/ssogate/events"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/page"
+	"github.com/ssogate/ssogate/portal"
 	"github.com/ssogate/ssogate/ratelimit"
+	"github.com/ssogate/ssogate/scim"
 	"github.com/ssogate/ssogate/store"
 	"github.com/ssogate/ssogate/telemetry"
 	"github.com/ssogate/ssogate/token"
@@ -49,6 +53,16 @@ type Server struct {
 	auth        *authenticator
 
 	extraRoutes []func(*http.ServeMux)
+	scim        http.Handler
+	scimLimiter scim.Limiter
+	// beforeSession, when set (tests), runs between a login's admission
+	// and the session's creation: the window a deactivation can race.
+	beforeSession func()
+
+	// pages render every HTML page; portal serves /setup/.
+	pages         *page.Set
+	portal        *portal.Portal
+	portalLimiter portal.Limiter
 
 	store    store.Store
 	registry *registry
@@ -65,6 +79,7 @@ type Server struct {
 	webhooks      *webhook.Dispatcher
 	webhookClient *http.Client
 	webhookTuning []func(*webhook.Config)
+	consent       *consent.Consent
 	// allowHTTP admits plain-http IdP endpoints (loopback only).
 	allowHTTP func(host string) bool
 	// httpClient, when a test sets it, replaces the guarded fetch client;
@@ -133,6 +148,10 @@ func WithWebhookTuning(fn func(*webhook.Config)) Option {
 	return func(s *Server) { s.webhookTuning = append(s.webhookTuning, fn) }
 }
 
+// WithSetupLimiter bounds how often one client may act in the setup
+// portal.
+func WithSetupLimiter(l portal.Limiter) Option { return func(s *Server) { s.portalLimiter = l } }
+
 // WithFetchTLSConfig sets the TLS configuration of the guarded client that
 // fetches IdP metadata (tests give one trusting their TLS server).
 func WithFetchTLSConfig(tc *tls.Config) Option { return func(s *Server) { s.fetchTLS = tc } }
@@ -198,6 +217,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		}
 		return nil, err
 	}
+	if err := s.newPortal(); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	scimHandler, err := s.newSCIM()
+	if err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	s.scim = scimHandler
 	s.grpc = s.newGRPCServer(cfg.OperatorAddr == "", creds...)
 	// The REST gateway reaches the same services through an in-memory
 	// listener: it never crosses the network, and needs no client
@@ -221,6 +250,7 @@ func (s *Server) newGRPCServer(withReflection bool, opts ...grpc.ServerOption) *
 	ssogatev1.RegisterKeyServiceServer(g, keyService{s: s})
 	ssogatev1.RegisterAuditServiceServer(g, auditService{s: s})
 	ssogatev1.RegisterEventServiceServer(g, s.eventService)
+	ssogatev1.RegisterDirectoryServiceServer(g, directoryService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	if withReflection {
 		reflection.Register(g)

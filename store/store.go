@@ -66,6 +66,8 @@ const (
 // Store is everything ssogate remembers. All methods are safe for
 // concurrent use, also by several processes sharing one database.
 type Store interface {
+	Directory
+
 	// CreateConnection stores a new connection with Version 1. Zero
 	// CreatedAt/UpdatedAt are set to the store's clock. ErrConflict on a
 	// duplicate id or a domain owned by another connection.
@@ -220,6 +222,20 @@ type Store interface {
 	// PruneAudit deletes audit events older than before (retention) and
 	// returns how many. Sweep never touches the audit log.
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
+
+	// PutSetupLink stores a setup link by the SHA-256 hash of its secret.
+	// ErrConflict on a duplicate id or hash; ErrNotFound when its
+	// connection does not exist.
+	PutSetupLink(ctx context.Context, l SetupLink) error
+	// SetupLinkByHash finds a link by its secret's hash, whatever its
+	// state (the caller checks Usable): ErrNotFound.
+	SetupLinkByHash(ctx context.Context, hash []byte) (SetupLink, error)
+	// ListSetupLinks returns a connection's links, newest CreatedAt first.
+	ListSetupLinks(ctx context.Context, connectionID string) ([]SetupLink, error)
+	// RevokeSetupLink sets RevokedAt (once; revoking again keeps the first
+	// time) and returns the link. ErrNotFound, also for another
+	// connection's link.
+	RevokeSetupLink(ctx context.Context, connectionID, id string, at time.Time) (SetupLink, error)
 
 	// Sweep deletes what has expired by now: pending requests, assertion
 	// IDs, codes, refresh tokens, sessions and the revocations of expired
@@ -378,14 +394,33 @@ type AuditEvent struct {
 	Detail        []byte // JSON
 }
 
+// SetupLink grants one connection to whoever holds its secret, until it
+// expires or is revoked. Only the secret's SHA-256 is kept.
+type SetupLink struct {
+	ID           string
+	ConnectionID string
+	Hash         []byte
+	Features     []string
+	Creator      string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	RevokedAt    time.Time // zero unless revoked
+}
+
+// Usable reports whether the link still opens the portal at now.
+func (l SetupLink) Usable(now time.Time) bool {
+	return l.RevokedAt.IsZero() && now.Before(l.ExpiresAt)
+}
+
 // AuditQuery filters and pages ListAudit. Empty fields do not filter.
 type AuditQuery struct {
-	ConnectionID string
-	Type         string
-	Since        time.Time // inclusive
-	Until        time.Time // exclusive
-	PageSize     int       // <= 0: DefaultPageSize; capped at MaxPageSize
-	PageToken    string
+	ConnectionID  string
+	Type          string
+	CorrelationID string
+	Since         time.Time // inclusive
+	Until         time.Time // exclusive
+	PageSize      int       // <= 0: DefaultPageSize; capped at MaxPageSize
+	PageToken     string
 }
 
 // Options are the injectable parts of a backend.

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -61,7 +62,19 @@ func postACS(t *testing.T, r replica, connectionID string, posted devidp.Posted)
 	return resp.StatusCode, resp.Header.Get("Location")
 }
 
-func TestReplicasBehaveAsOneService(t *testing.T) {
+// replicaSet is three `ssogate serve` processes on one PostgreSQL schema,
+// with connection "acme" to a test IdP.
+type replicaSet struct {
+	r      [3]replica
+	idp    *devidp.IdP
+	apiKey string
+}
+
+const replicaExternal = "http://sso.example.test"
+
+// startReplicas starts the set; set's fields go over connection acme's.
+func startReplicas(t *testing.T, set map[string]any) replicaSet {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts three processes")
 	}
@@ -82,20 +95,21 @@ func TestReplicasBehaveAsOneService(t *testing.T) {
 	// URL (a load balancer would sit there) and connection.
 	apiKey := "replica-test-key-" + hex.EncodeToString(randomBytes(t, 8))
 	sum := sha256.Sum256([]byte(apiKey))
-	const external = "http://sso.example.test"
 	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idp.Certificate.Raw}))
+	acme := map[string]any{
+		"id": "acme", "tenant_id": "acme-inc", "state": "CONNECTION_STATE_ACTIVE",
+		"identity_provider": map[string]any{
+			"entity_id": idpServer.URL + "/idp/metadata", "sso_url": idpServer.URL + "/idp/sso",
+			"certificates": []any{map[string]any{"pem": certPEM}},
+		},
+		"email_domains":       []string{"example.com"},
+		"allowed_return_urls": []string{"https://app.example.test/"},
+		"attribute_mapping":   map[string]any{"groups": map[string]any{"names": []string{devidp.GroupsAttribute}}},
+	}
+	maps.Copy(acme, set)
 	cfgYAML, err := yaml.Marshal(map[string]any{
-		"external_url": external,
-		"connections": []any{map[string]any{
-			"id": "acme", "tenant_id": "acme-inc", "state": "CONNECTION_STATE_ACTIVE",
-			"identity_provider": map[string]any{
-				"entity_id": idpServer.URL + "/idp/metadata", "sso_url": idpServer.URL + "/idp/sso",
-				"certificates": []any{map[string]any{"pem": certPEM}},
-			},
-			"email_domains":       []string{"example.com"},
-			"allowed_return_urls": []string{"https://app.example.test/"},
-			"attribute_mapping":   map[string]any{"groups": map[string]any{"names": []string{devidp.GroupsAttribute}}},
-		}},
+		"external_url": replicaExternal,
+		"connections":  []any{acme},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +121,7 @@ func TestReplicasBehaveAsOneService(t *testing.T) {
 	env := []string{
 		"SSOGATE_STORE=" + dsn,
 		"SSOGATE_KEK=" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
-		"SSOGATE_API_KEYS=backend:" + hex.EncodeToString(sum[:]) + ":login+admin",
+		"SSOGATE_API_KEYS=backend:" + hex.EncodeToString(sum[:]) + ":login+admin+directory",
 		"SSOGATE_SHUTDOWN_TIMEOUT=2s",
 	}
 	// Start the three at once: migrations, key bootstrap and connection
@@ -139,6 +153,13 @@ func TestReplicasBehaveAsOneService(t *testing.T) {
 	if err := idp.RegisterServiceProvider("acme", md); err != nil {
 		t.Fatal(err)
 	}
+	return replicaSet{r: r, idp: idp, apiKey: apiKey}
+}
+
+func TestReplicasBehaveAsOneService(t *testing.T) {
+	rs := startReplicas(t, nil)
+	r := rs.r
+	const external = replicaExternal
 	ctx := context.Background()
 
 	// A login started on replica 1 ...

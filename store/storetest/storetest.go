@@ -89,8 +89,13 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"EventLog", testEventLog},
 		{"Outbox", testOutbox},
 		{"Webhooks", testWebhooks},
+		{"SetupLinks", testSetupLinks},
 		{"Times", testTimes},
 		{"InvalidArguments", testInvalidArguments},
+		{"DirectoryUsers", testDirectoryUsers},
+		{"DirectoryGroups", testDirectoryGroups},
+		{"ScimTokens", testScimTokens},
+		{"ScimRequests", testScimRequests},
 		{"Ping", func(t *testing.T, st store.Store) {
 			if err := st.Ping(context.Background()); err != nil {
 				t.Fatalf("Ping: %v", err)
@@ -115,6 +120,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"Sweep", raceSweep},
 		{"EventSequence", raceEventSequence},
 		{"ClaimWebhookDelivery", raceClaimWebhookDelivery},
+		{"GroupMembers", raceGroupMembers},
 	}
 	t.Run("Race", func(t *testing.T) {
 		for _, tc := range races {

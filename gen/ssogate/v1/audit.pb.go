@@ -39,6 +39,9 @@ type ListAuditEventsRequest struct {
 	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page; empty for the first.
 	PageToken string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only events with this correlation id (the reference an end user's
+	// error page shows), when set.
+	CorrelationId string `protobuf:"bytes,7,opt,name=correlation_id,json=correlationId,proto3" json:"correlation_id,omitempty"`
 	// Read forward from a cursor: only events whose sequence is greater,
 	// oldest first, at most page_size of them (time filters and page_token
 	// do not apply). Pass the last sequence received to read on: sequences
@@ -117,6 +120,13 @@ func (x *ListAuditEventsRequest) GetPageSize() int32 {
 func (x *ListAuditEventsRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetCorrelationId() string {
+	if x != nil {
+		return x.CorrelationId
 	}
 	return ""
 }
@@ -327,7 +337,7 @@ var File_ssogate_v1_audit_proto protoreflect.FileDescriptor
 const file_ssogate_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"\x16ssogate/v1/audit.proto\x12\n" +
-	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17ssogate/v1/reason.proto\"\xa4\x02\n" +
+	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17ssogate/v1/reason.proto\"\xcb\x02\n" +
 	"\x16ListAuditEventsRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x129\n" +
@@ -336,7 +346,8 @@ const file_ssogate_v1_audit_proto_rawDesc = "" +
 	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1b\n" +
 	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x06 \x01(\tR\tpageToken\x12\x19\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\x12%\n" +
+	"\x0ecorrelation_id\x18\a \x01(\tR\rcorrelationId\x12\x19\n" +
 	"\x05after\x18\b \x01(\x03H\x00R\x05after\x88\x01\x01B\b\n" +
 	"\x06_after\"q\n" +
 	"\x17ListAuditEventsResponse\x12.\n" +

@@ -209,8 +209,21 @@ type Connection struct {
 	// continue (a defence against login CSRF); unset means true. false sends
 	// the code at once, as the IdP's POST arrives.
 	IdpInitiatedConsent *bool `protobuf:"varint,23,opt,name=idp_initiated_consent,json=idpInitiatedConsent,proto3,oneof" json:"idp_initiated_consent,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// When a test login last passed (verified and admitted).
+	LastTestPassTime *timestamppb.Timestamp `protobuf:"bytes,26,opt,name=last_test_pass_time,json=lastTestPassTime,proto3" json:"last_test_pass_time,omitempty"`
+	// When the IdP side (entity ID, SSO URLs, certificates) last changed.
+	// Activation needs last_test_pass_time after it, unless forced.
+	IdentityProviderChangeTime *timestamppb.Timestamp `protobuf:"bytes,27,opt,name=identity_provider_change_time,json=identityProviderChangeTime,proto3" json:"identity_provider_change_time,omitempty"`
+	// Which SCIM attribute a login's NameID is linked by.
+	ScimMatch ScimMatch `protobuf:"varint,30,opt,name=scim_match,json=scimMatch,proto3,enum=ssogate.v1.ScimMatch" json:"scim_match,omitempty"`
+	// Where a login's groups come from (assertion, directory, or both).
+	GroupsSource GroupsSource `protobuf:"varint,31,opt,name=groups_source,json=groupsSource,proto3,enum=ssogate.v1.GroupsSource" json:"groups_source,omitempty"`
+	// Refuse logins of users the directory has never provisioned.
+	RequireProvisioned bool `protobuf:"varint,32,opt,name=require_provisioned,json=requireProvisioned,proto3" json:"require_provisioned,omitempty"`
+	// The SCIM base URL to give the IdP.
+	ScimBaseUrl   string `protobuf:"bytes,33,opt,name=scim_base_url,json=scimBaseUrl,proto3" json:"scim_base_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -402,6 +415,48 @@ func (x *Connection) GetIdpInitiatedConsent() bool {
 		return *x.IdpInitiatedConsent
 	}
 	return false
+}
+
+func (x *Connection) GetLastTestPassTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastTestPassTime
+	}
+	return nil
+}
+
+func (x *Connection) GetIdentityProviderChangeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IdentityProviderChangeTime
+	}
+	return nil
+}
+
+func (x *Connection) GetScimMatch() ScimMatch {
+	if x != nil {
+		return x.ScimMatch
+	}
+	return ScimMatch_SCIM_MATCH_UNSPECIFIED
+}
+
+func (x *Connection) GetGroupsSource() GroupsSource {
+	if x != nil {
+		return x.GroupsSource
+	}
+	return GroupsSource_GROUPS_SOURCE_UNSPECIFIED
+}
+
+func (x *Connection) GetRequireProvisioned() bool {
+	if x != nil {
+		return x.RequireProvisioned
+	}
+	return false
+}
+
+func (x *Connection) GetScimBaseUrl() string {
+	if x != nil {
+		return x.ScimBaseUrl
+	}
+	return ""
 }
 
 // IdentityProviderSettings describe the customer's IdP.
@@ -1178,9 +1233,12 @@ type UpdateConnectionRequest struct {
 	Connection *Connection `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
 	// Which fields to change, e.g. "state,allowed_return_urls". Empty means
 	// every field that is set in connection.
-	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// Move to ACTIVE even without a test login that passed since the IdP
+	// settings last changed (which activation otherwise needs).
+	ForceActivation bool `protobuf:"varint,3,opt,name=force_activation,json=forceActivation,proto3" json:"force_activation,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *UpdateConnectionRequest) Reset() {
@@ -1225,6 +1283,13 @@ func (x *UpdateConnectionRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 		return x.UpdateMask
 	}
 	return nil
+}
+
+func (x *UpdateConnectionRequest) GetForceActivation() bool {
+	if x != nil {
+		return x.ForceActivation
+	}
+	return false
 }
 
 // UpdateConnectionResponse returns the updated connection.
@@ -1555,8 +1620,7 @@ var File_ssogate_v1_connection_proto protoreflect.FileDescriptor
 const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\n" +
 	"\x1bssogate/v1/connection.proto\x12\n" +
-	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\n" +
-	"\n" +
+	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1assogate/v1/directory.proto\x1a\x1bssogate/v1/setup_link.proto\"\xce\r\n" +
 	"\n" +
 	"Connection\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x05R\x02id\x12\x1b\n" +
@@ -1585,7 +1649,14 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"updateTime\x12\x12\n" +
 	"\x04etag\x18\x15 \x01(\tR\x04etag\x12M\n" +
 	"\x13email_domain_policy\x18\x16 \x01(\x0e2\x1d.ssogate.v1.EmailDomainPolicyR\x11emailDomainPolicy\x127\n" +
-	"\x15idp_initiated_consent\x18\x17 \x01(\bH\x00R\x13idpInitiatedConsent\x88\x01\x01\x1a_\n" +
+	"\x15idp_initiated_consent\x18\x17 \x01(\bH\x00R\x13idpInitiatedConsent\x88\x01\x01\x12N\n" +
+	"\x13last_test_pass_time\x18\x1a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x10lastTestPassTime\x12b\n" +
+	"\x1didentity_provider_change_time\x18\x1b \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x1aidentityProviderChangeTime\x124\n" +
+	"\n" +
+	"scim_match\x18\x1e \x01(\x0e2\x15.ssogate.v1.ScimMatchR\tscimMatch\x12=\n" +
+	"\rgroups_source\x18\x1f \x01(\x0e2\x18.ssogate.v1.GroupsSourceR\fgroupsSource\x12/\n" +
+	"\x13require_provisioned\x18  \x01(\bR\x12requireProvisioned\x12'\n" +
+	"\rscim_base_url\x18! \x01(\tB\x03\xe0A\x03R\vscimBaseUrl\x1a_\n" +
 	"\x15AttributeMappingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
 	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01B\x18\n" +
@@ -1648,13 +1719,14 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\ttenant_id\x18\x03 \x01(\tR\btenantId\"{\n" +
 	"\x17ListConnectionsResponse\x128\n" +
 	"\vconnections\x18\x01 \x03(\v2\x16.ssogate.v1.ConnectionR\vconnections\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x93\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbe\x01\n" +
 	"\x17UpdateConnectionRequest\x12;\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\x16.ssogate.v1.ConnectionB\x03\xe0A\x02R\n" +
 	"connection\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\"R\n" +
+	"updateMask\x12)\n" +
+	"\x10force_activation\x18\x03 \x01(\bR\x0fforceActivation\"R\n" +
 	"\x18UpdateConnectionResponse\x126\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\x16.ssogate.v1.ConnectionR\n" +
@@ -1683,7 +1755,7 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x1fEMAIL_DOMAIN_POLICY_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bEMAIL_DOMAIN_POLICY_REQUIRE\x10\x01\x12\"\n" +
 	"\x1eEMAIL_DOMAIN_POLICY_DROP_CLAIM\x10\x02\x12\x1d\n" +
-	"\x19EMAIL_DOMAIN_POLICY_ALLOW\x10\x032\x9c\b\n" +
+	"\x19EMAIL_DOMAIN_POLICY_ALLOW\x10\x032\xb8\x10\n" +
 	"\x11ConnectionService\x12y\n" +
 	"\x10CreateConnection\x12#.ssogate.v1.CreateConnectionRequest\x1a$.ssogate.v1.CreateConnectionResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/connections\x12}\n" +
 	"\rGetConnection\x12 .ssogate.v1.GetConnectionRequest\x1a!.ssogate.v1.GetConnectionResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/connections/{connection_id}\x12s\n" +
@@ -1692,7 +1764,14 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"connection2\x1f/v1/connections/{connection.id}\x12\x86\x01\n" +
 	"\x10DeleteConnection\x12#.ssogate.v1.DeleteConnectionRequest\x1a$.ssogate.v1.DeleteConnectionResponse\"'\x82\xd3\xe4\x93\x02!*\x1f/v1/connections/{connection_id}\x12\xb0\x01\n" +
 	"\x1aGetServiceProviderMetadata\x12-.ssogate.v1.GetServiceProviderMetadataRequest\x1a..ssogate.v1.GetServiceProviderMetadataResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/connections/{connection_id}/sp-metadata\x12\xc6\x01\n" +
-	"\x1fRefreshIdentityProviderMetadata\x122.ssogate.v1.RefreshIdentityProviderMetadataRequest\x1a3.ssogate.v1.RefreshIdentityProviderMetadataResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/connections/{connection_id}:refreshMetadataB5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
+	"\x1fRefreshIdentityProviderMetadata\x122.ssogate.v1.RefreshIdentityProviderMetadataRequest\x1a3.ssogate.v1.RefreshIdentityProviderMetadataResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/connections/{connection_id}:refreshMetadata\x12\x91\x01\n" +
+	"\x0fCreateSetupLink\x12\".ssogate.v1.CreateSetupLinkRequest\x1a#.ssogate.v1.CreateSetupLinkResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/connections/{connection_id}/setupLinks\x12\x8b\x01\n" +
+	"\x0eListSetupLinks\x12!.ssogate.v1.ListSetupLinksRequest\x1a\".ssogate.v1.ListSetupLinksResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/connections/{connection_id}/setupLinks\x12\x9e\x01\n" +
+	"\x0fRevokeSetupLink\x12\".ssogate.v1.RevokeSetupLinkRequest\x1a#.ssogate.v1.RevokeSetupLinkResponse\"B\x82\xd3\xe4\x93\x02<*:/v1/connections/{connection_id}/setupLinks/{setup_link_id}\x12\x91\x01\n" +
+	"\x0fCreateScimToken\x12\".ssogate.v1.CreateScimTokenRequest\x1a#.ssogate.v1.CreateScimTokenResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/connections/{connection_id}/scimTokens\x12\x8b\x01\n" +
+	"\x0eListScimTokens\x12!.ssogate.v1.ListScimTokensRequest\x1a\".ssogate.v1.ListScimTokensResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/connections/{connection_id}/scimTokens\x12\x9e\x01\n" +
+	"\x0fRevokeScimToken\x12\".ssogate.v1.RevokeScimTokenRequest\x1a#.ssogate.v1.RevokeScimTokenResponse\"B\x82\xd3\xe4\x93\x02<*:/v1/connections/{connection_id}/scimTokens/{scim_token_id}\x12\x93\x01\n" +
+	"\x10ListScimRequests\x12#.ssogate.v1.ListScimRequestsRequest\x1a$.ssogate.v1.ListScimRequestsResponse\"4\x82\xd3\xe4\x93\x02.\x12,/v1/connections/{connection_id}/scimRequestsB5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
 
 var (
 	file_ssogate_v1_connection_proto_rawDescOnce sync.Once
@@ -1732,11 +1811,27 @@ var file_ssogate_v1_connection_proto_goTypes = []any{
 	(*GetServiceProviderMetadataResponse)(nil),      // 20: ssogate.v1.GetServiceProviderMetadataResponse
 	(*RefreshIdentityProviderMetadataRequest)(nil),  // 21: ssogate.v1.RefreshIdentityProviderMetadataRequest
 	(*RefreshIdentityProviderMetadataResponse)(nil), // 22: ssogate.v1.RefreshIdentityProviderMetadataResponse
-	nil,                           // 23: ssogate.v1.Connection.AttributeMappingEntry
-	nil,                           // 24: ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 27: google.protobuf.FieldMask
+	nil,                              // 23: ssogate.v1.Connection.AttributeMappingEntry
+	nil,                              // 24: ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	(*durationpb.Duration)(nil),      // 25: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
+	(ScimMatch)(0),                   // 27: ssogate.v1.ScimMatch
+	(GroupsSource)(0),                // 28: ssogate.v1.GroupsSource
+	(*fieldmaskpb.FieldMask)(nil),    // 29: google.protobuf.FieldMask
+	(*CreateSetupLinkRequest)(nil),   // 30: ssogate.v1.CreateSetupLinkRequest
+	(*ListSetupLinksRequest)(nil),    // 31: ssogate.v1.ListSetupLinksRequest
+	(*RevokeSetupLinkRequest)(nil),   // 32: ssogate.v1.RevokeSetupLinkRequest
+	(*CreateScimTokenRequest)(nil),   // 33: ssogate.v1.CreateScimTokenRequest
+	(*ListScimTokensRequest)(nil),    // 34: ssogate.v1.ListScimTokensRequest
+	(*RevokeScimTokenRequest)(nil),   // 35: ssogate.v1.RevokeScimTokenRequest
+	(*ListScimRequestsRequest)(nil),  // 36: ssogate.v1.ListScimRequestsRequest
+	(*CreateSetupLinkResponse)(nil),  // 37: ssogate.v1.CreateSetupLinkResponse
+	(*ListSetupLinksResponse)(nil),   // 38: ssogate.v1.ListSetupLinksResponse
+	(*RevokeSetupLinkResponse)(nil),  // 39: ssogate.v1.RevokeSetupLinkResponse
+	(*CreateScimTokenResponse)(nil),  // 40: ssogate.v1.CreateScimTokenResponse
+	(*ListScimTokensResponse)(nil),   // 41: ssogate.v1.ListScimTokensResponse
+	(*RevokeScimTokenResponse)(nil),  // 42: ssogate.v1.RevokeScimTokenResponse
+	(*ListScimRequestsResponse)(nil), // 43: ssogate.v1.ListScimRequestsResponse
 }
 var file_ssogate_v1_connection_proto_depIdxs = []int32{
 	0,  // 0: ssogate.v1.Connection.state:type_name -> ssogate.v1.ConnectionState
@@ -1748,41 +1843,59 @@ var file_ssogate_v1_connection_proto_depIdxs = []int32{
 	26, // 6: ssogate.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
 	26, // 7: ssogate.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 8: ssogate.v1.Connection.email_domain_policy:type_name -> ssogate.v1.EmailDomainPolicy
-	4,  // 9: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
-	26, // 10: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
-	26, // 11: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	24, // 12: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	7,  // 13: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
-	2,  // 14: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	2,  // 15: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	2,  // 16: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	2,  // 17: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
-	2,  // 18: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	27, // 19: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 20: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	8,  // 21: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
-	2,  // 22: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
-	5,  // 23: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
-	5,  // 24: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
-	9,  // 25: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
-	11, // 26: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
-	13, // 27: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
-	15, // 28: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
-	17, // 29: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
-	19, // 30: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
-	21, // 31: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
-	10, // 32: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
-	12, // 33: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
-	14, // 34: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
-	16, // 35: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
-	18, // 36: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
-	20, // 37: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
-	22, // 38: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
-	32, // [32:39] is the sub-list for method output_type
-	25, // [25:32] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	26, // 9: ssogate.v1.Connection.last_test_pass_time:type_name -> google.protobuf.Timestamp
+	26, // 10: ssogate.v1.Connection.identity_provider_change_time:type_name -> google.protobuf.Timestamp
+	27, // 11: ssogate.v1.Connection.scim_match:type_name -> ssogate.v1.ScimMatch
+	28, // 12: ssogate.v1.Connection.groups_source:type_name -> ssogate.v1.GroupsSource
+	4,  // 13: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
+	26, // 14: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
+	26, // 15: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	24, // 16: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	7,  // 17: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
+	2,  // 18: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	2,  // 19: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	2,  // 20: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	2,  // 21: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
+	2,  // 22: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	29, // 23: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 24: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	8,  // 25: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
+	2,  // 26: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
+	5,  // 27: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
+	5,  // 28: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
+	9,  // 29: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
+	11, // 30: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
+	13, // 31: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
+	15, // 32: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
+	17, // 33: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
+	19, // 34: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
+	21, // 35: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
+	30, // 36: ssogate.v1.ConnectionService.CreateSetupLink:input_type -> ssogate.v1.CreateSetupLinkRequest
+	31, // 37: ssogate.v1.ConnectionService.ListSetupLinks:input_type -> ssogate.v1.ListSetupLinksRequest
+	32, // 38: ssogate.v1.ConnectionService.RevokeSetupLink:input_type -> ssogate.v1.RevokeSetupLinkRequest
+	33, // 39: ssogate.v1.ConnectionService.CreateScimToken:input_type -> ssogate.v1.CreateScimTokenRequest
+	34, // 40: ssogate.v1.ConnectionService.ListScimTokens:input_type -> ssogate.v1.ListScimTokensRequest
+	35, // 41: ssogate.v1.ConnectionService.RevokeScimToken:input_type -> ssogate.v1.RevokeScimTokenRequest
+	36, // 42: ssogate.v1.ConnectionService.ListScimRequests:input_type -> ssogate.v1.ListScimRequestsRequest
+	10, // 43: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
+	12, // 44: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
+	14, // 45: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
+	16, // 46: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
+	18, // 47: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
+	20, // 48: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
+	22, // 49: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
+	37, // 50: ssogate.v1.ConnectionService.CreateSetupLink:output_type -> ssogate.v1.CreateSetupLinkResponse
+	38, // 51: ssogate.v1.ConnectionService.ListSetupLinks:output_type -> ssogate.v1.ListSetupLinksResponse
+	39, // 52: ssogate.v1.ConnectionService.RevokeSetupLink:output_type -> ssogate.v1.RevokeSetupLinkResponse
+	40, // 53: ssogate.v1.ConnectionService.CreateScimToken:output_type -> ssogate.v1.CreateScimTokenResponse
+	41, // 54: ssogate.v1.ConnectionService.ListScimTokens:output_type -> ssogate.v1.ListScimTokensResponse
+	42, // 55: ssogate.v1.ConnectionService.RevokeScimToken:output_type -> ssogate.v1.RevokeScimTokenResponse
+	43, // 56: ssogate.v1.ConnectionService.ListScimRequests:output_type -> ssogate.v1.ListScimRequestsResponse
+	43, // [43:57] is the sub-list for method output_type
+	29, // [29:43] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_ssogate_v1_connection_proto_init() }
@@ -1790,6 +1903,8 @@ func file_ssogate_v1_connection_proto_init() {
 	if File_ssogate_v1_connection_proto != nil {
 		return
 	}
+	file_ssogate_v1_directory_proto_init()
+	file_ssogate_v1_setup_link_proto_init()
 	file_ssogate_v1_connection_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

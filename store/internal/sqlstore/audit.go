@@ -102,7 +102,7 @@ func (db *DB) EventsAfter(ctx context.Context, eq store.EventsQuery) (_ []store.
 	}
 	rows, err := db.r.QueryContext(ctx, "SELECT "+auditCols+" FROM audit_events"+q.clause()+
 		order+" LIMIT "+q.arg(pageSize(eq.Limit)), q.args...)
-	return collect(what, rows, err, scanAudit)
+	return collectRows(what, rows, err, scanAudit)
 }
 
 // auditCursor is the position after the last event of a page: its time
@@ -144,6 +144,9 @@ func (db *DB) ListAudit(ctx context.Context, aq store.AuditQuery) (_ []store.Aud
 	}
 	if aq.Type != "" {
 		q.where("type = " + q.arg(aq.Type))
+	}
+	if aq.CorrelationID != "" {
+		q.where("correlation_id = " + q.arg(aq.CorrelationID))
 	}
 	if !aq.Since.IsZero() {
 		q.where("time >= " + q.arg(db.t(aq.Since)))

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/ssogate/ssogate/store"
@@ -289,6 +290,15 @@ func (q *query) arg(v any) string {
 	return fmt.Sprintf("$%d", len(q.args))
 }
 
+// list adds the arguments and returns their placeholders, comma-separated.
+func (q *query) list(vs []string) string {
+	ph := make([]string, len(vs))
+	for i, v := range vs {
+		ph[i] = q.arg(v)
+	}
+	return strings.Join(ph, ", ")
+}
+
 // where adds a condition.
 func (q *query) where(cond string) { q.conds = append(q.conds, cond) }
 
@@ -317,8 +327,8 @@ func pageSize(n int) int {
 
 var _ store.Store = (*DB)(nil)
 
-// collect scans every row of a query with scan; err is the query's error.
-func collect[T any](what string, rows *sql.Rows, err error, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+// collectRows scans every row of a query with scan; err is the query's error.
+func collectRows[T any](what string, rows *sql.Rows, err error, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}

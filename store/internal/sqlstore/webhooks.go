@@ -61,7 +61,7 @@ func (db *DB) GetWebhook(ctx context.Context, id string) (_ store.Webhook, err e
 func (db *DB) ListWebhooks(ctx context.Context) (_ []store.Webhook, err error) {
 	defer db.classify(&err)
 	rows, err := db.r.QueryContext(ctx, "SELECT "+webhookCols+" FROM webhooks ORDER BY created_at, id")
-	return collect("list webhooks", rows, err, scanWebhook)
+	return collectRows("list webhooks", rows, err, scanWebhook)
 }
 
 // UpdateWebhook implements store.Store.
@@ -224,7 +224,7 @@ func (db *DB) ListWebhookDeliveries(ctx context.Context, webhookID string, limit
 	defer db.classify(&err)
 	rows, err := db.r.QueryContext(ctx, "SELECT "+deliveryCols+" FROM webhook_deliveries WHERE webhook_id = $1"+
 		" ORDER BY event_sequence DESC LIMIT $2", webhookID, pageSize(limit))
-	return collect(fmt.Sprintf("list deliveries of webhook %q", webhookID), rows, err, scanDelivery)
+	return collectRows(fmt.Sprintf("list deliveries of webhook %q", webhookID), rows, err, scanDelivery)
 }
 
 // RetryWebhookDelivery implements store.Store.
