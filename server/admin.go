@@ -13,9 +13,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
-	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ssogate/ssogate/events"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/portal"
 	"github.com/ssogate/ssogate/saml"
@@ -26,6 +26,11 @@ const (
 	auditConnectionCreated = "connection.created"
 	auditConnectionUpdated = "connection.updated"
 	auditConnectionDeleted = "connection.deleted"
+	// Also announced beside connection.updated when the state changes.
+	auditConnectionActivated = "connection.activated"
+	auditConnectionDisabled  = "connection.disabled"
+	// The sessions a disabled connection ended, revoked after the change.
+	auditConnectionRevoked = "connection.sessions_revoked"
 )
 
 type connectionService struct {
@@ -94,12 +99,12 @@ func (cs connectionService) CreateConnection(ctx context.Context, req *ssogatev1
 		c.IdentityProvider.MetadataRefreshTime = timestamppb.New(s.now())
 	}
 	c.LastTestPassTime, c.IdentityProviderChangeTime = nil, nil
-	stored, err := s.saveConnection(ctx, c, saveOptions{})
+	created := auditEvent{Type: auditConnectionCreated, ConnectionID: c.Id, TenantID: c.TenantId,
+		Detail: map[string]any{"caller": caller(ctx), "state": c.State.String()}}
+	stored, err := s.saveConnection(s.withAudit(ctx, created), c, saveOptions{})
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, auditEvent{Type: auditConnectionCreated, ConnectionID: c.Id, TenantID: c.TenantId,
-		Detail: map[string]any{"caller": caller(ctx), "state": c.State.String()}})
 	return &ssogatev1.CreateConnectionResponse{Connection: stored}, nil
 }
 
@@ -302,16 +307,17 @@ func (cs connectionService) UpdateConnection(ctx context.Context, req *ssogatev1
 		next.IdentityProvider.MetadataRefreshTime = cur.msg.GetIdentityProvider().GetMetadataRefreshTime()
 		next.IdentityProvider.MetadataRefreshError = cur.msg.GetIdentityProvider().GetMetadataRefreshError()
 	}
-	stored, err := s.saveConnection(ctx, next, saveOptions{prev: cur.msg, version: cur.version, forceActivation: req.ForceActivation})
-	if err != nil {
-		return nil, err
-	}
 	detail := map[string]any{"caller": caller(ctx), "fields": paths}
 	if req.ForceActivation && next.State != cur.msg.State && next.State == ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE {
 		detail["force_activation"] = true
 	}
 	if cur.msg.State != next.State {
 		detail["state_from"], detail["state_to"] = cur.msg.State.String(), next.State.String()
+	}
+	stored, err := s.saveConnection(s.withAudit(ctx, connectionEvents(cur.msg, next, detail)...), next,
+		saveOptions{prev: cur.msg, version: cur.version, forceActivation: req.ForceActivation})
+	if err != nil {
+		return nil, err
 	}
 	if next.State == ssogatev1.ConnectionState_CONNECTION_STATE_DISABLED && cur.msg.State != next.State {
 		// Switching a connection off ends its sessions everywhere at once.
@@ -322,10 +328,31 @@ func (cs connectionService) UpdateConnection(ctx context.Context, req *ssogatev1
 		for _, id := range ids {
 			s.revoked.add(id, s.now())
 		}
-		detail["sessions_revoked"] = len(ids)
+		if len(ids) > 0 {
+			s.audit(ctx, auditEvent{Type: auditConnectionRevoked, ConnectionID: next.Id, TenantID: next.TenantId,
+				Message: "connection disabled", Detail: map[string]any{"sessions_revoked": len(ids), "caller": caller(ctx)}})
+		}
 	}
-	s.audit(ctx, auditEvent{Type: auditConnectionUpdated, ConnectionID: next.Id, TenantID: next.TenantId, Detail: detail})
 	return &ssogatev1.UpdateConnectionResponse{Connection: stored}, nil
+}
+
+// connectionEvents are the events of one change of a connection from cur
+// to next: connection.updated, and connection.activated or
+// connection.disabled when the state became ACTIVE or DISABLED.
+func connectionEvents(cur, next *ssogatev1.Connection, detail map[string]any) []auditEvent {
+	events := []auditEvent{{Type: auditConnectionUpdated, ConnectionID: next.Id, TenantID: next.TenantId, Detail: detail}}
+	if cur.GetState() == next.State {
+		return events
+	}
+	switch next.State {
+	case ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE:
+		events = append(events, auditEvent{Type: auditConnectionActivated, ConnectionID: next.Id, TenantID: next.TenantId,
+			Detail: map[string]any{"caller": detail["caller"], "state_from": cur.GetState().String()}})
+	case ssogatev1.ConnectionState_CONNECTION_STATE_DISABLED:
+		events = append(events, auditEvent{Type: auditConnectionDisabled, ConnectionID: next.Id, TenantID: next.TenantId,
+			Detail: map[string]any{"caller": detail["caller"], "state_from": cur.GetState().String()}})
+	}
+	return events
 }
 
 // populatedFields lists the top-level fields set in m, for an update
@@ -350,12 +377,12 @@ func (cs connectionService) DeleteConnection(ctx context.Context, req *ssogatev1
 	for _, id := range ids {
 		s.revoked.add(id, s.now())
 	}
-	if err := s.store.DeleteConnection(ctx, req.ConnectionId); err != nil {
+	deleted := auditEvent{Type: auditConnectionDeleted, ConnectionID: req.ConnectionId,
+		Detail: map[string]any{"caller": caller(ctx), "sessions_revoked": len(ids)}}
+	if err := s.store.DeleteConnection(s.withAudit(ctx, deleted), req.ConnectionId); err != nil {
 		return nil, s.storeErr(fmt.Sprintf("connection %q", req.ConnectionId), err)
 	}
 	s.metrics.dropConnection(req.ConnectionId)
-	s.audit(ctx, auditEvent{Type: auditConnectionDeleted, ConnectionID: req.ConnectionId,
-		Detail: map[string]any{"caller": caller(ctx), "sessions_revoked": len(ids)}})
 	return &ssogatev1.DeleteConnectionResponse{}, nil
 }
 
@@ -379,6 +406,17 @@ type auditService struct {
 
 func (as auditService) ListAuditEvents(ctx context.Context, req *ssogatev1.ListAuditEventsRequest) (*ssogatev1.ListAuditEventsResponse, error) {
 	size := pageSize(req.PageSize)
+	if req.After != nil {
+		q := store.EventsQuery{After: req.GetAfter(), ConnectionID: req.ConnectionId, Limit: size}
+		if req.Type != "" {
+			q.Types = []string{req.Type}
+		}
+		rows, err := as.s.store.EventsAfter(ctx, q)
+		if err != nil {
+			return nil, as.s.storeErr("audit log", err)
+		}
+		return &ssogatev1.ListAuditEventsResponse{Events: auditEventsProto(rows)}, nil
+	}
 	q := store.AuditQuery{ConnectionID: req.ConnectionId, Type: req.Type, CorrelationID: req.CorrelationId, PageSize: size, PageToken: req.PageToken}
 	if req.StartTime != nil {
 		q.Since = req.StartTime.AsTime()
@@ -390,22 +428,15 @@ func (as auditService) ListAuditEvents(ctx context.Context, req *ssogatev1.ListA
 	if err != nil {
 		return nil, as.s.storeErr("audit log", err)
 	}
-	out := &ssogatev1.ListAuditEventsResponse{NextPageToken: next}
-	for _, e := range rows {
-		ev := &ssogatev1.AuditEvent{Id: e.ID, Time: timestamppb.New(e.Time), Type: e.Type, ConnectionId: e.ConnectionID,
-			TenantId: e.TenantID, Subject: e.Subject, Message: e.Message, CorrelationId: e.CorrelationID}
-		if e.Reason != "" {
-			ev.Reason = ssogatev1.RejectionReason(ssogatev1.RejectionReason_value["REJECTION_REASON_"+e.Reason])
-		}
-		if len(e.Detail) > 0 {
-			st := &structpb.Struct{}
-			if err := st.UnmarshalJSON(e.Detail); err == nil {
-				ev.Detail = st
-			}
-		}
-		out.Events = append(out.Events, ev)
+	return &ssogatev1.ListAuditEventsResponse{Events: auditEventsProto(rows), NextPageToken: next}, nil
+}
+
+func auditEventsProto(rows []store.AuditEvent) []*ssogatev1.AuditEvent {
+	out := make([]*ssogatev1.AuditEvent, len(rows))
+	for i, e := range rows {
+		out[i] = events.Proto(e)
 	}
-	return out, nil
+	return out
 }
 
 // applyMask copies the masked fields from src into dst; a path may name a

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -166,6 +167,22 @@ func TestConnectionLifecycleOverRPC(t *testing.T) {
 	if len(certs) != 1 || certs[0].Sha256Fingerprint == firstFP {
 		t.Fatalf("refresh did not pick up the new certificate: %v", certs)
 	}
+	// ... and says so: old and new fingerprints, committed with the change.
+	events := ssogatev1.NewAuditServiceClient(ts.dial(t, testAdminKey))
+	rotated, err := events.ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{ConnectionId: "acme", Type: "certificate.rotated"})
+	if err != nil || len(rotated.Events) != 1 {
+		t.Fatalf("certificate.rotated events: %v %v", rotated, err)
+	}
+	d := rotated.Events[0].Detail.AsMap()
+	if fmt.Sprint(d["old_fingerprints"]) != "["+firstFP+"]" || fmt.Sprint(d["new_fingerprints"]) != "["+certs[0].Sha256Fingerprint+"]" {
+		t.Errorf("certificate.rotated detail = %v, want %s → %s", d, firstFP, certs[0].Sha256Fingerprint)
+	}
+	for typ, want := range map[string]int{"connection.activated": 2, "connection.disabled": 1} {
+		got, err := events.ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{ConnectionId: "acme", Type: typ})
+		if err != nil || len(got.Events) != want {
+			t.Errorf("%s events: %d, want %d (%v)", typ, len(got.GetEvents()), want, err)
+		}
+	}
 	// A broken refresh keeps the last good metadata and says why.
 	md.set("<html>maintenance</html>", http.StatusServiceUnavailable)
 	_, err = admin.RefreshIdentityProviderMetadata(ctx, &ssogatev1.RefreshIdentityProviderMetadataRequest{ConnectionId: "acme"})
@@ -320,6 +337,45 @@ func TestExpiringCertificateIsReported(t *testing.T) {
 	}
 	if len(evs.Events) != 1 || !strings.Contains(evs.Events[0].Message, "CN=idp.example.com") {
 		t.Fatalf("expiry audit events: %v", evs.Events)
+	}
+}
+
+// TestCertificateExpiryNotices: 30, 7 and 1 days before expiry, once each,
+// also when another replica (a second server on the same database) sweeps.
+func TestCertificateExpiryNotices(t *testing.T) {
+	ctx := context.Background()
+	pemText := testCertPEM(t)
+	cert, err := parseCertificatePEM(pemText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{t: cert.NotAfter.Add(-40 * 24 * time.Hour)}
+	db := "sqlite://" + filepath.Join(t.TempDir(), "shared.db")
+	useDB := func(c *config.Config) { c.Store = db }
+	a := startTestServerWith(t, useDB, WithClock(clock.now))
+	admin := ssogatev1.NewConnectionServiceClient(a.dial(t, testAdminKey))
+	if _, err := admin.CreateConnection(ctx, &ssogatev1.CreateConnectionRequest{Connection: &ssogatev1.Connection{
+		Id: "soon", TenantId: "t", IdentityProvider: &ssogatev1.IdentityProviderSettings{
+			Certificates: []*ssogatev1.Certificate{{Pem: pemText}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	b := startTestServerWith(t, useDB, WithClock(clock.now))
+	sweepBoth := func() { a.srv.connectionSweep(ctx); b.srv.connectionSweep(ctx) }
+	var days []any
+	for _, left := range []time.Duration{40 * 24 * time.Hour, 20 * 24 * time.Hour, 19 * 24 * time.Hour, 5 * 24 * time.Hour, 12 * time.Hour, time.Hour} {
+		clock.t = cert.NotAfter.Add(-left)
+		sweepBoth()
+	}
+	evs, err := ssogatev1.NewAuditServiceClient(a.dial(t, testAdminKey)).ListAuditEvents(ctx,
+		&ssogatev1.ListAuditEventsRequest{ConnectionId: "soon", Type: "certificate.expiring", After: new(int64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs.Events {
+		days = append(days, e.Detail.AsMap()["days"])
+	}
+	if fmt.Sprint(days) != "[30 7 1]" {
+		t.Fatalf("expiry notices at days %v, want [30 7 1] once each", days)
 	}
 }
 

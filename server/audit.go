@@ -36,15 +36,41 @@ type auditEvent struct {
 	Detail       map[string]any
 }
 
-// audit appends an event, with the request id as correlation id. A failure
-// to write the audit log is logged, never hidden, but does not fail the
-// request that caused it.
+// audit appends an event that records no other change (a refused login,
+// a rotation the key set stored itself). A failure to write the audit log
+// is logged, never hidden, but does not fail the request that caused it.
+// Where the event records a store write, use withAudit on that write's
+// context instead, so that the two commit together.
 func (s *Server) audit(ctx context.Context, e auditEvent) {
+	if err := s.store.AppendAudit(ctx, s.auditRecord(ctx, e)); err != nil {
+		s.log.ErrorContext(ctx, "audit append failed", "request_id", requestID(ctx), "type", e.Type, "error", err)
+	}
+}
+
+// withAudit returns a context whose next store write also appends the
+// events, in the same transaction (the outbox: no change without its
+// event, no event without its change):
+//
+//	err := s.store.CreateSession(s.withAudit(ctx, ev), sess)
+func (s *Server) withAudit(ctx context.Context, events ...auditEvent) context.Context {
+	records := make([]store.AuditEvent, len(events))
+	for i, e := range events {
+		records[i] = s.auditRecord(ctx, e)
+	}
+	return store.WithEvents(ctx, records...)
+}
+
+// auditRecord is the stored form of e, with the request id as correlation
+// id. The request's own log line carries the reason; no second line.
+func (s *Server) auditRecord(ctx context.Context, e auditEvent) store.AuditEvent {
 	var detail []byte
 	if len(e.Detail) > 0 {
 		detail, _ = json.Marshal(e.Detail)
 	}
-	err := s.store.AppendAudit(ctx, store.AuditEvent{
+	if e.Reason != "" {
+		noteReason(ctx, string(e.Reason))
+	}
+	return store.AuditEvent{
 		ID:            newRequestID(),
 		Time:          s.now(),
 		Type:          e.Type,
@@ -55,12 +81,5 @@ func (s *Server) audit(ctx context.Context, e auditEvent) {
 		CorrelationID: requestID(ctx),
 		Message:       e.Message,
 		Detail:        detail,
-	})
-	if err != nil {
-		s.log.ErrorContext(ctx, "audit append failed", "request_id", requestID(ctx), "type", e.Type, "error", err)
-	}
-	// The request's own log line carries the reason; no second line.
-	if e.Reason != "" {
-		noteReason(ctx, string(e.Reason))
 	}
 }

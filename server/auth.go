@@ -20,6 +20,8 @@ import (
 const (
 	scopeLogin = "login"
 	scopeAdmin = "admin"
+	// scopeEvents reads the event stream and manages webhooks.
+	scopeEvents = "events"
 	// scopeDirectory reads what SCIM provisioned.
 	scopeDirectory = "directory"
 	// scopeAny admits any authenticated caller.
@@ -35,11 +37,15 @@ var methodScopes = func() map[string]string {
 		for _, md := range desc.Methods {
 			m["/"+desc.ServiceName+"/"+md.MethodName] = scope
 		}
+		for _, sd := range desc.Streams {
+			m["/"+desc.ServiceName+"/"+sd.StreamName] = scope
+		}
 	}
 	add(ssogatev1.LoginService_ServiceDesc, scopeLogin)
 	add(ssogatev1.ConnectionService_ServiceDesc, scopeAdmin)
 	add(ssogatev1.AuditService_ServiceDesc, scopeAdmin)
 	add(ssogatev1.KeyService_ServiceDesc, scopeAdmin)
+	add(ssogatev1.EventService_ServiceDesc, scopeEvents)
 	add(ssogatev1.DirectoryService_ServiceDesc, scopeDirectory)
 	m[ssogatev1.KeyService_GetJWKS_FullMethodName] = scopeAny
 	return m

@@ -129,6 +129,7 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 		ssogatev1.RegisterConnectionServiceHandler,
 		ssogatev1.RegisterKeyServiceHandler,
 		ssogatev1.RegisterAuditServiceHandler,
+		ssogatev1.RegisterEventServiceHandler,
 		ssogatev1.RegisterDirectoryServiceHandler,
 	} {
 		if err := register(ctx, gw, conn); err != nil {

@@ -3,11 +3,14 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -24,10 +27,10 @@ import (
 const (
 	maxMetadataBytes    = 5 << 20
 	metadataTimeout     = 15 * time.Second
-	certExpiryWarning   = 30 * 24 * time.Hour
 	auditMetadataFailed = "metadata.refresh_failed"
 	auditMetadataNew    = "metadata.refreshed"
 	auditCertExpiring   = "certificate.expiring"
+	auditCertRotated    = "certificate.rotated"
 )
 
 // fetchIdPMetadata downloads and parses IdP metadata through the guarded
@@ -105,27 +108,46 @@ func (s *Server) refreshMetadata(ctx context.Context, id string) (*ssogatev1.Con
 	}
 	next := proto.Clone(cur.msg).(*ssogatev1.Connection)
 	md, ferr := s.fetchIdPMetadata(ctx, mdURL, cur.msg.IdentityProvider.EntityId)
+	var events []auditEvent
 	if ferr != nil {
-		s.metrics.metadataRefresh.WithLabelValues("failure").Inc()
-		s.audit(ctx, auditEvent{Type: auditMetadataFailed, ConnectionID: id, TenantID: cur.msg.TenantId,
-			Message: ferr.Error() + "; the last good metadata stays in use"})
+		events = append(events, auditEvent{Type: auditMetadataFailed, ConnectionID: id, TenantID: cur.msg.TenantId,
+			Message: ferr.Error() + "; the last good metadata stays in use", Detail: map[string]any{"metadata_url": redactURL(mdURL)}})
 		next.IdentityProvider.MetadataRefreshError = ferr.Error()
 	} else {
 		applyIdPMetadata(next, md)
 		next.IdentityProvider.MetadataRefreshError = ""
 		next.IdentityProvider.MetadataRefreshTime = timestamppb.New(s.now())
+		events = append(events, auditEvent{Type: auditMetadataNew, ConnectionID: id, TenantID: cur.msg.TenantId,
+			Detail: map[string]any{"certificates": len(md.Certificates)}})
+		if old, fresh := certFingerprints(cur.msg), certFingerprints(next); !slices.Equal(old, fresh) {
+			events = append(events, auditEvent{Type: auditCertRotated, ConnectionID: id, TenantID: cur.msg.TenantId,
+				Message: "the IdP metadata now lists other signing certificates",
+				Detail:  map[string]any{"old_fingerprints": old, "new_fingerprints": fresh}})
+		}
 	}
-	stored, err := s.saveConnection(ctx, next, saveOptions{prev: cur.msg, version: cur.version})
+	stored, err := s.saveConnection(s.withAudit(ctx, events...), next, saveOptions{prev: cur.msg, version: cur.version})
 	if err != nil {
 		return nil, err
 	}
 	if ferr != nil {
+		s.metrics.metadataRefresh.WithLabelValues("failure").Inc()
 		return stored, status.Errorf(codes.Unavailable, "metadata refresh failed, last good metadata kept: %v", ferr)
 	}
 	s.metrics.metadataRefresh.WithLabelValues("success").Inc()
-	s.audit(ctx, auditEvent{Type: auditMetadataNew, ConnectionID: id, TenantID: cur.msg.TenantId,
-		Detail: map[string]any{"certificates": len(md.Certificates)}})
 	return stored, nil
+}
+
+// certFingerprints lists the SHA-256 fingerprints of a connection's pinned
+// IdP certificates, sorted.
+func certFingerprints(c *ssogatev1.Connection) []string {
+	var out []string
+	for _, pc := range c.GetIdentityProvider().GetCertificates() {
+		if cert, err := parseCertificatePEM(pc.Pem); err == nil {
+			out = append(out, fingerprint(cert.Raw))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (cs connectionService) RefreshIdentityProviderMetadata(ctx context.Context, req *ssogatev1.RefreshIdentityProviderMetadataRequest) (*ssogatev1.RefreshIdentityProviderMetadataResponse, error) {
@@ -191,8 +213,14 @@ func (s *Server) connectionSweep(ctx context.Context) {
 	}
 }
 
+// certExpiryNotices are the days before expiry at which a certificate is
+// announced, once each.
+var certExpiryNotices = []int{1, 7, 30}
+
 // checkCertificates exports each pinned certificate's remaining lifetime
-// and audits the ones within 30 days of expiry.
+// and announces it at 30, 7 and 1 days before expiry, once each across
+// every replica and restart: the event id is derived from the connection,
+// the certificate and the notice, and the log refuses a second one.
 func (s *Server) checkCertificates(ctx context.Context, c *ssogatev1.Connection) {
 	now := s.now()
 	left := map[string]float64{}
@@ -205,25 +233,41 @@ func (s *Server) checkCertificates(ctx context.Context, c *ssogatev1.Connection)
 		remaining := cert.NotAfter.Sub(now)
 		fp := fingerprint(cert.Raw)
 		left[fp] = remaining.Seconds()
-		if remaining < certExpiryWarning && s.warnOnce(c.Id+"/"+fp, now) {
-			s.audit(ctx, auditEvent{Type: auditCertExpiring, ConnectionID: c.Id, TenantID: c.TenantId,
-				Message: fmt.Sprintf("IdP signing certificate %q expires %s (in %s); add its successor to the IdP metadata",
-					cert.Subject.String(), cert.NotAfter.UTC().Format(time.RFC3339), remaining.Round(time.Hour))})
+		if remaining <= 0 {
+			continue
+		}
+		i := slices.IndexFunc(certExpiryNotices, func(days int) bool { return remaining <= time.Duration(days)*24*time.Hour })
+		if i < 0 {
+			continue
+		}
+		days := certExpiryNotices[i]
+		key := fmt.Sprintf("%s/%s/%d", c.Id, fp, days)
+		if !s.warnOnce(key) {
+			continue
+		}
+		sum := sha256.Sum256([]byte(key))
+		e := s.auditRecord(ctx, auditEvent{Type: auditCertExpiring, ConnectionID: c.Id, TenantID: c.TenantId,
+			Message: fmt.Sprintf("IdP signing certificate %q expires %s (in %s); add its successor to the IdP metadata",
+				cert.Subject.String(), cert.NotAfter.UTC().Format(time.RFC3339), remaining.Round(time.Hour)),
+			Detail: map[string]any{"fingerprint": fp, "not_after": cert.NotAfter.UTC().Format(time.RFC3339), "days": days}})
+		e.ID = "cert-expiring-" + hex.EncodeToString(sum[:16])
+		if err := s.store.AppendAudit(ctx, e); err != nil && !errors.Is(err, store.ErrConflict) {
+			s.log.ErrorContext(ctx, "audit append failed", "type", e.Type, "error", err)
 		}
 	}
 }
 
-// warnOnce reports whether key was not warned about in the last day, and
-// records it: an expiring certificate is audited daily, not hourly.
-func (s *Server) warnOnce(key string, now time.Time) bool {
+// warnOnce reports whether key is new to this process, and records it, so
+// that the sweep does not knock on the log for a notice already given.
+func (s *Server) warnOnce(key string) bool {
 	s.warnedMu.Lock()
 	defer s.warnedMu.Unlock()
 	if s.warned == nil {
 		s.warned = map[string]time.Time{}
 	}
-	if last, ok := s.warned[key]; ok && now.Sub(last) < 24*time.Hour {
+	if _, ok := s.warned[key]; ok {
 		return false
 	}
-	s.warned[key] = now
+	s.warned[key] = s.now()
 	return true
 }

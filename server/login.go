@@ -400,14 +400,16 @@ func (s *Server) createSession(ctx context.Context, res *loginResult) (store.Ses
 	if s.beforeSession != nil {
 		s.beforeSession()
 	}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
+	// login.succeeded commits with the session; a directory recheck that
+	// then refuses the user revokes it and says so in events of its own.
+	succeeded := auditEvent{Type: auditLoginSucceeded, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
+		Subject: ident.Subject, Detail: map[string]any{"session_id": sid, "idp_initiated": res.pending == nil}}
+	if err := s.store.CreateSession(s.withAudit(ctx, succeeded), sess); err != nil {
 		return store.Session{}, fmt.Errorf("create session: %w", err)
 	}
 	if err := s.recheckDirectory(ctx, res.conn.msg, sess); err != nil {
 		return store.Session{}, err
 	}
-	s.audit(ctx, auditEvent{Type: auditLoginSucceeded, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
-		Subject: ident.Subject, Detail: map[string]any{"session_id": sid, "idp_initiated": res.pending == nil}})
 	s.metrics.acsOutcomes.WithLabelValues(res.conn.msg.Id, "SUCCESS").Inc()
 	return sess, nil
 }

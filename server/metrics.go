@@ -34,6 +34,7 @@ type metrics struct {
 	refreshRejected *prometheus.CounterVec
 	metadataRefresh *prometheus.CounterVec
 	certExpiry      *prometheus.GaugeVec
+	webhookAttempts *prometheus.CounterVec
 	overloaded      *prometheus.CounterVec
 	connPending     *prometheus.GaugeVec
 
@@ -95,6 +96,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.certExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ssogate_idp_certificate_expiry_seconds", Help: "Seconds until a pinned IdP signing certificate expires.",
 	}, []string{"connection", "sha256"})
+	m.webhookAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssogate_webhook_attempts_total", Help: "Webhook delivery attempts by the delivery's status after it: pending (will retry), succeeded, failed (given up).",
+	}, []string{"status"})
+	reg.MustRegister(m.webhookAttempts)
 	m.overloaded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ssogate_overload_refused_total", Help: "ACS and SLO requests refused with 503 by the validation gate (concurrency or bytes in flight), by route.",
 	}, []string{"route"})

@@ -42,6 +42,9 @@ func (s *Server) open(ctx context.Context) error {
 	if s.spCreds, err = s.loadSPCredentials(ctx, kek); err != nil {
 		return err
 	}
+	if err := s.openEvents(kek); err != nil {
+		return err
+	}
 	s.keys, err = token.NewKeySet(token.KeySetConfig{
 		Store: keyStore{st}, KEK: kek, Algorithm: s.cfg.Token.Algorithm, RotationPeriod: s.cfg.Token.KeyRotation,
 		MaxTokenTTL: s.cfg.Token.AccessTTL, Leeway: token.DefaultLeeway, Now: s.now, Rand: s.rand, Logger: s.log,
@@ -164,11 +167,11 @@ func (s *Server) seedConnection(ctx context.Context, i int, m map[string]any) er
 	if err := validateConnection(c, s.allowHTTP); err != nil {
 		return fmt.Errorf("invalid setting connections[%d] (%s): %w", i, c.Id, err)
 	}
-	typ := auditConnectionUpdated
+	detail := map[string]any{"caller": "config file", "state": c.State.String()}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		typ = auditConnectionCreated
-		_, err = s.saveConnection(ctx, c, saveOptions{})
+		created := auditEvent{Type: auditConnectionCreated, ConnectionID: c.Id, TenantID: c.TenantId, Detail: detail}
+		_, err = s.saveConnection(s.withAudit(ctx, created), c, saveOptions{})
 	default:
 		stored, uerr := unmarshalConnection(cur.Config)
 		prev := stored
@@ -192,7 +195,8 @@ func (s *Server) seedConnection(ctx context.Context, i int, m map[string]any) er
 		}
 		// A config file states the intended state: activation from it
 		// is the operator's decision, as force_activation is.
-		_, err = s.saveConnection(ctx, c, saveOptions{prev: prev, version: cur.Version, forceActivation: true})
+		_, err = s.saveConnection(s.withAudit(ctx, connectionEvents(stored, c, detail)...), c,
+			saveOptions{prev: prev, version: cur.Version, forceActivation: true})
 	}
 	if err != nil {
 		// Another replica seeding the same file at once is fine.
@@ -201,8 +205,6 @@ func (s *Server) seedConnection(ctx context.Context, i int, m map[string]any) er
 		}
 		return fmt.Errorf("seed connection %q: %w", c.Id, err)
 	}
-	s.audit(ctx, auditEvent{Type: typ, ConnectionID: c.Id, TenantID: c.TenantId,
-		Detail: map[string]any{"caller": "config file", "state": c.State.String()}})
 	return nil
 }
 

@@ -28,6 +28,7 @@ import (
 
 	"github.com/ssogate/ssogate/config"
 	"github.com/ssogate/ssogate/consent"
+	"github.com/ssogate/ssogate/events"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/page"
 	"github.com/ssogate/ssogate/portal"
@@ -36,6 +37,7 @@ import (
 	"github.com/ssogate/ssogate/store"
 	"github.com/ssogate/ssogate/telemetry"
 	"github.com/ssogate/ssogate/token"
+	"github.com/ssogate/ssogate/webhook"
 )
 
 // Server runs ssogate's two listeners.
@@ -71,7 +73,13 @@ type Server struct {
 	// keysLoaded is when the key set was last reloaded on demand (UnixNano).
 	keysLoaded atomic.Int64
 	spCreds    *spCredentials
-	consent    *consent.Consent
+	// The event log's readers: watchers and webhook deliveries.
+	eventHub      *events.Hub
+	eventService  *events.Service
+	webhooks      *webhook.Dispatcher
+	webhookClient *http.Client
+	webhookTuning []func(*webhook.Config)
+	consent       *consent.Consent
 	// allowHTTP admits plain-http IdP endpoints (loopback only).
 	allowHTTP func(host string) bool
 	// httpClient, when a test sets it, replaces the guarded fetch client;
@@ -116,6 +124,7 @@ var serviceNames = []string{
 	ssogatev1.ConnectionService_ServiceDesc.ServiceName,
 	ssogatev1.KeyService_ServiceDesc.ServiceName,
 	ssogatev1.AuditService_ServiceDesc.ServiceName,
+	ssogatev1.EventService_ServiceDesc.ServiceName,
 }
 
 // Option adjusts a Server at construction.
@@ -127,6 +136,17 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithHTTPClient sets the client that fetches IdP metadata, bypassing the
 // address guard (tests only; prefer WithFetchTLSConfig).
 func WithHTTPClient(c *http.Client) Option { return func(s *Server) { s.httpClient = c } }
+
+// WithWebhookClient sets the client that sends webhook deliveries (the
+// guarded dialer in production; tests give one that trusts their TLS
+// server).
+func WithWebhookClient(c *http.Client) Option { return func(s *Server) { s.webhookClient = c } }
+
+// WithWebhookTuning adjusts the webhook dispatcher's settings (tests:
+// short backoff and retry window).
+func WithWebhookTuning(fn func(*webhook.Config)) Option {
+	return func(s *Server) { s.webhookTuning = append(s.webhookTuning, fn) }
+}
 
 // WithSetupLimiter bounds how often one client may act in the setup
 // portal.
@@ -229,6 +249,7 @@ func (s *Server) newGRPCServer(withReflection bool, opts ...grpc.ServerOption) *
 	ssogatev1.RegisterConnectionServiceServer(g, connectionService{s: s})
 	ssogatev1.RegisterKeyServiceServer(g, keyService{s: s})
 	ssogatev1.RegisterAuditServiceServer(g, auditService{s: s})
+	ssogatev1.RegisterEventServiceServer(g, s.eventService)
 	ssogatev1.RegisterDirectoryServiceServer(g, directoryService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	if withReflection {
@@ -348,6 +369,8 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 	g.Go(func() error { return s.pollRevocations(gctx, revocationPoll) })
 	g.Go(func() error { return s.listenRevocations(gctx) })
 	g.Go(func() error { return s.maintainKeys(gctx) })
+	g.Go(func() error { return s.eventHub.Run(gctx) })
+	g.Go(func() error { return s.webhooks.Run(gctx) })
 	g.Go(func() error { return s.sweep(gctx, sweepEvery) })
 	g.Go(func() error { return s.watchStore(gctx) })
 	g.Go(func() error { return s.maintainConnections(gctx, metadataRefreshEvery) })

@@ -72,6 +72,7 @@ func startTestServerWith(t testing.TB, mutate func(*config.Config), opts ...Opti
 	cfg.APIKeys = []config.APIKey{
 		{Name: "backend", SHA256: sha256Hex(testLoginKey), Scopes: []string{"login"}},
 		{Name: "ops", SHA256: sha256Hex(testAdminKey), Scopes: []string{"admin"}},
+		{Name: "product", SHA256: sha256Hex(testEventsKey), Scopes: []string{"events"}},
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -111,8 +112,9 @@ func startTestServerWith(t testing.TB, mutate func(*config.Config), opts ...Opti
 }
 
 const (
-	testLoginKey = "login-key-for-tests-0123456789abcdef"
-	testAdminKey = "admin-key-for-tests-0123456789abcdef"
+	testLoginKey  = "login-key-for-tests-0123456789abcdef"
+	testAdminKey  = "admin-key-for-tests-0123456789abcdef"
+	testEventsKey = "events-key-for-tests-0123456789abcdef"
 )
 
 func sha256Hex(s string) string {

@@ -179,11 +179,11 @@ func (l loginService) RevokeSession(ctx context.Context, req *ssogatev1.RevokeSe
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "load session: %v", err)
 	}
-	if err := s.revokeSessions(ctx, []string{sess.ID}, cmp.Or(req.Reason, "revoked by API")); err != nil {
+	revoked := auditEvent{Type: auditSessionRevoked, ConnectionID: sess.ConnectionID, TenantID: sess.TenantID,
+		Subject: sess.Subject, Message: req.Reason, Detail: map[string]any{"session_id": sess.ID, "caller": caller(ctx)}}
+	if err := s.revokeSessions(s.withAudit(ctx, revoked), []string{sess.ID}, cmp.Or(req.Reason, "revoked by API")); err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
-	s.audit(ctx, auditEvent{Type: auditSessionRevoked, ConnectionID: sess.ConnectionID, TenantID: sess.TenantID,
-		Subject: sess.Subject, Message: req.Reason, Detail: map[string]any{"session_id": sess.ID, "caller": caller(ctx)}})
 	return &ssogatev1.RevokeSessionResponse{}, nil
 }
 
@@ -196,15 +196,16 @@ func (l loginService) RevokeSubject(ctx context.Context, req *ssogatev1.RevokeSu
 	if subject == "" {
 		subject = token.Subject(req.ConnectionId, req.NameId)
 	}
-	ids, err := s.store.RevokeSubject(ctx, req.ConnectionId, subject, cmp.Or(req.Reason, "subject revoked by API"), s.now())
+	revoked := auditEvent{Type: auditSubjectRevoked, ConnectionID: req.ConnectionId, Subject: subject,
+		Message: req.Reason, Detail: map[string]any{"caller": caller(ctx)}}
+	ids, err := s.store.RevokeSubject(s.withAudit(ctx, revoked), req.ConnectionId, subject,
+		cmp.Or(req.Reason, "subject revoked by API"), s.now())
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "revoke subject: %v", err)
 	}
 	for _, id := range ids {
 		s.revoked.add(id, s.now())
 	}
-	s.audit(ctx, auditEvent{Type: auditSubjectRevoked, ConnectionID: req.ConnectionId, Subject: subject,
-		Message: req.Reason, Detail: map[string]any{"sessions": len(ids), "caller": caller(ctx)}})
 	return &ssogatev1.RevokeSubjectResponse{SessionIds: ids}, nil
 }
 
@@ -250,11 +251,11 @@ func (l loginService) StartLogout(ctx context.Context, req *ssogatev1.StartLogou
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 	}
-	if err := s.revokeSessions(ctx, []string{sess.ID}, "logout"); err != nil {
+	logout := auditEvent{Type: auditLogout, ConnectionID: sess.ConnectionID, TenantID: sess.TenantID, Subject: sess.Subject,
+		Detail: map[string]any{"session_id": sess.ID, "initiator": "sp"}}
+	if err := s.revokeSessions(s.withAudit(ctx, logout), []string{sess.ID}, "logout"); err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
-	s.audit(ctx, auditEvent{Type: auditLogout, ConnectionID: sess.ConnectionID, TenantID: sess.TenantID, Subject: sess.Subject,
-		Detail: map[string]any{"session_id": sess.ID, "initiator": "sp"}})
 	resp := &ssogatev1.StartLogoutResponse{SessionId: sess.ID}
 	if c.msg.GetIdentityProvider().GetSloUrl() == "" {
 		return resp, nil

@@ -20,6 +20,16 @@
 //   - Revocations carry a sequence number that only grows, and a revocation
 //     with a smaller Seq is always visible before one with a larger Seq, so a
 //     replica that polls Revocations(lastSeq) never misses one.
+//   - The audit log is the event log. Every event gets a Sequence (1, 2, 3,
+//     ...) in commit order without gaps, so a reader following EventsAfter
+//     its last Sequence misses nothing and sees nothing twice. An event is
+//     written in the same transaction as the change it records: a write
+//     whose context carries events (WithEvents) appends them atomically with
+//     its change, or neither happens.
+//   - Webhook deliveries are leased: ClaimWebhookDelivery hands a delivery
+//     to one claimer at a time across replicas (FOR UPDATE SKIP LOCKED on
+//     PostgreSQL), and only the oldest pending delivery of an endpoint, so
+//     each endpoint receives its events in order.
 //   - Times are stored with microsecond precision and returned in UTC; the
 //     zero time.Time is stored as NULL and returned as the zero time.
 //   - Empty byte slices come back as nil.

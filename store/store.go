@@ -168,12 +168,57 @@ type Store interface {
 	// DeleteSigningKey removes a key.
 	DeleteSigningKey(ctx context.Context, id string) error
 
-	// AppendAudit stores an event. An empty ID is filled with a random one;
-	// a zero Time with the store's clock. ErrConflict on a duplicate ID.
+	// AppendAudit stores an event that records no other change (see
+	// WithEvents for one that does), with the next Sequence. An empty ID is
+	// filled with a random one; a zero Time with the store's clock.
+	// ErrConflict on a duplicate ID.
 	AppendAudit(ctx context.Context, e AuditEvent) error
+	// LastEventSequence is the Sequence of the newest event ever appended
+	// (0 for none), pruned or not.
+	LastEventSequence(ctx context.Context) (int64, error)
+	// EventsAfter returns events with Sequence > q.After, in increasing
+	// Sequence order. Sequences are assigned in commit order without gaps:
+	// an event is never visible before one with a smaller Sequence, so a
+	// reader resuming from the last Sequence it saw misses nothing and
+	// sees nothing twice.
+	EventsAfter(ctx context.Context, q EventsQuery) ([]AuditEvent, error)
 	// ListAudit pages through events, newest Time first. The returned token
 	// is "" on the last page.
 	ListAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, string, error)
+	// CreateWebhook stores a new endpoint in state WebhookActive, whose
+	// Cursor says from which event on it receives. ErrConflict on a
+	// duplicate id.
+	CreateWebhook(ctx context.Context, w Webhook) error
+	// GetWebhook returns the endpoint or ErrNotFound.
+	GetWebhook(ctx context.Context, id string) (Webhook, error)
+	// ListWebhooks returns every endpoint, oldest first.
+	ListWebhooks(ctx context.Context) ([]Webhook, error)
+	// UpdateWebhook replaces URL, EventTypes, the secrets and State.
+	UpdateWebhook(ctx context.Context, w Webhook) error
+	// DeleteWebhook removes an endpoint and its deliveries.
+	DeleteWebhook(ctx context.Context, id string) error
+	// EnqueueWebhookDeliveries moves every endpoint's Cursor over the events
+	// appended since, adding a pending delivery (due now) for each event
+	// the endpoint subscribes to. Each event is enqueued once per endpoint,
+	// whichever replicas run it at once. It returns how many it added.
+	EnqueueWebhookDeliveries(ctx context.Context, now time.Time) (int, error)
+	// ClaimWebhookDelivery leases one due delivery to owner until
+	// leaseUntil: the pending delivery with the smallest EventSequence of an
+	// active endpoint, if it is due and not leased. Nobody else can claim it
+	// before the lease ends. ErrNotFound when nothing is due.
+	ClaimWebhookDelivery(ctx context.Context, owner string, now, leaseUntil time.Time) (WebhookDelivery, error)
+	// FinishWebhookDelivery records an attempt's outcome (Status, Attempts,
+	// the times and the Last* fields of d) and ends the lease, if owner
+	// still holds it (ErrConflict otherwise). failWebhook also marks the
+	// endpoint WebhookFailing.
+	FinishWebhookDelivery(ctx context.Context, d WebhookDelivery, owner string, failWebhook bool) error
+	// ListWebhookDeliveries returns up to limit deliveries of an endpoint,
+	// newest event first.
+	ListWebhookDeliveries(ctx context.Context, webhookID string, limit int) ([]WebhookDelivery, error)
+	// RetryWebhookDelivery makes a delivery pending and due at now (its
+	// retry window starts again) and its endpoint active. ErrNotFound.
+	RetryWebhookDelivery(ctx context.Context, id string, now time.Time) (WebhookDelivery, error)
+
 	// PruneAudit deletes audit events older than before (retention) and
 	// returns how many. Sweep never touches the audit log.
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
@@ -332,8 +377,11 @@ type SigningKey struct {
 	ExpireAt      time.Time
 }
 
-// AuditEvent is one entry of the audit log.
+// AuditEvent is one entry of the audit log, which is also the event log.
 type AuditEvent struct {
+	// Sequence is assigned by the store when the event is appended: 1, 2,
+	// 3, ... in commit order. Ignored on append.
+	Sequence      int64
 	ID            string
 	Time          time.Time
 	Type          string

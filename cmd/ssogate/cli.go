@@ -57,6 +57,8 @@ func (c *cli) group(ctx context.Context, name string, args []string) error {
 		return c.keys(ctx, args)
 	case "audit":
 		return c.audit(ctx, args)
+	case "webhooks":
+		return c.webhooks(ctx, args)
 	}
 	return fmt.Errorf("unknown command %q", name)
 }

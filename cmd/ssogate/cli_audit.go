@@ -19,11 +19,6 @@ import (
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 )
 
-// tailOverlap is how far back each -f poll looks again, so that an event
-// stored late (another replica, a slow transaction) with a time before the
-// newest one printed is still shown, once.
-const tailOverlap = 10 * time.Second
-
 // audit runs `ssogate audit …`.
 func (c *cli) audit(ctx context.Context, args []string) error {
 	return c.dispatch(ctx, "audit", []subcommand{
@@ -57,7 +52,7 @@ func (c *cli) auditTail(ctx context.Context, args []string) error {
 		return err
 	}
 	return withClient(c, cf, ssogatev1.NewAuditServiceClient, func(client ssogatev1.AuditServiceClient) error {
-		t := &tailer{c: c, cf: cf, client: client, seen: map[string]time.Time{},
+		t := &tailer{c: c, cf: cf, client: client,
 			filter: &ssogatev1.ListAuditEventsRequest{ConnectionId: *conn, Type: *typ, CorrelationId: *ref}}
 		events, err := t.latest(ctx, start, limit)
 		if err != nil {
@@ -67,7 +62,7 @@ func (c *cli) auditTail(ctx context.Context, args []string) error {
 			resp := &ssogatev1.ListAuditEventsResponse{Events: events}
 			return c.emit(cf, resp, func(w io.Writer) { printEvents(w, true, events) })
 		}
-		return t.follow(ctx, events, start, *interval)
+		return t.follow(ctx, events, *interval)
 	})
 }
 
@@ -100,14 +95,16 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-// tailer pages through the audit log and remembers what it printed.
+// tailer pages through the audit log; -f then reads forward from the
+// sequence of the newest event printed. Sequences are gap-free in commit
+// order, so following by cursor neither misses an event committed late by
+// another replica nor prints one twice.
 type tailer struct {
 	c      *cli
 	cf     *clientFlags
 	client ssogatev1.AuditServiceClient
 	filter *ssogatev1.ListAuditEventsRequest
-	seen   map[string]time.Time // IDs printed, within tailOverlap of last
-	last   time.Time            // time of the newest event printed
+	cursor int64 // sequence of the newest event printed or skipped
 }
 
 // fetch returns the events at or after start, newest first, at most limit
@@ -138,71 +135,57 @@ func (t *tailer) fetch(ctx context.Context, start time.Time, limit int) ([]*ssog
 	}
 }
 
-// latest returns the newest limit events since start, oldest first, and
-// remembers them as printed.
+// latest returns the newest limit events since start, oldest first.
 func (t *tailer) latest(ctx context.Context, start time.Time, limit int) ([]*ssogatev1.AuditEvent, error) {
 	events, err := t.fetch(ctx, start, limit)
 	if err != nil {
 		return nil, err
 	}
 	slices.Reverse(events)
-	t.remember(events)
 	return events, nil
 }
 
-// remember marks events printed and forgets those too old to come again.
-func (t *tailer) remember(events []*ssogatev1.AuditEvent) {
-	for _, e := range events {
-		at := e.Time.AsTime()
-		t.seen[e.Id] = at
-		if at.After(t.last) {
-			t.last = at
-		}
-	}
-	for id, at := range t.seen {
-		if at.Before(t.last.Add(-tailOverlap)) {
-			delete(t.seen, id)
-		}
-	}
-}
-
-// poll returns the events not printed yet, oldest first.
-func (t *tailer) poll(ctx context.Context, start time.Time) ([]*ssogatev1.AuditEvent, error) {
-	if !t.last.IsZero() {
-		start = t.last.Add(-tailOverlap)
-	}
-	events, err := t.fetch(ctx, start, 0)
-	if err != nil {
-		return nil, err
-	}
-	events = slices.DeleteFunc(events, func(e *ssogatev1.AuditEvent) bool { _, ok := t.seen[e.Id]; return ok })
-	slices.Reverse(events)
-	t.remember(events)
-	return events, nil
-}
-
-// prime marks as printed the events of the overlap window that -n left
-// out: they are old, not new.
-func (t *tailer) prime(ctx context.Context) error {
-	if t.last.IsZero() {
+// start sets the cursor after what was printed first, or, when nothing
+// was, after the newest event of the whole log: what follows is new.
+func (t *tailer) start(ctx context.Context, first []*ssogatev1.AuditEvent) error {
+	if len(first) > 0 {
+		t.cursor = first[len(first)-1].Sequence
 		return nil
 	}
-	events, err := t.fetch(ctx, t.last.Add(-tailOverlap), 0)
+	page, err := call(ctx, t.cf, t.client.ListAuditEvents, &ssogatev1.ListAuditEventsRequest{PageSize: 1})
 	if err != nil {
 		return err
 	}
-	for _, e := range events {
-		if at := e.Time.AsTime(); !at.After(t.last) {
-			t.seen[e.Id] = at
-		}
+	if len(page.Events) > 0 {
+		t.cursor = page.Events[0].Sequence
 	}
 	return nil
 }
 
+// poll returns the events after the cursor, oldest first, and moves it.
+func (t *tailer) poll(ctx context.Context) ([]*ssogatev1.AuditEvent, error) {
+	var out []*ssogatev1.AuditEvent
+	for {
+		after := t.cursor
+		page, err := call(ctx, t.cf, t.client.ListAuditEvents, &ssogatev1.ListAuditEventsRequest{
+			ConnectionId: t.filter.ConnectionId, Type: t.filter.Type, PageSize: 500, After: &after})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, page.Events...)
+		if len(page.Events) > 0 {
+			t.cursor = page.Events[len(page.Events)-1].Sequence
+		}
+		if len(page.Events) < 500 {
+			return out, nil
+		}
+	}
+}
+
 // follow prints first, then new events every interval until ctx ends.
 // A server that is briefly unreachable is retried; other errors stop it.
-func (t *tailer) follow(ctx context.Context, first []*ssogatev1.AuditEvent, start time.Time, interval time.Duration) error {
-	if err := t.prime(ctx); err != nil {
+func (t *tailer) follow(ctx context.Context, first []*ssogatev1.AuditEvent, interval time.Duration) error {
+	if err := t.start(ctx, first); err != nil {
 		return err
 	}
 	header := true
@@ -215,7 +198,11 @@ func (t *tailer) follow(ctx context.Context, first []*ssogatev1.AuditEvent, star
 			return nil
 		case <-time.After(interval):
 		}
-		events, err := t.poll(ctx, start)
+		// What came before an error is printed: the cursor has passed it.
+		events, err := t.poll(ctx)
+		if perr := t.printLines(events, &header); perr != nil {
+			return perr
+		}
 		var ce *cliError
 		switch {
 		case ctx.Err() != nil:
@@ -224,9 +211,6 @@ func (t *tailer) follow(ctx context.Context, first []*ssogatev1.AuditEvent, star
 			fmt.Fprintf(t.c.stderr, "audit tail: %v; retrying\n", err)
 			continue
 		case err != nil:
-			return err
-		}
-		if err := t.printLines(events, &header); err != nil {
 			return err
 		}
 	}

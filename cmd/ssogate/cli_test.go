@@ -45,7 +45,7 @@ func startCLIServer(t *testing.T, env map[string]string) *cliServer {
 	t.Helper()
 	s := &cliServer{adminKey: "admin-" + randomToken(), loginKey: "login-" + randomToken()}
 	hash := func(k string) string { sum := sha256.Sum256([]byte(k)); return hex.EncodeToString(sum[:]) }
-	all := map[string]string{"SSOGATE_API_KEYS": "ops:" + hash(s.adminKey) + ":login+admin,backend:" + hash(s.loginKey) + ":login"}
+	all := map[string]string{"SSOGATE_API_KEYS": "ops:" + hash(s.adminKey) + ":login+admin+events,backend:" + hash(s.loginKey) + ":login"}
 	for k, v := range env {
 		all[k] = v
 	}

@@ -50,6 +50,7 @@ with an admin API key from $SSOGATE_API_KEY; -o json for protojson):
   connections create|list|get|update|activate|sp-metadata|refresh-metadata|scim-token|delete
   keys list|rotate
   audit tail [-f]
+  webhooks create|list|delete|deliveries|retry|rotate-secret   (API key with the events scope)
 
 Run "ssogate serve -h" for the settings; each flag has an SSOGATE_* twin.
 `
@@ -66,7 +67,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 		return dev(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, args[1:], env, stdout)
-	case "connections", "keys", "audit":
+	case "connections", "keys", "audit", "webhooks":
 		return adminCommand(ctx, args, env, stdout, stderr)
 	case "version":
 		fmt.Fprint(stdout, buildinfo.Get())

@@ -84,6 +84,8 @@ var dialect = sqlstore.Dialect{
 	// Self-conflicting, but lets readers through.
 	LockRevocations:   "LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE",
 	NotifyRevocations: "SELECT pg_notify('" + RevocationChannel + "', '')",
+	NotifyEvents:      "SELECT pg_notify('" + EventChannel + "', $1)",
+	SkipLocked:        " FOR UPDATE SKIP LOCKED",
 	Backend:           "postgres",
 	Unavailable:       unavailable,
 }
@@ -127,6 +129,10 @@ func unavailable(err error) string {
 	return ""
 }
 
+// EventChannel is the LISTEN/NOTIFY channel on which every committed audit
+// event is announced, with the newest Sequence as payload.
+const EventChannel = "ssogate_events"
+
 // RevocationChannel is the LISTEN/NOTIFY channel on which every committed
 // revocation is announced.
 const RevocationChannel = "ssogate_revocations"
@@ -138,29 +144,42 @@ const RevocationChannel = "ssogate_revocations"
 // connection while it runs; on a connection error it returns the error and
 // the caller should retry (and poll meanwhile).
 func (s *Store) ListenRevocations(ctx context.Context, notify func()) error {
+	return s.listen(ctx, RevocationChannel, "revocations", notify)
+}
+
+// ListenEvents calls notify each time any replica on this database commits
+// audit events, until ctx ends (it then returns nil). The caller reads
+// EventsAfter its cursor; a burst may be announced once or many times. On a
+// connection error it returns the error and the caller should retry (and
+// poll meanwhile).
+func (s *Store) ListenEvents(ctx context.Context, notify func()) error {
+	return s.listen(ctx, EventChannel, "events", notify)
+}
+
+func (s *Store) listen(ctx context.Context, channel, what string, notify func()) error {
 	pooled, err := s.pool.Acquire(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("listen for revocations: %w", err)
+		return fmt.Errorf("listen for %s: %w", what, err)
 	}
 	// Taken out of the pool for good: a LISTENing connection must not serve
 	// queries afterwards.
 	conn := pooled.Hijack()
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+RevocationChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("listen for revocations: %w", err)
+		return fmt.Errorf("listen for %s: %w", what, err)
 	}
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("listen for revocations: %w", err)
+			return fmt.Errorf("listen for %s: %w", what, err)
 		}
 		notify()
 	}

@@ -86,6 +86,9 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"Audit", testAudit},
 		{"Sweep", testSweep},
 		{"PruneAudit", testPruneAudit},
+		{"EventLog", testEventLog},
+		{"Outbox", testOutbox},
+		{"Webhooks", testWebhooks},
 		{"SetupLinks", testSetupLinks},
 		{"Times", testTimes},
 		{"InvalidArguments", testInvalidArguments},
@@ -115,6 +118,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"ClaimDomain", raceClaimDomain},
 		{"RevocationFollower", raceRevocationFollower},
 		{"Sweep", raceSweep},
+		{"EventSequence", raceEventSequence},
+		{"ClaimWebhookDelivery", raceClaimWebhookDelivery},
 		{"GroupMembers", raceGroupMembers},
 	}
 	t.Run("Race", func(t *testing.T) {

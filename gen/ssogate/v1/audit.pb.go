@@ -42,6 +42,12 @@ type ListAuditEventsRequest struct {
 	// Only events with this correlation id (the reference an end user's
 	// error page shows), when set.
 	CorrelationId string `protobuf:"bytes,7,opt,name=correlation_id,json=correlationId,proto3" json:"correlation_id,omitempty"`
+	// Read forward from a cursor: only events whose sequence is greater,
+	// oldest first, at most page_size of them (time filters and page_token
+	// do not apply). Pass the last sequence received to read on: sequences
+	// are gap-free in commit order, so nothing is missed or repeated. 0 reads
+	// from the start of the log.
+	After         *int64 `protobuf:"varint,8,opt,name=after,proto3,oneof" json:"after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -125,10 +131,17 @@ func (x *ListAuditEventsRequest) GetCorrelationId() string {
 	return ""
 }
 
+func (x *ListAuditEventsRequest) GetAfter() int64 {
+	if x != nil && x.After != nil {
+		return *x.After
+	}
+	return 0
+}
+
 // ListAuditEventsResponse is one page.
 type ListAuditEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Events, newest first.
+	// Events, newest first (oldest first with `after`).
 	Events []*AuditEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	// Pass as page_token for the next page; empty on the last.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -205,7 +218,9 @@ type AuditEvent struct {
 	// request id in the logs.
 	CorrelationId string `protobuf:"bytes,9,opt,name=correlation_id,json=correlationId,proto3" json:"correlation_id,omitempty"`
 	// Further structured detail.
-	Detail        *structpb.Struct `protobuf:"bytes,10,opt,name=detail,proto3" json:"detail,omitempty"`
+	Detail *structpb.Struct `protobuf:"bytes,10,opt,name=detail,proto3" json:"detail,omitempty"`
+	// Position in the event log: 1, 2, 3, ... in commit order, without gaps.
+	Sequence      int64 `protobuf:"varint,11,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -310,12 +325,19 @@ func (x *AuditEvent) GetDetail() *structpb.Struct {
 	return nil
 }
 
+func (x *AuditEvent) GetSequence() int64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 var File_ssogate_v1_audit_proto protoreflect.FileDescriptor
 
 const file_ssogate_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"\x16ssogate/v1/audit.proto\x12\n" +
-	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17ssogate/v1/reason.proto\"\xa6\x02\n" +
+	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17ssogate/v1/reason.proto\"\xcb\x02\n" +
 	"\x16ListAuditEventsRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x129\n" +
@@ -325,10 +347,12 @@ const file_ssogate_v1_audit_proto_rawDesc = "" +
 	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\x12%\n" +
-	"\x0ecorrelation_id\x18\a \x01(\tR\rcorrelationId\"q\n" +
+	"\x0ecorrelation_id\x18\a \x01(\tR\rcorrelationId\x12\x19\n" +
+	"\x05after\x18\b \x01(\x03H\x00R\x05after\x88\x01\x01B\b\n" +
+	"\x06_after\"q\n" +
 	"\x17ListAuditEventsResponse\x12.\n" +
 	"\x06events\x18\x01 \x03(\v2\x16.ssogate.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe3\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xff\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
@@ -341,7 +365,8 @@ const file_ssogate_v1_audit_proto_rawDesc = "" +
 	"\amessage\x18\b \x01(\tR\amessage\x12%\n" +
 	"\x0ecorrelation_id\x18\t \x01(\tR\rcorrelationId\x12/\n" +
 	"\x06detail\x18\n" +
-	" \x01(\v2\x17.google.protobuf.StructR\x06detail2\x84\x01\n" +
+	" \x01(\v2\x17.google.protobuf.StructR\x06detail\x12\x1a\n" +
+	"\bsequence\x18\v \x01(\x03R\bsequence2\x84\x01\n" +
 	"\fAuditService\x12t\n" +
 	"\x0fListAuditEvents\x12\".ssogate.v1.ListAuditEventsRequest\x1a#.ssogate.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit-eventsB5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
 
@@ -388,6 +413,7 @@ func file_ssogate_v1_audit_proto_init() {
 		return
 	}
 	file_ssogate_v1_reason_proto_init()
+	file_ssogate_v1_audit_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

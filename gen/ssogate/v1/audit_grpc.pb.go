@@ -28,7 +28,8 @@ const (
 //
 // AuditService reads the audit log. It needs the `admin` scope.
 type AuditServiceClient interface {
-	// ListAuditEvents returns events newest first, a page at a time.
+	// ListAuditEvents returns events newest first, a page at a time; or,
+	// with `after`, oldest first from a sequence cursor.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
 
@@ -56,7 +57,8 @@ func (c *auditServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 //
 // AuditService reads the audit log. It needs the `admin` scope.
 type AuditServiceServer interface {
-	// ListAuditEvents returns events newest first, a page at a time.
+	// ListAuditEvents returns events newest first, a page at a time; or,
+	// with `after`, oldest first from a sequence cursor.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }

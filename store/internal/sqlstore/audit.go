@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -13,25 +14,95 @@ import (
 	"github.com/ssogate/ssogate/store"
 )
 
-const auditCols = "id, time, type, connection_id, tenant_id, subject, reason, correlation_id, message, detail"
+const auditCols = "sequence, id, time, type, connection_id, tenant_id, subject, reason, correlation_id, message, detail"
 
-// AppendAudit implements store.Store.
+func scanAudit(row interface{ Scan(...any) error }) (store.AuditEvent, error) {
+	var e store.AuditEvent
+	err := row.Scan(&e.Sequence, &e.ID, timeCol{&e.Time}, &e.Type, &e.ConnectionID, &e.TenantID, &e.Subject,
+		&e.Reason, &e.CorrelationID, &e.Message, bytesCol{&e.Detail})
+	return e, err
+}
+
+// AppendAudit implements store.Store: the event, with any the context
+// still carries, in a transaction of its own.
 func (db *DB) AppendAudit(ctx context.Context, e store.AuditEvent) (err error) {
 	defer db.classify(&err)
-	if e.ID == "" {
-		var b [16]byte
-		if _, err := io.ReadFull(db.rand, b[:]); err != nil {
-			return fmt.Errorf("append audit event: generate id: %w", err)
+	return db.tx(store.WithEvents(ctx, e), func(*sql.Tx) error { return nil })
+}
+
+// appendEvents writes events inside tx and returns the last Sequence. It
+// runs last in a transaction: the row lock on event_sequence, which makes
+// concurrent appenders wait for each other's commit, is then held for as
+// short a time as possible. Because the lock is held until commit, a
+// Sequence is visible only after every smaller one, and a rolled-back
+// transaction takes its numbers back: the log has no gaps.
+func (db *DB) appendEvents(ctx context.Context, tx *sql.Tx, events []store.AuditEvent) (int64, error) {
+	var last int64
+	if err := tx.QueryRowContext(ctx, "UPDATE event_sequence SET last = last + $1 WHERE id = 1 RETURNING last",
+		len(events)).Scan(&last); err != nil {
+		return 0, fmt.Errorf("append audit events: assign sequence: %w", err)
+	}
+	seq := last - int64(len(events))
+	for _, e := range events {
+		seq++
+		if e.ID == "" {
+			var b [16]byte
+			if _, err := io.ReadFull(db.rand, b[:]); err != nil {
+				return 0, fmt.Errorf("append audit event: generate id: %w", err)
+			}
+			e.ID = hex.EncodeToString(b[:])
 		}
-		e.ID = hex.EncodeToString(b[:])
+		if e.Time.IsZero() {
+			e.Time = db.now()
+		}
+		if err := db.insert(ctx, tx, fmt.Sprintf("append audit event %q", e.ID),
+			"INSERT INTO audit_events ("+auditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+			seq, e.ID, db.t(e.Time), e.Type, e.ConnectionID, e.TenantID, e.Subject, e.Reason, e.CorrelationID,
+			e.Message, blob(e.Detail)); err != nil {
+			return 0, err
+		}
 	}
-	if e.Time.IsZero() {
-		e.Time = db.now()
+	if db.d.NotifyEvents != "" {
+		if _, err := tx.ExecContext(ctx, db.d.NotifyEvents, strconv.FormatInt(last, 10)); err != nil {
+			return 0, fmt.Errorf("append audit events: notify: %w", err)
+		}
 	}
-	return db.insert(ctx, db.w, fmt.Sprintf("append audit event %q", e.ID),
-		"INSERT INTO audit_events ("+auditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-		e.ID, db.t(e.Time), e.Type, e.ConnectionID, e.TenantID, e.Subject, e.Reason, e.CorrelationID, e.Message,
-		blob(e.Detail))
+	return last, nil
+}
+
+// LastEventSequence implements store.Store.
+func (db *DB) LastEventSequence(ctx context.Context) (_ int64, err error) {
+	defer db.classify(&err)
+	var last int64
+	if err := db.r.QueryRowContext(ctx, "SELECT last FROM event_sequence WHERE id = 1").Scan(&last); err != nil {
+		return 0, fmt.Errorf("last event sequence: %w", err)
+	}
+	return last, nil
+}
+
+// EventsAfter implements store.Store.
+func (db *DB) EventsAfter(ctx context.Context, eq store.EventsQuery) (_ []store.AuditEvent, err error) {
+	defer db.classify(&err)
+	const what = "read events"
+	var q query
+	q.where("sequence > " + q.arg(eq.After))
+	if eq.ConnectionID != "" {
+		q.where("connection_id = " + q.arg(eq.ConnectionID))
+	}
+	if len(eq.Types) > 0 {
+		ph := make([]string, len(eq.Types))
+		for i, t := range eq.Types {
+			ph[i] = q.arg(t)
+		}
+		q.where("type IN (" + strings.Join(ph, ", ") + ")")
+	}
+	order := " ORDER BY sequence"
+	if eq.Newest {
+		order += " DESC"
+	}
+	rows, err := db.r.QueryContext(ctx, "SELECT "+auditCols+" FROM audit_events"+q.clause()+
+		order+" LIMIT "+q.arg(pageSize(eq.Limit)), q.args...)
+	return collectRows(what, rows, err, scanAudit)
 }
 
 // auditCursor is the position after the last event of a page: its time
@@ -102,10 +173,10 @@ func (db *DB) ListAudit(ctx context.Context, aq store.AuditQuery) (_ []store.Aud
 	var out []store.AuditEvent
 	var last auditCursor
 	for rows.Next() {
-		var e store.AuditEvent
 		var seq int64
-		if err := rows.Scan(&seq, &e.ID, timeCol{&e.Time}, &e.Type, &e.ConnectionID, &e.TenantID, &e.Subject,
-			&e.Reason, &e.CorrelationID, &e.Message, bytesCol{&e.Detail}); err != nil {
+		var e store.AuditEvent
+		if err := rows.Scan(&seq, &e.Sequence, &e.ID, timeCol{&e.Time}, &e.Type, &e.ConnectionID, &e.TenantID,
+			&e.Subject, &e.Reason, &e.CorrelationID, &e.Message, bytesCol{&e.Detail}); err != nil {
 			return nil, "", fmt.Errorf("%s: %w", what, err)
 		}
 		if len(out) == size {

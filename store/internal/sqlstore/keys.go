@@ -24,8 +24,10 @@ func (db *DB) PutSigningKey(ctx context.Context, k store.SigningKey) (err error)
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = db.now()
 	}
-	return db.insert(ctx, db.w, fmt.Sprintf("put signing key %q", k.ID),
-		"INSERT INTO signing_keys ("+keyCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", db.keyArgs(k)...)
+	return db.write(ctx, func(q execer) error {
+		return db.insert(ctx, q, fmt.Sprintf("put signing key %q", k.ID),
+			"INSERT INTO signing_keys ("+keyCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", db.keyArgs(k)...)
+	})
 }
 
 // ListSigningKeys implements store.Store.
@@ -55,13 +57,17 @@ func (db *DB) ListSigningKeys(ctx context.Context) (_ []store.SigningKey, err er
 // UpdateSigningKey implements store.Store.
 func (db *DB) UpdateSigningKey(ctx context.Context, k store.SigningKey) (err error) {
 	defer db.classify(&err)
-	return mustAffect(ctx, db.w, fmt.Sprintf("update signing key %q", k.ID),
-		"UPDATE signing_keys SET algorithm = $2, public_jwk = $3, private_sealed = $4, created_at = $5,"+
-			" publish_at = $6, activate_at = $7, retire_at = $8, expire_at = $9 WHERE id = $1", db.keyArgs(k)...)
+	return db.write(ctx, func(q execer) error {
+		return mustAffect(ctx, q, fmt.Sprintf("update signing key %q", k.ID),
+			"UPDATE signing_keys SET algorithm = $2, public_jwk = $3, private_sealed = $4, created_at = $5,"+
+				" publish_at = $6, activate_at = $7, retire_at = $8, expire_at = $9 WHERE id = $1", db.keyArgs(k)...)
+	})
 }
 
 // DeleteSigningKey implements store.Store.
 func (db *DB) DeleteSigningKey(ctx context.Context, id string) (err error) {
 	defer db.classify(&err)
-	return mustAffect(ctx, db.w, fmt.Sprintf("delete signing key %q", id), "DELETE FROM signing_keys WHERE id = $1", id)
+	return db.write(ctx, func(q execer) error {
+		return mustAffect(ctx, q, fmt.Sprintf("delete signing key %q", id), "DELETE FROM signing_keys WHERE id = $1", id)
+	})
 }

@@ -28,10 +28,12 @@ func (db *DB) PutPendingRequest(ctx context.Context, r store.PendingRequest) (er
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = db.now()
 	}
-	return db.insert(ctx, db.w, fmt.Sprintf("put pending request of connection %q", r.ConnectionID),
-		"INSERT INTO pending_requests ("+pendingCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-		r.ConnectionID, r.ID, r.ReturnTo, r.State, r.Test, blob(r.Data),
-		db.t(r.CreatedAt), db.t(r.ExpiresAt), db.t(r.ConsumedAt))
+	return db.write(ctx, func(q execer) error {
+		return db.insert(ctx, q, fmt.Sprintf("put pending request of connection %q", r.ConnectionID),
+			"INSERT INTO pending_requests ("+pendingCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+			r.ConnectionID, r.ID, r.ReturnTo, r.State, r.Test, blob(r.Data),
+			db.t(r.CreatedAt), db.t(r.ExpiresAt), db.t(r.ConsumedAt))
+	})
 }
 
 // GetPendingRequest implements store.Store.
@@ -50,10 +52,18 @@ func (db *DB) getPending(ctx context.Context, q execer, connectionID, id string)
 }
 
 // ConsumePendingRequest implements store.Store.
-func (db *DB) ConsumePendingRequest(ctx context.Context, connectionID, id string, now time.Time) (_ store.PendingRequest, err error) {
+func (db *DB) ConsumePendingRequest(ctx context.Context, connectionID, id string, now time.Time) (out store.PendingRequest, err error) {
 	defer db.classify(&err)
+	err = db.write(ctx, func(q execer) (err error) {
+		out, err = db.consumePending(ctx, q, connectionID, id, now)
+		return err
+	})
+	return out, err
+}
+
+func (db *DB) consumePending(ctx context.Context, w execer, connectionID, id string, now time.Time) (store.PendingRequest, error) {
 	what := fmt.Sprintf("consume pending request of connection %q", connectionID)
-	r, err := scanPending(db.w.QueryRowContext(ctx, "UPDATE pending_requests SET consumed_at = $3"+
+	r, err := scanPending(w.QueryRowContext(ctx, "UPDATE pending_requests SET consumed_at = $3"+
 		" WHERE connection_id = $1 AND id = $2 AND consumed_at IS NULL AND expires_at > $3 RETURNING "+pendingCols,
 		connectionID, id, db.t(now)))
 	if err == nil {
@@ -62,7 +72,7 @@ func (db *DB) ConsumePendingRequest(ctx context.Context, connectionID, id string
 	if !errors.Is(err, sql.ErrNoRows) {
 		return store.PendingRequest{}, fmt.Errorf("%s: %w", what, err)
 	}
-	r, err = db.getPending(ctx, db.w, connectionID, id)
+	r, err = db.getPending(ctx, w, connectionID, id)
 	if err != nil {
 		return store.PendingRequest{}, fmt.Errorf("%s: %w", what, err)
 	}
@@ -76,15 +86,17 @@ func (db *DB) RecordAssertion(ctx context.Context, connectionID, assertionID str
 	if err := required(what, "connection id", connectionID, "assertion id", assertionID, "expiry", expiresAt); err != nil {
 		return err
 	}
-	n, err := affected(ctx, db.w, what, "INSERT INTO assertions (connection_id, assertion_id, expires_at)"+
-		" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", connectionID, assertionID, db.t(expiresAt))
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("%s: assertion ID seen before: %w", what, store.ErrConsumed)
-	}
-	return nil
+	return db.write(ctx, func(q execer) error {
+		n, err := affected(ctx, q, what, "INSERT INTO assertions (connection_id, assertion_id, expires_at)"+
+			" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", connectionID, assertionID, db.t(expiresAt))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%s: assertion ID seen before: %w", what, store.ErrConsumed)
+		}
+		return nil
+	})
 }
 
 const codeCols = "hash, session_id, connection_id, data, created_at, expires_at"
@@ -105,19 +117,29 @@ func (db *DB) PutCode(ctx context.Context, c store.Code) (err error) {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = db.now()
 	}
-	return db.insert(ctx, db.w, "put code",
-		"INSERT INTO codes ("+codeCols+") VALUES ($1, $2, $3, $4, $5, $6)",
-		c.Hash, c.SessionID, c.ConnectionID, blob(c.Data), db.t(c.CreatedAt), db.t(c.ExpiresAt))
+	return db.write(ctx, func(q execer) error {
+		return db.insert(ctx, q, "put code",
+			"INSERT INTO codes ("+codeCols+") VALUES ($1, $2, $3, $4, $5, $6)",
+			c.Hash, c.SessionID, c.ConnectionID, blob(c.Data), db.t(c.CreatedAt), db.t(c.ExpiresAt))
+	})
 }
 
 // ConsumeCode implements store.Store.
-func (db *DB) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (_ store.Code, err error) {
+func (db *DB) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (out store.Code, err error) {
 	defer db.classify(&err)
-	const what = "consume code"
-	if err := required(what, "hash", hash); err != nil {
+	if err := required("consume code", "hash", hash); err != nil {
 		return store.Code{}, err
 	}
-	c, err := scanCode(db.w.QueryRowContext(ctx, "UPDATE codes SET consumed_at = $2"+
+	err = db.write(ctx, func(q execer) (err error) {
+		out, err = db.consumeCode(ctx, q, hash, now)
+		return err
+	})
+	return out, err
+}
+
+func (db *DB) consumeCode(ctx context.Context, w execer, hash []byte, now time.Time) (store.Code, error) {
+	const what = "consume code"
+	c, err := scanCode(w.QueryRowContext(ctx, "UPDATE codes SET consumed_at = $2"+
 		" WHERE hash = $1 AND consumed_at IS NULL AND expires_at > $2 RETURNING "+codeCols, hash, db.t(now)))
 	if err == nil {
 		return c, nil
@@ -126,7 +148,7 @@ func (db *DB) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (_ st
 		return store.Code{}, fmt.Errorf("%s: %w", what, err)
 	}
 	var consumedAt, expiresAt time.Time
-	err = db.w.QueryRowContext(ctx, "SELECT consumed_at, expires_at FROM codes WHERE hash = $1", hash).
+	err = w.QueryRowContext(ctx, "SELECT consumed_at, expires_at FROM codes WHERE hash = $1", hash).
 		Scan(timeCol{&consumedAt}, timeCol{&expiresAt})
 	if err != nil {
 		return store.Code{}, notFound(what, err)

@@ -208,5 +208,50 @@ func Migrations(t ColumnTypes) []Migration {
 			`CREATE INDEX scim_requests_connection ON scim_requests (connection_id, seq)`,
 			`CREATE INDEX scim_requests_time ON scim_requests (time)`,
 		},
+		{ // 5: events and webhooks. The audit log becomes the event log: each
+			// event gets a gap-free sequence in commit order, handed out by the
+			// one row of event_sequence (its row lock orders the commits).
+			// Webhooks keep a cursor into the log; their deliveries are leased
+			// rows.
+			`ALTER TABLE audit_events ADD COLUMN sequence ` + t.Int,
+			`UPDATE audit_events SET sequence = seq`,
+			`CREATE UNIQUE INDEX audit_events_sequence ON audit_events (sequence)`,
+			`CREATE TABLE event_sequence (
+			id ` + t.Int + ` PRIMARY KEY,
+			last ` + t.Int + ` NOT NULL
+		)` + t.TableSuffix,
+			`INSERT INTO event_sequence (id, last) SELECT 1, COALESCE(MAX(seq), 0) FROM audit_events`,
+			`CREATE TABLE webhooks (
+			id TEXT PRIMARY KEY,
+			url TEXT NOT NULL,
+			event_types TEXT NOT NULL,
+			secret_sealed ` + t.Bytes + ` NOT NULL,
+			previous_secret_sealed ` + t.Bytes + `,
+			previous_until ` + t.Time + `,
+			cursor ` + t.Int + ` NOT NULL,
+			state TEXT NOT NULL,
+			created_at ` + t.Time + ` NOT NULL,
+			updated_at ` + t.Time + ` NOT NULL
+		)` + t.TableSuffix,
+			`CREATE TABLE webhook_deliveries (
+			id TEXT PRIMARY KEY,
+			webhook_id TEXT NOT NULL,
+			event_sequence ` + t.Int + ` NOT NULL,
+			event_id TEXT NOT NULL,
+			status TEXT NOT NULL,
+			attempts ` + t.Int + ` NOT NULL,
+			next_attempt_at ` + t.Time + ` NOT NULL,
+			first_attempt_at ` + t.Time + `,
+			last_attempt_at ` + t.Time + `,
+			last_status_code ` + t.Int + ` NOT NULL,
+			last_latency_micros ` + t.Int + ` NOT NULL,
+			last_error TEXT NOT NULL,
+			lease_owner TEXT NOT NULL,
+			lease_until ` + t.Time + `,
+			created_at ` + t.Time + ` NOT NULL,
+			UNIQUE (webhook_id, event_sequence)
+		)` + t.TableSuffix,
+			`CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)`,
+		},
 	}
 }

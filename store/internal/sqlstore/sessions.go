@@ -32,10 +32,12 @@ func (db *DB) CreateSession(ctx context.Context, s store.Session) (err error) {
 	if s.CreatedAt.IsZero() {
 		s.CreatedAt = db.now()
 	}
-	return db.insert(ctx, db.w, fmt.Sprintf("create session %q", s.ID),
-		"INSERT INTO sessions ("+sessionCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-		s.ID, s.ConnectionID, s.TenantID, s.Subject, s.NameID, s.NameIDFormat, s.SessionIndex,
-		blob(s.Identity), db.t(s.CreatedAt), db.t(s.ExpiresAt), db.t(s.RevokedAt), s.RevokeReason)
+	return db.write(ctx, func(q execer) error {
+		return db.insert(ctx, q, fmt.Sprintf("create session %q", s.ID),
+			"INSERT INTO sessions ("+sessionCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+			s.ID, s.ConnectionID, s.TenantID, s.Subject, s.NameID, s.NameIDFormat, s.SessionIndex,
+			blob(s.Identity), db.t(s.CreatedAt), db.t(s.ExpiresAt), db.t(s.RevokedAt), s.RevokeReason)
+	})
 }
 
 // GetSession implements store.Store.
@@ -221,11 +223,13 @@ func (db *DB) PutRefreshToken(ctx context.Context, t store.RefreshToken) (err er
 	if err := required(what, "hash", t.Hash, "session id", t.SessionID, "expiry", t.ExpiresAt); err != nil {
 		return err
 	}
-	sessionExpires, _, err := sessionExpiry(ctx, db.w, t.SessionID)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return db.insertRefreshToken(ctx, db.w, t, sessionExpires)
+	return db.write(ctx, func(q execer) error {
+		sessionExpires, _, err := sessionExpiry(ctx, q, t.SessionID)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return db.insertRefreshToken(ctx, q, t, sessionExpires)
+	})
 }
 
 func (db *DB) insertRefreshToken(ctx context.Context, q execer, t store.RefreshToken, sessionExpires time.Time) error {

@@ -39,6 +39,14 @@ type Dialect struct {
 	// NotifyRevocations runs after a transaction appended revocations, to
 	// wake followers at commit. Empty when there is nobody to wake.
 	NotifyRevocations string
+	// NotifyEvents runs after a transaction appended audit events, with
+	// the newest Sequence as $1, to wake event followers at commit. Empty
+	// when there is nobody to wake.
+	NotifyEvents string
+	// SkipLocked ends a SELECT that claims rows for this transaction and
+	// passes over rows another transaction holds (PostgreSQL: FOR UPDATE
+	// SKIP LOCKED). Empty when write transactions are serialized anyway.
+	SkipLocked string
 	// Backend names the database in store.UnavailableError.
 	Backend string
 	// Unavailable classifies a driver error: "" when it is not about the
@@ -100,10 +108,27 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		_ = tx.Rollback()
 		return err
 	}
+	events, committed := store.PendingEvents(ctx)
+	if len(events) > 0 {
+		if _, err := db.appendEvents(ctx, tx, events); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	committed()
 	return nil
+}
+
+// write runs fn on the writer: directly, or in a transaction when ctx
+// carries events to append with its change (store.WithEvents).
+func (db *DB) write(ctx context.Context, fn func(execer) error) error {
+	if events, _ := store.PendingEvents(ctx); len(events) == 0 {
+		return fn(db.w)
+	}
+	return db.tx(ctx, func(tx *sql.Tx) error { return fn(tx) })
 }
 
 // timePrecision is what both backends keep of a time.
@@ -301,3 +326,23 @@ func pageSize(n int) int {
 }
 
 var _ store.Store = (*DB)(nil)
+
+// collectRows scans every row of a query with scan; err is the query's error.
+func collectRows[T any](what string, rows *sql.Rows, err error, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
