@@ -112,6 +112,8 @@ var fixes = map[saml.Reason]fix{
 		PerIdP: map[string]string{
 			"entra": "Attributes & Claims → emailaddress: source attribute user.mail (not user.userprincipalname when UPNs use another domain).",
 		}},
-	saml.ReasonPolicyDenied: {General: "Your IdP signed the user in, but this application's access rules do not admit them (for example a required group). Check the groups sent (above) against what the product expects, or ask the product's support which group is required."},
-	saml.ReasonInternal:     {General: "Something went wrong on our side; nothing in your IdP needs changing. Try again in a minute; if it repeats, send the reference to support."},
+	saml.ReasonUserDeprovisioned:  {General: "Directory sync (SCIM) marked this user inactive or removed them, so sign-in is refused. Re-activate or re-assign the user in your IdP and let it sync."},
+	saml.ReasonUserNotProvisioned: {General: "This connection admits only users that directory sync (SCIM) has created, and this user was not. Assign the user to the app in your IdP and wait for the sync (or push it)."},
+	saml.ReasonPolicyDenied:       {General: "Your IdP signed the user in, but this application's access rules do not admit them (for example a required group). Check the groups sent (above) against what the product expects, or ask the product's support which group is required."},
+	saml.ReasonInternal:           {General: "Something went wrong on our side; nothing in your IdP needs changing. Try again in a minute; if it repeats, send the reference to support."},
 }
