@@ -106,3 +106,20 @@ func TestIntrospection(t *testing.T) {
 	}
 	inactive("revoked", access)
 }
+
+// The served OpenAPI document names this build and this server.
+func TestServedOpenAPI(t *testing.T) {
+	ts := startTestServerWith(t, nil, WithVersion("1.2.3-test"))
+	code, body, _ := get(t, ts.httpURL+"/v1/openapi.json")
+	var doc struct {
+		OpenAPI string `json:"openapi"`
+		Info    struct{ Version string }
+		Servers []struct{ URL string }
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || code != http.StatusOK {
+		t.Fatalf("%d %v", code, err)
+	}
+	if doc.Info.Version != "1.2.3-test" || len(doc.Servers) != 1 || doc.Servers[0].URL != ts.srv.cfg.ExternalURL || doc.OpenAPI[:2] != "3." {
+		t.Errorf("served %+v", doc)
+	}
+}

@@ -44,6 +44,7 @@ type Server struct {
 	auth        *authenticator
 
 	extraRoutes []func(*http.ServeMux)
+	version     string // the build's, in the served OpenAPI document
 
 	store    store.Store
 	registry *registry
@@ -89,6 +90,10 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithHTTPClient sets the client that fetches IdP metadata (tests give one
 // that trusts their TLS server).
 func WithHTTPClient(c *http.Client) Option { return func(s *Server) { s.httpClient = c } }
+
+// WithVersion names the build (the OpenAPI document served at
+// /v1/openapi.json carries it).
+func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
 
 // WithRoutes adds routes to the HTTP listener: `ssogate dev` mounts its
 // demo page and test IdP this way. The routes get the same request ids,

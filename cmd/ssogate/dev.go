@@ -89,7 +89,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	d := newDemo(ssogatev1.NewLoginServiceClient(cc), base, devConnectionID)
 
 	log := newLogger(stderr, cfg.LogLevel)
-	srv, err := server.New(ctx, cfg, log, server.WithRoutes(func(mux *http.ServeMux) {
+	srv, err := server.New(ctx, cfg, log, server.WithVersion(version), server.WithRoutes(func(mux *http.ServeMux) {
 		mux.Handle("/dev/idp/", http.StripPrefix("/dev/idp", idp.Handler()))
 		d.routes(mux)
 	}))

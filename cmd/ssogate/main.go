@@ -87,7 +87,7 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 	if len(cfg.APIKeys) == 0 {
 		log.Warn("no api_keys configured: every gRPC and REST API call will be refused as UNAUTHENTICATED; set api_keys or SSOGATE_API_KEYS (browser, health and metrics routes work without)")
 	}
-	srv, err := server.New(ctx, cfg, log)
+	srv, err := server.New(ctx, cfg, log, server.WithVersion(version))
 	if err == nil {
 		defer srv.Close()
 	}
