@@ -76,8 +76,11 @@ func TestIntrospection(t *testing.T) {
 		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+k) }
 	}
 	basicKey := func(r *http.Request) { r.SetBasicAuth("backend", testLoginKey) }
+	// RFC 6749 2.3.1: OAuth clients form-encode the secret (openid-client
+	// sends "-" as %2D).
+	basicEncoded := func(r *http.Request) { r.SetBasicAuth("backend", strings.ReplaceAll(testLoginKey, "-", "%2D")) }
 
-	for name, auth := range map[string]func(*http.Request){"bearer": bearerKey(testLoginKey), "basic": basicKey} {
+	for name, auth := range map[string]func(*http.Request){"bearer": bearerKey(testLoginKey), "basic": basicKey, "basic form-encoded": basicEncoded} {
 		code, _, body := introspect(t, f.ts.httpURL, auth, access)
 		if code != http.StatusOK || body["active"] != true || body["sub"] != res.TokenSet.Identity.Subject ||
 			body["tenant"] != "tenant-acme" || body["iss"] != f.ts.srv.cfg.Token.Issuer || body["exp"] == nil {

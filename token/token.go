@@ -28,7 +28,7 @@ const DefaultRefreshTTL = 12 * time.Hour
 // RevocationChecker tells whether a verified token's session, subject or
 // connection has been revoked; c holds the token's claims (SessionID,
 // Subject, Connection, IssuedAt). Verify calls it for every token, so it
-// should answer from memory (DESIGN.md: the hot path does not query the
+// should answer from memory (ValidateToken is a hot path: it must not query the
 // store). An error is reported as a failure of the check, not as a
 // rejection of the token.
 type RevocationChecker interface {

@@ -36,6 +36,11 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	grpcAddr := fs.String("grpc-addr", "127.0.0.1:9090", "gRPC listen address (loopback)")
 	dir := fs.String("dir", "", "folder for the SQLite file (default: a new temporary folder)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	var returnURLs []string
+	fs.Func("allow-return-url", "also let the dev connection return to this URL (a backend of yours on another port); repeatable", func(v string) error {
+		returnURLs = append(returnURLs, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,7 +80,11 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// No KEK: the server generates one beside the SQLite file (and says so
 	// in the log), so that `--dir` reuses keys across runs.
 	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Scopes: []string{"login", "admin"}}}
-	cfg.Connections = []map[string]any{devConnection(base, idp)}
+	conn := devConnection(base, idp)
+	for _, u := range returnURLs {
+		conn["allowed_return_urls"] = append(conn["allowed_return_urls"].([]any), u)
+	}
+	cfg.Connections = []map[string]any{conn}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
