@@ -6,7 +6,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/ssogate ./cmd/ssogate \
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X github.com/ssogate/ssogate/internal/buildinfo.version=${VERSION}" -o /out/ssogate ./cmd/ssogate \
  && mkdir -p /out/data
 
 # Run: distroless static, as the unprivileged "nonroot" user (65532).

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -36,8 +37,13 @@ type Config struct {
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
-	// ShutdownTimeout bounds how long in-flight requests may take to finish
-	// after SIGTERM.
+	// ShutdownDelay is how long the listeners keep serving after SIGTERM
+	// while readiness already reports 503 / NOT_SERVING, so that load
+	// balancers and Kubernetes endpoints stop routing here before new
+	// connections are refused. ShutdownTimeout then bounds how long
+	// in-flight requests may take to finish. A pod's
+	// terminationGracePeriodSeconds must exceed their sum.
+	ShutdownDelay   time.Duration `yaml:"shutdown_delay"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
 	// AuditRetention is how long audit events are kept.
@@ -47,6 +53,24 @@ type Config struct {
 	// base64 or hex. KEKFile names a file holding it instead.
 	KEK     string `yaml:"kek"`
 	KEKFile string `yaml:"kek_file"`
+
+	// OperatorAddr, when set, is a second HTTP listener for operators:
+	// /metrics, the /v1/ REST API, detailed readiness and gRPC reflection
+	// move there and leave the public listeners. Set it in production
+	// (e.g. 127.0.0.1:9100).
+	OperatorAddr string `yaml:"operator_addr"`
+	// TrustedProxies are the CIDR prefixes of reverse proxies whose
+	// X-Forwarded-For names the client (rate limits, audit).
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MaxRequestBytes bounds a REST request body (/v1/...).
+	MaxRequestBytes int `yaml:"max_request_bytes"`
+	// RateLimit limits the unauthenticated browser routes.
+	RateLimit RateLimitConfig `yaml:"rate_limit"`
+
+	// AllowPrivateFetch lets outbound fetches (IdP metadata URLs) reach
+	// loopback, private and link-local addresses and plain http. Off in
+	// production; `ssogate dev` turns it on.
+	AllowPrivateFetch bool `yaml:"allow_private_fetch"`
 
 	Token TokenConfig `yaml:"token"`
 	SAML  SAMLConfig  `yaml:"saml"`
@@ -69,6 +93,11 @@ type TokenConfig struct {
 	AccessTTL time.Duration `yaml:"access_ttl"`
 	// RefreshTTL is the refresh token lifetime (never beyond the session).
 	RefreshTTL time.Duration `yaml:"refresh_ttl"`
+	// RefreshRetryWindow is how long after a rotation the spent refresh
+	// token, presented again, returns the same (unused) successor instead
+	// of revoking the session: a client retrying after a lost answer. 0
+	// turns retries off (every reuse revokes).
+	RefreshRetryWindow time.Duration `yaml:"refresh_retry_window"`
 	// SessionMax caps every session.
 	SessionMax time.Duration `yaml:"session_max"`
 	// KeyRotation is how often a new signing key is made.
@@ -83,6 +112,27 @@ type SAMLConfig struct {
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// MaxXMLBytes bounds decoded SAML XML.
 	MaxXMLBytes int `yaml:"max_xml_bytes"`
+	// MaxXMLElements, MaxXMLAttributes and MaxXMLNamespaceDecls bound one
+	// SAML document's elements, attributes and namespace declarations.
+	MaxXMLElements       int `yaml:"max_xml_elements"`
+	MaxXMLAttributes     int `yaml:"max_xml_attributes"`
+	MaxXMLNamespaceDecls int `yaml:"max_xml_namespace_declarations"`
+	// MaxConcurrentValidations bounds ACS and SLO messages validated at
+	// once; 0 means 2 × GOMAXPROCS.
+	MaxConcurrentValidations int `yaml:"max_concurrent_validations"`
+	// MaxInflightBytes bounds the ACS and SLO body bytes admitted at once
+	// (declared or at most max_body_bytes each); beyond it, 503.
+	MaxInflightBytes int `yaml:"max_inflight_bytes"`
+}
+
+// RateLimitConfig sets the token buckets of the browser routes, each
+// route (login, acs, slo) on its own: per client address and per
+// connection. A rate of 0 turns that limit off.
+type RateLimitConfig struct {
+	ClientRate      float64 `yaml:"client_rate"`
+	ClientBurst     int     `yaml:"client_burst"`
+	ConnectionRate  float64 `yaml:"connection_rate"`
+	ConnectionBurst int     `yaml:"connection_burst"`
 }
 
 // APIKey is one caller credential. Only the SHA-256 of the key is
@@ -102,19 +152,31 @@ func Default() Config {
 		ExternalURL:     "http://localhost:8080",
 		Store:           "sqlite://ssogate.db",
 		LogLevel:        "info",
+		ShutdownDelay:   5 * time.Second,
 		ShutdownTimeout: 20 * time.Second,
 		AuditRetention:  365 * 24 * time.Hour,
+		MaxRequestBytes: 1 << 20,
+		RateLimit: RateLimitConfig{
+			ClientRate: 50, ClientBurst: 3000,
+			ConnectionRate: 100, ConnectionBurst: 6000,
+		},
 		Token: TokenConfig{
-			Algorithm:   "ES256",
-			AccessTTL:   5 * time.Minute,
-			RefreshTTL:  12 * time.Hour,
-			SessionMax:  12 * time.Hour,
-			KeyRotation: 30 * 24 * time.Hour,
+			Algorithm:          "ES256",
+			AccessTTL:          5 * time.Minute,
+			RefreshTTL:         12 * time.Hour,
+			RefreshRetryWindow: 30 * time.Second,
+			SessionMax:         12 * time.Hour,
+			KeyRotation:        30 * 24 * time.Hour,
 		},
 		SAML: SAMLConfig{
 			ClockSkew:    60 * time.Second,
 			MaxBodyBytes: 512 << 10,
 			MaxXMLBytes:  1 << 20,
+
+			MaxXMLElements:       5000,
+			MaxXMLAttributes:     10000,
+			MaxXMLNamespaceDecls: 10000,
+			MaxInflightBytes:     32 << 20,
 		},
 	}
 }
@@ -140,10 +202,42 @@ func (c Config) Validate() error {
 	bad := func(key, value, problem string) {
 		errs = append(errs, &FieldError{Field: describe(key), Value: value, Problem: problem})
 	}
-	for _, a := range []struct{ key, v string }{{"http_addr", c.HTTPAddr}, {"grpc_addr", c.GRPCAddr}} {
+	for _, a := range []struct{ key, v string }{{"http_addr", c.HTTPAddr}, {"grpc_addr", c.GRPCAddr}, {"operator_addr", c.OperatorAddr}} {
+		if a.key == "operator_addr" && a.v == "" {
+			continue
+		}
 		if err := checkListenAddr(a.v); err != nil {
 			bad(a.key, a.v, err.Error())
 		}
+	}
+	if c.OperatorAddr != "" && (c.OperatorAddr == c.HTTPAddr || c.OperatorAddr == c.GRPCAddr) {
+		bad("operator_addr", c.OperatorAddr, "must differ from http_addr and grpc_addr")
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			bad("trusted_proxies", p, err.Error())
+		}
+	}
+	if c.MaxRequestBytes < 64<<10 {
+		bad("max_request_bytes", fmt.Sprint(c.MaxRequestBytes), "want at least 65536 (CreateConnection carries IdP metadata XML)")
+	}
+	for _, r := range []struct {
+		key   string
+		rate  float64
+		burst int
+	}{{"rate_limit.client", c.RateLimit.ClientRate, c.RateLimit.ClientBurst}, {"rate_limit.connection", c.RateLimit.ConnectionRate, c.RateLimit.ConnectionBurst}} {
+		if r.rate < 0 || r.rate != r.rate {
+			bad(r.key+"_rate", fmt.Sprint(r.rate), "want requests per second, 0 or more (0 turns the limit off)")
+		}
+		if r.rate > 0 && r.burst < 1 {
+			bad(r.key+"_burst", fmt.Sprint(r.burst), "want at least 1 when the rate is set")
+		}
+	}
+	if c.SAML.MaxConcurrentValidations < 0 {
+		bad("saml.max_concurrent_validations", fmt.Sprint(c.SAML.MaxConcurrentValidations), "want 0 (2 × GOMAXPROCS) or more")
+	}
+	if c.SAML.MaxInflightBytes < c.SAML.MaxBodyBytes {
+		bad("saml.max_inflight_bytes", fmt.Sprint(c.SAML.MaxInflightBytes), "want at least saml.max_body_bytes, so one message fits")
 	}
 	if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("external_url", c.ExternalURL, "want an absolute http(s) URL such as https://sso.example.com")
@@ -163,6 +257,9 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log_level", c.LogLevel, "want debug, info, warn or error")
+	}
+	if c.ShutdownDelay < 0 || c.ShutdownDelay > 5*time.Minute {
+		bad("shutdown_delay", c.ShutdownDelay.String(), "want between 0s and 5m, e.g. 5s (0s when nothing routes traffic by readiness)")
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", c.ShutdownTimeout.String(), "want a positive duration such as 20s")
@@ -189,6 +286,9 @@ func (c Config) Validate() error {
 			bad(d.key, d.v.String(), "want a positive duration")
 		}
 	}
+	if c.Token.RefreshRetryWindow < 0 || c.Token.RefreshRetryWindow > 5*time.Minute {
+		bad("token.refresh_retry_window", c.Token.RefreshRetryWindow.String(), "want between 0s (off) and 5m")
+	}
 	if c.Token.AccessTTL > time.Hour {
 		bad("token.access_ttl", c.Token.AccessTTL.String(), "access tokens are short-lived: at most 1h")
 	}
@@ -200,6 +300,15 @@ func (c Config) Validate() error {
 	}
 	if c.SAML.MaxXMLBytes < 4<<10 {
 		bad("saml.max_xml_bytes", fmt.Sprint(c.SAML.MaxXMLBytes), "want at least 4096")
+	}
+	for _, b := range []struct {
+		key string
+		v   int
+	}{{"saml.max_xml_elements", c.SAML.MaxXMLElements}, {"saml.max_xml_attributes", c.SAML.MaxXMLAttributes},
+		{"saml.max_xml_namespace_declarations", c.SAML.MaxXMLNamespaceDecls}} {
+		if b.v < 100 {
+			bad(b.key, fmt.Sprint(b.v), "want at least 100 (a signed Response has about 30 elements)")
+		}
 	}
 	seen := map[string]bool{}
 	for i, k := range c.APIKeys {
@@ -223,6 +332,20 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ParsePrefix parses one trusted_proxies entry: a CIDR prefix or a single
+// IP address.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, errors.New("want a CIDR prefix such as 10.0.0.0/8 or an IP address")
+	}
+	return netip.PrefixFrom(ip, ip.BitLen()), nil
 }
 
 // ParseStore splits a store URL into its kind ("sqlite" or "postgres") and

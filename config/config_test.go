@@ -119,3 +119,46 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatalf("example config: %+v", cfg.Redacted())
 	}
 }
+
+func TestEdgeSettings(t *testing.T) {
+	path := writeFile(t, `
+operator_addr: "127.0.0.1:9100"
+trusted_proxies: ["10.0.0.0/8", "192.168.1.7"]
+allow_private_fetch: true
+max_request_bytes: 2097152
+rate_limit:
+  client_rate: 5
+  client_burst: 20
+saml:
+  max_concurrent_validations: 3
+`)
+	cfg, err := Load([]string{"--config", path, "--rate-limit-connection-rate", "0.5"}, envMap(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.OperatorAddr != "127.0.0.1:9100" || len(cfg.TrustedProxies) != 2 || !cfg.AllowPrivateFetch || cfg.MaxRequestBytes != 2<<20 ||
+		cfg.RateLimit.ClientRate != 5 || cfg.RateLimit.ClientBurst != 20 || cfg.RateLimit.ConnectionRate != 0.5 ||
+		cfg.RateLimit.ConnectionBurst != 6000 || cfg.SAML.MaxConcurrentValidations != 3 {
+		t.Errorf("edge settings not applied: %+v", cfg)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"SSOGATE_TRUSTED_PROXIES": "10.0.0.0/8,not-a-net"}, "trusted_proxies"},
+		{map[string]string{"SSOGATE_OPERATOR_ADDR": "nowhere"}, "operator_addr"},
+		{map[string]string{"SSOGATE_OPERATOR_ADDR": ":8080"}, "must differ"},
+		{map[string]string{"SSOGATE_MAX_REQUEST_BYTES": "100"}, "max_request_bytes"},
+		{map[string]string{"SSOGATE_RATE_LIMIT_CLIENT_RATE": "-1"}, "rate_limit.client_rate"},
+		{map[string]string{"SSOGATE_RATE_LIMIT_CLIENT_RATE": "fast"}, "want a number"},
+		{map[string]string{"SSOGATE_RATE_LIMIT_CLIENT_BURST": "0"}, "rate_limit.client_burst"},
+		{map[string]string{"SSOGATE_ALLOW_PRIVATE_FETCH": "maybe"}, "want true or false"},
+		{map[string]string{"SSOGATE_SAML_MAX_INFLIGHT_BYTES": "1000"}, "saml.max_inflight_bytes"},
+		{map[string]string{"SSOGATE_SAML_MAX_CONCURRENT_VALIDATIONS": "-2"}, "saml.max_concurrent_validations"},
+	} {
+		_, err := Load(nil, envMap(tc.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want it to mention %q", tc.env, err, tc.want)
+		}
+	}
+}

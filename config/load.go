@@ -53,6 +53,28 @@ func integer(p func(*Config) *int) func(*Config, string) error {
 	}
 }
 
+func float(p func(*Config) *float64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return errors.New("want a number such as 50 or 0.5")
+		}
+		*p(c) = f
+		return nil
+	}
+}
+
+func boolean(p func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		*p(c) = b
+		return nil
+	}
+}
+
 var settings = []setting{
 	{"http_addr", "HTTP listen address", str(func(c *Config) *string { return &c.HTTPAddr })},
 	{"grpc_addr", "gRPC listen address", str(func(c *Config) *string { return &c.GRPCAddr })},
@@ -62,10 +84,22 @@ var settings = []setting{
 	{"grpc_client_ca_file", "PEM CA bundle: require client certificates it signed (mutual TLS)", str(func(c *Config) *string { return &c.GRPCClientCAFile })},
 	{"store", "sqlite://<path> or postgres://...", str(func(c *Config) *string { return &c.Store })},
 	{"log_level", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+	{"shutdown_delay", "how long to keep serving after SIGTERM while readiness reports 503", dur(func(c *Config) *time.Duration { return &c.ShutdownDelay })},
 	{"shutdown_timeout", "how long in-flight requests may finish after SIGTERM", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"audit_retention", "how long audit events are kept", dur(func(c *Config) *time.Duration { return &c.AuditRetention })},
 	{"kek", "key-encryption key for signing keys at rest (32 bytes, base64 or hex)", str(func(c *Config) *string { return &c.KEK })},
 	{"kek_file", "file holding the key-encryption key", str(func(c *Config) *string { return &c.KEKFile })},
+	{"operator_addr", "operator listener for /metrics, /v1/ REST, detailed readiness and gRPC reflection (e.g. 127.0.0.1:9100)", str(func(c *Config) *string { return &c.OperatorAddr })},
+	{"trusted_proxies", "CIDR prefixes of proxies whose X-Forwarded-For is believed, comma-separated", func(c *Config, v string) error {
+		c.TrustedProxies = splitList(v)
+		return nil
+	}},
+	{"max_request_bytes", "bound on a REST (/v1/) request body", integer(func(c *Config) *int { return &c.MaxRequestBytes })},
+	{"rate_limit.client_rate", "browser-route requests per second per client address, per route (0: off)", float(func(c *Config) *float64 { return &c.RateLimit.ClientRate })},
+	{"rate_limit.client_burst", "browser-route burst per client address, per route", integer(func(c *Config) *int { return &c.RateLimit.ClientBurst })},
+	{"rate_limit.connection_rate", "browser-route requests per second per connection, per route (0: off)", float(func(c *Config) *float64 { return &c.RateLimit.ConnectionRate })},
+	{"rate_limit.connection_burst", "browser-route burst per connection, per route", integer(func(c *Config) *int { return &c.RateLimit.ConnectionBurst })},
+	{"allow_private_fetch", "let metadata fetches reach loopback/private addresses and plain http (development only)", boolean(func(c *Config) *bool { return &c.AllowPrivateFetch })},
 	{"token.issuer", "access token iss claim (default external_url)", str(func(c *Config) *string { return &c.Token.Issuer })},
 	{"token.audience", "access token aud claim, comma-separated", func(c *Config, v string) error {
 		c.Token.Audience = splitList(v)
@@ -74,11 +108,17 @@ var settings = []setting{
 	{"token.algorithm", "ES256, EdDSA or RS256", str(func(c *Config) *string { return &c.Token.Algorithm })},
 	{"token.access_ttl", "access token lifetime", dur(func(c *Config) *time.Duration { return &c.Token.AccessTTL })},
 	{"token.refresh_ttl", "refresh token lifetime", dur(func(c *Config) *time.Duration { return &c.Token.RefreshTTL })},
+	{"token.refresh_retry_window", "a spent refresh token presented again this soon returns its unused successor (0: off)", dur(func(c *Config) *time.Duration { return &c.Token.RefreshRetryWindow })},
 	{"token.session_max", "maximum session length", dur(func(c *Config) *time.Duration { return &c.Token.SessionMax })},
 	{"token.key_rotation", "signing key rotation period", dur(func(c *Config) *time.Duration { return &c.Token.KeyRotation })},
 	{"saml.clock_skew", "clock skew tolerated on SAML time checks", dur(func(c *Config) *time.Duration { return &c.SAML.ClockSkew })},
 	{"saml.max_body_bytes", "bound on the ACS form body", integer(func(c *Config) *int { return &c.SAML.MaxBodyBytes })},
 	{"saml.max_xml_bytes", "bound on decoded SAML XML", integer(func(c *Config) *int { return &c.SAML.MaxXMLBytes })},
+	{"saml.max_xml_elements", "bound on the elements of one SAML document", integer(func(c *Config) *int { return &c.SAML.MaxXMLElements })},
+	{"saml.max_xml_attributes", "bound on the attributes of one SAML document", integer(func(c *Config) *int { return &c.SAML.MaxXMLAttributes })},
+	{"saml.max_xml_namespace_declarations", "bound on the namespace declarations of one SAML document", integer(func(c *Config) *int { return &c.SAML.MaxXMLNamespaceDecls })},
+	{"saml.max_concurrent_validations", "ACS/SLO messages validated at once (0: 2 × GOMAXPROCS)", integer(func(c *Config) *int { return &c.SAML.MaxConcurrentValidations })},
+	{"saml.max_inflight_bytes", "ACS/SLO body bytes admitted at once", integer(func(c *Config) *int { return &c.SAML.MaxInflightBytes })},
 	{"api_keys", "name:sha256hex:scope[+scope],... (replaces the file's list)", func(c *Config, v string) error {
 		keys, err := parseAPIKeys(v)
 		if err != nil {

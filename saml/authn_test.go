@@ -245,7 +245,7 @@ func TestAuthnRequestPostForm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			root, err := parseXML(xmlBytes, 1<<20)
+			root, err := parseXML(xmlBytes, 1<<20, defaultXMLLimits)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -75,13 +75,14 @@ var querySigAlgs = map[string]sigAlg{
 
 // parseXML reads untrusted XML into an etree element after checking its
 // size (at most limit bytes) and shape with guardXML (no DTD, entity
-// declaration or processing instruction, one root, bounded depth and
-// namespace declarations), and that encoding/xml reads it faithfully.
-func parseXML(data []byte, limit int) (*etree.Element, error) {
+// declaration or processing instruction, one root, UTF-8, bounded depth,
+// element, attribute and namespace declaration counts, unique attribute
+// names), and that encoding/xml reads it faithfully.
+func parseXML(data []byte, limit int, lim xmlLimits) (*etree.Element, error) {
 	if len(data) > limit {
 		return nil, Rejectf(ReasonBodyTooLarge, "the XML is %d bytes, more than the %d allowed", len(data), limit)
 	}
-	if _, rerr := guardXML(data); rerr != nil {
+	if _, rerr := guardXML(data, lim); rerr != nil {
 		return nil, rerr
 	}
 	if err := xrv.Validate(bytes.NewReader(data)); err != nil {

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"regexp"
@@ -167,6 +168,19 @@ func TestParseXMLShape(t *testing.T) {
 		{"deep", strings.Repeat("<a>", maxElementDepth+1) + strings.Repeat("</a>", maxElementDepth+1), ReasonXMLTooComplex, 0},
 		{"namespace flood", "<a " + nsFlood(maxNamespacesInScope+1) + "/>", ReasonXMLTooComplex, 0},
 		{"too large", "<a>" + strings.Repeat("x", 100) + "</a>", ReasonBodyTooLarge, 100},
+		{"too many elements", "<a>" + strings.Repeat("<b/>", DefaultMaxXMLElements) + "</a>", ReasonXMLTooComplex, 1 << 20},
+		{"too many attributes", "<a>" + strings.Repeat(`<b x="1" y="2"/>`, DefaultMaxXMLAttributes/2) + "</a>", ReasonXMLTooComplex, 1 << 20},
+		{"too many namespace declarations", "<a>" + strings.Repeat(`<b xmlns="urn:x" xmlns:y="urn:y"/>`, DefaultMaxXMLNamespaceDecls/2) + "</a>", ReasonXMLTooComplex, 1 << 20},
+		{"duplicate attribute", `<a x="1" x="2"/>`, ReasonMalformedXML, 0},
+		{"duplicate namespace declaration", `<a xmlns:p="urn:x" xmlns:p="urn:y"/>`, ReasonMalformedXML, 0},
+		{"duplicate across prefixes of one namespace", `<a xmlns:p="urn:x" xmlns:q="urn:x" p:n="1" q:n="2"/>`, ReasonMalformedXML, 0},
+		{"duplicate across prefixes, namespace declared on the parent", `<r xmlns:p="urn:x"><a xmlns:q="urn:x" q:n="2" p:n="1"/></r>`, ReasonMalformedXML, 0},
+		{"duplicate across prefixes, namespace names spelled differently", `<a xmlns:p="urn:x" xmlns:q="urn:&#120;" p:n="1" q:n="2"/>`, ReasonMalformedXML, 0},
+		{"duplicate among many attributes", "<a " + manyAttrs(20) + ` v3="again"/>`, ReasonMalformedXML, 0},
+		{"xml prefix twice", `<a xml:lang="en" xml:lang="de"/>`, ReasonMalformedXML, 0},
+		{"encoding UTF-16", `<?xml version="1.0" encoding="UTF-16"?><a/>`, ReasonMalformedXML, 0},
+		{"encoding ISO-8859-1", `<?xml version='1.0' encoding='ISO-8859-1'?><a/>`, ReasonMalformedXML, 0},
+		{"malformed declaration", `<?xml version="1.0" encoding?><a/>`, ReasonMalformedXML, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,16 +188,36 @@ func TestParseXMLShape(t *testing.T) {
 			if limit == 0 {
 				limit = 64 << 10
 			}
-			_, err := parseXML([]byte(tc.doc), limit)
+			_, err := parseXML([]byte(tc.doc), limit, defaultXMLLimits)
 			var se *Error
 			if !errors.As(err, &se) || se.Reason != tc.reason {
 				t.Fatalf("error = %v, want reason %s", err, tc.reason)
 			}
 		})
 	}
-	if _, err := parseXML([]byte(`<?xml version="1.0"?><a xmlns="urn:x"><b/></a>`), 1<<10); err != nil {
-		t.Fatalf("plain document refused: %v", err)
+	for _, doc := range []string{
+		`<?xml version="1.0"?><a xmlns="urn:x"><b/></a>`,
+		`<?xml version="1.0" encoding="UTF-8" standalone="yes" ?><a/>`,
+		`<?xml version="1.0" encoding="utf-8"?><a/>`,
+		// Same local name, different namespaces: distinct attributes.
+		`<a xmlns:p="urn:x" xmlns:q="urn:y" p:n="1" q:n="2" n="3"/>`,
+		// A prefix rebound in a child names another namespace there.
+		`<r xmlns:p="urn:x" p:n="1"><a xmlns:p="urn:y" p:n="1"/><b p:n="2"/></r>`,
+		"<a " + manyAttrs(20) + "/>",
+		"<a>" + strings.Repeat("<b/>", DefaultMaxXMLElements-1) + "</a>",
+	} {
+		if _, err := parseXML([]byte(doc), 1<<20, defaultXMLLimits); err != nil {
+			t.Errorf("%.80s: refused: %v", doc, err)
+		}
 	}
+}
+
+func manyAttrs(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, ` v%d="%d"`, i, i)
+	}
+	return b.String()
 }
 
 func nsFlood(n int) string {

@@ -71,24 +71,37 @@ type encryptedParts struct {
 // checked first, from public structure alone. Then every failure, from key
 // transport to parsing the plaintext, returns the same *Error, and a
 // failed key transport continues with a random key so that it costs the
-// same time as a failed content decryption. legacy reports AES-CBC, which
-// has no integrity of its own.
-func (sp *ServiceProvider) decryptAssertion(enc *etree.Element) (assertion *etree.Element, legacy bool, rerr *Error) {
+// same time as a failed content decryption.
+//
+// AES-CBC has no integrity of its own: only a verified Response signature
+// keeps a sender from feeding us altered ciphertext, so CBC content under
+// an unsigned Response is refused before any key is used. Otherwise how
+// long each altered ciphertext takes to refuse (bad padding, garbled XML,
+// or an Assertion whose signature then fails, which costs the most) would
+// tell the sender about the plaintext, the padding-oracle attack on XML
+// Encryption. Equal messages cannot hide that; padding every failure to
+// one time is fragile under load. The refusal depends only on what the
+// sender already knows, so its message may say what to change.
+func (sp *ServiceProvider) decryptAssertion(enc *etree.Element, responseSigned bool) (*etree.Element, *Error) {
 	key := sp.cfg.DecryptionKey
 	if key == nil {
-		return nil, false, Rejectf(ReasonDecryptionFailed,
+		return nil, Rejectf(ReasonDecryptionFailed,
 			"the IdP sent an EncryptedAssertion but connection %q has no decryption key; configure one or turn off encryption at the IdP", sp.cfg.ConnectionID)
 	}
 	p, rerr := encryptedStructure(enc)
 	if rerr != nil {
-		return nil, false, rerr
+		return nil, rerr
 	}
 	bc, ok := blockCiphers[p.dataAlg]
 	if !ok {
-		return nil, false, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedData algorithm %q is not supported; use AES-GCM", truncate(p.dataAlg, 128))
+		return nil, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedData algorithm %q is not supported; use AES-GCM", truncate(p.dataAlg, 128))
 	}
 	if !bc.gcm && !sp.cfg.AllowLegacyEncryption {
-		return nil, false, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedData uses %s; AES-CBC is refused unless the connection allows legacy encryption (better: configure the IdP for AES-GCM)", p.dataAlg)
+		return nil, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedData uses %s; AES-CBC is refused unless the connection allows legacy encryption (better: configure the IdP for AES-GCM)", p.dataAlg)
+	}
+	if !bc.gcm && !responseSigned {
+		return nil, Rejectf(ReasonDecryptionFailed, "EncryptedData uses %s under an unsigned Response; AES-CBC is accepted only when the IdP signs the whole Response "+
+			"(configure the IdP to sign the Response as well as the Assertion, or better, to encrypt with AES-GCM)", p.dataAlg)
 	}
 	var oaep *rsa.OAEPOptions
 	switch p.keyAlg {
@@ -99,33 +112,31 @@ func (sp *ServiceProvider) decryptAssertion(enc *etree.Element) (assertion *etre
 			mgf, ok2 = crypto.SHA1, p.mgf == ""
 		}
 		if !ok1 || !ok2 {
-			return nil, false, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedKey RSA-OAEP digest %q / MGF %q is not supported", truncate(p.oaepDigest, 128), truncate(p.mgf, 128))
+			return nil, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedKey RSA-OAEP digest %q / MGF %q is not supported", truncate(p.oaepDigest, 128), truncate(p.mgf, 128))
 		}
 		oaep = &rsa.OAEPOptions{Hash: h, MGFHash: mgf}
 	case keyRSA15:
 		if !sp.cfg.AllowLegacyEncryption {
-			return nil, false, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedKey uses RSA 1.5; it is refused unless the connection allows legacy encryption (better: RSA-OAEP)")
+			return nil, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedKey uses RSA 1.5; it is refused unless the connection allows legacy encryption (better: RSA-OAEP)")
 		}
 	default:
-		return nil, false, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedKey algorithm %q is not supported; use RSA-OAEP", truncate(p.keyAlg, 128))
+		return nil, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedKey algorithm %q is not supported; use RSA-OAEP", truncate(p.keyAlg, 128))
 	}
-	legacy = !bc.gcm
-
 	plain, err := sp.decryptParts(p, bc, oaep)
 	if err != nil {
-		return nil, legacy, errDecryption(err)
+		return nil, errDecryption(err)
 	}
 	if len(plain) > sp.cfg.MaxXMLBytes {
-		return nil, legacy, errDecryption(nil)
+		return nil, errDecryption(nil)
 	}
-	root, perr := parseGuarded(plain)
+	root, perr := parseGuarded(plain, sp.xmlLimits())
 	if perr != nil {
-		return nil, legacy, errDecryption(perr)
+		return nil, errDecryption(perr)
 	}
 	if root.Tag != "Assertion" || root.NamespaceURI() != nsAssertion {
-		return nil, legacy, errDecryption(nil)
+		return nil, errDecryption(nil)
 	}
-	return root, legacy, nil
+	return root, nil
 }
 
 // decryptParts does the cryptography. Its error texts are for the audit

@@ -87,6 +87,11 @@ type LogoutRequestInfo struct {
 	SessionIndexes []string
 	IssueInstant   time.Time
 	NotOnOrAfter   time.Time // zero when absent
+	// SessionsBefore is the latest creation time of a session this request
+	// may end: IssueInstant plus the clock skew. A session created later
+	// began after the IdP sent the request (a delayed or replayed one must
+	// not end a new login).
+	SessionsBefore time.Time
 	Reason         string
 	RelayState     string
 	Binding        string
@@ -201,8 +206,15 @@ func (sp *ServiceProvider) NewLogoutResponse(inResponseTo, status, relayState st
 // the signature (query signature for HTTP-Redirect, enveloped XML
 // signature for HTTP-POST) with a pinned IdP certificate, which is always
 // required (saml-profiles §4.4.4.1), then Issuer, Destination,
-// IssueInstant and NotOnOrAfter. Rejections are *Error.
-func (sp *ServiceProvider) ParseLogoutRequest(ctx context.Context, in Inbound) (*LogoutRequestInfo, error) {
+// IssueInstant and NotOnOrAfter. Last, its ID is recorded in replay (the
+// cache assertion IDs go to) until the request could no longer be
+// accepted, so each LogoutRequest is acted on once across replicas; one
+// seen before is refused with ReasonAssertionReplayed. Rejections are
+// *Error.
+func (sp *ServiceProvider) ParseLogoutRequest(ctx context.Context, in Inbound, replay ReplayCache) (*LogoutRequestInfo, error) {
+	if replay == nil {
+		return nil, &Error{Reason: ReasonInternal, Message: "ParseLogoutRequest needs a ReplayCache"}
+	}
 	el, relayState, err := sp.readSignedMessage(ctx, in, "SAMLRequest", "LogoutRequest")
 	if err != nil {
 		return nil, err
@@ -241,6 +253,21 @@ func (sp *ServiceProvider) ParseLogoutRequest(ctx context.Context, in Inbound) (
 		if v := strings.TrimSpace(si.Text()); v != "" {
 			info.SessionIndexes = append(info.SessionIndexes, v)
 		}
+	}
+	info.SessionsBefore = info.IssueInstant.Add(sp.cfg.ClockSkew)
+	// checkHeader refuses the request once it is MaxIssueAge old, and
+	// NotOnOrAfter may end it sooner; past either, the time checks refuse
+	// a replay without the cache.
+	expires := info.IssueInstant.Add(sp.cfg.MaxIssueAge)
+	if !info.NotOnOrAfter.IsZero() && info.NotOnOrAfter.Before(expires) {
+		expires = info.NotOnOrAfter
+	}
+	if err := replay.RecordAssertion(ctx, sp.cfg.ConnectionID, info.ID, expires.Add(sp.cfg.ClockSkew)); err != nil {
+		if errors.Is(err, ErrAssertionSeen) {
+			return nil, &Error{Reason: ReasonAssertionReplayed, Err: err,
+				Message: fmt.Sprintf("the LogoutRequest %q was already processed; each is accepted once", truncate(info.ID, 128))}
+		}
+		return nil, &Error{Reason: ReasonInternal, Message: "recording the LogoutRequest ID failed", Err: fmt.Errorf("record logout request: %w", err)}
 	}
 	return info, nil
 }
@@ -327,7 +354,7 @@ func (sp *ServiceProvider) readSignedMessage(ctx context.Context, in Inbound, pa
 	default:
 		return nil, "", Rejectf(ReasonMalformedEncoding, "binding %q is not supported; use HTTP-Redirect or HTTP-POST", in.Binding)
 	}
-	root, err := parseXML(xmlBytes, sp.cfg.MaxXMLBytes)
+	root, err := parseXML(xmlBytes, sp.cfg.MaxXMLBytes, sp.xmlLimits())
 	if err != nil {
 		return nil, "", err
 	}

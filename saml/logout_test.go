@@ -144,7 +144,7 @@ func TestParseLogoutRequestAccepts(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sp := newTestSP(t, tc.cfg)
-			info, err := sp.ParseLogoutRequest(context.Background(), tc.in(t, sp))
+			info, err := sp.ParseLogoutRequest(context.Background(), tc.in(t, sp), newMemReplay())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -303,7 +303,7 @@ func TestParseLogoutRequestRejects(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sp := newTestSP(t, tc.cfg)
-			info, err := sp.ParseLogoutRequest(context.Background(), tc.in(t, sp))
+			info, err := sp.ParseLogoutRequest(context.Background(), tc.in(t, sp), newMemReplay())
 			if info != nil {
 				t.Errorf("info returned with error: %+v", info)
 			}
@@ -316,7 +316,7 @@ func TestParseLogoutRequestContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	sp := newTestSP(t, nil)
-	if _, err := sp.ParseLogoutRequest(ctx, RedirectMessage("")); !errors.Is(err, context.Canceled) {
+	if _, err := sp.ParseLogoutRequest(ctx, RedirectMessage(""), newMemReplay()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("error = %v", err)
 	}
 }
@@ -358,7 +358,7 @@ func TestLogoutRoundTrip(t *testing.T) {
 					t.Fatal(err)
 				}
 				in := inboundOf(t, binding, req.RedirectURL, req.PostForm)
-				info, err := b.ParseLogoutRequest(context.Background(), in)
+				info, err := b.ParseLogoutRequest(context.Background(), in, newMemReplay())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -402,7 +402,7 @@ func TestLogoutRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, binding := range []string{BindingHTTPRedirect, BindingHTTPPost} {
-			_, err := b.ParseLogoutRequest(context.Background(), inboundOf(t, binding, req.RedirectURL, req.PostForm))
+			_, err := b.ParseLogoutRequest(context.Background(), inboundOf(t, binding, req.RedirectURL, req.PostForm), newMemReplay())
 			wantRejection(t, err, ReasonSignatureMissing)
 		}
 	})
@@ -552,7 +552,7 @@ func TestParseLogoutRequestFromCrewjam(t *testing.T) {
 				}
 				in = PostMessage(postFields(t, page))
 			}
-			info, err := sp.ParseLogoutRequest(context.Background(), in)
+			info, err := sp.ParseLogoutRequest(context.Background(), in, newMemReplay())
 			if err != nil {
 				t.Fatalf("crewjam's signed LogoutRequest refused: %v", err)
 			}
@@ -562,6 +562,70 @@ func TestParseLogoutRequestFromCrewjam(t *testing.T) {
 		})
 	}
 }
+
+// TestLogoutRequestReplay: a signed LogoutRequest is acted on once, with
+// or without SessionIndex, in either binding; its ID is kept in the replay
+// cache until the request would be refused by its time checks anyway.
+func TestLogoutRequestReplay(t *testing.T) {
+	idp := key(t, "idp")
+	for _, tc := range []struct {
+		name string
+		edit func(*etree.Element)
+		in   func(t *testing.T, el *etree.Element) Inbound
+		// expires is when the replay-cache entry may go.
+		expires time.Time
+	}{
+		{name: "redirect with SessionIndex", in: func(t *testing.T, el *etree.Element) Inbound {
+			return RedirectMessage(idpRedirect(t, "SAMLRequest", el, idp.signer))
+		}, expires: protoNow.Add(time.Minute + DefaultClockSkew)},
+		{name: "post without SessionIndex", edit: func(el *etree.Element) {
+			el.RemoveChild(el.SelectElement("SessionIndex"))
+		}, in: func(t *testing.T, el *etree.Element) Inbound {
+			return PostMessage(idpPost(t, "SAMLRequest", el, &idp, idp.cert))
+		}, expires: protoNow.Add(time.Minute + DefaultClockSkew)},
+		{name: "no NotOnOrAfter: kept for the issue age", edit: func(el *etree.Element) {
+			el.RemoveAttr("NotOnOrAfter")
+		}, in: func(t *testing.T, el *etree.Element) Inbound {
+			return RedirectMessage(idpRedirect(t, "SAMLRequest", el, idp.signer))
+		}, expires: protoNow.Add(-2*time.Second + DefaultMaxIssueAge + DefaultClockSkew)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := newTestSP(t, nil)
+			replay := newMemReplay()
+			in := tc.in(t, idpMessage(sp, "LogoutRequest", tc.edit))
+			info, err := sp.ParseLogoutRequest(context.Background(), in, replay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := replay.seen[info.ID]; !got.Equal(tc.expires) {
+				t.Errorf("replay entry expires %s, want %s", got, tc.expires)
+			}
+			if want := protoNow.Add(-2*time.Second + DefaultClockSkew); !info.SessionsBefore.Equal(want) {
+				t.Errorf("SessionsBefore = %s, want IssueInstant plus skew %s", info.SessionsBefore, want)
+			}
+			_, err = sp.ParseLogoutRequest(context.Background(), in, replay)
+			wantRejection(t, err, ReasonAssertionReplayed)
+		})
+	}
+	t.Run("refused requests are not recorded", func(t *testing.T) {
+		sp := newTestSP(t, nil)
+		replay := newMemReplay()
+		el := idpMessage(sp, "LogoutRequest", func(el *etree.Element) { el.CreateAttr("Destination", "https://elsewhere.example/slo") })
+		_, err := sp.ParseLogoutRequest(context.Background(), RedirectMessage(idpRedirect(t, "SAMLRequest", el, idp.signer)), replay)
+		wantRejection(t, err, ReasonDestinationMismatch)
+		if replay.calls != 0 {
+			t.Errorf("a refused LogoutRequest reached the replay cache")
+		}
+	})
+	t.Run("store failure is internal", func(t *testing.T) {
+		sp := newTestSP(t, nil)
+		in := RedirectMessage(idpRedirect(t, "SAMLRequest", idpMessage(sp, "LogoutRequest", nil), idp.signer))
+		_, err := sp.ParseLogoutRequest(context.Background(), in, failingReplay{})
+		wantRejection(t, err, ReasonInternal)
+	})
+}
+
+func newMemReplay() *memReplay { return &memReplay{seen: map[string]time.Time{}} }
 
 func wantRejection(t *testing.T, err error, reason Reason) {
 	t.Helper()

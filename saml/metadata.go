@@ -39,7 +39,7 @@ func ParseIdPMetadata(data []byte, entityID string) (IdentityProvider, error) {
 // SPSSODescriptor, AttributeAuthorityDescriptor) are ignored. Metadata
 // signatures are not checked: the document is trusted as the admin's input.
 func ParseIdPMetadataAt(data []byte, entityID string, now time.Time) (IdentityProvider, error) {
-	root, err := parseXML(data, MaxMetadataBytes)
+	root, err := parseXML(data, MaxMetadataBytes, defaultXMLLimits)
 	if err != nil {
 		var se *Error
 		if errors.As(err, &se) {

@@ -14,7 +14,7 @@ const (
 	ReasonMalformedEncoding  Reason = "MALFORMED_ENCODING"  // not strict base64, or deflated on the POST binding
 	ReasonMalformedXML       Reason = "MALFORMED_XML"       // not well-formed, more than one root, wrong root element
 	ReasonForbiddenXML       Reason = "FORBIDDEN_XML"       // DTD, entity declaration or processing instruction
-	ReasonXMLTooComplex      Reason = "XML_TOO_COMPLEX"     // element depth or namespace declarations over their bound
+	ReasonXMLTooComplex      Reason = "XML_TOO_COMPLEX"     // depth, namespaces in scope, or element, attribute or namespace declaration count over its bound
 	ReasonUnsupportedVersion Reason = "UNSUPPORTED_VERSION" // SAML version other than 2.0
 )
 
@@ -49,6 +49,11 @@ const (
 	ReasonIssueInstantInvalid Reason = "ISSUE_INSTANT_INVALID" // IssueInstant too old or in the future
 )
 
+// What a login assertion must say.
+const (
+	ReasonAuthnStatementMissing Reason = "AUTHN_STATEMENT_MISSING" // no AuthnStatement (SAML Profiles 4.1.4.2)
+)
+
 // Request binding and replay.
 const (
 	ReasonInResponseToUnknown   Reason = "IN_RESPONSE_TO_UNKNOWN"  // no pending request of this connection has that ID
@@ -65,6 +70,9 @@ const (
 	ReasonConnectionInactive Reason = "CONNECTION_INACTIVE"  // DRAFT or DISABLED, or a non-test login on TESTING
 	ReasonPolicyDenied       Reason = "POLICY_DENIED"        // the access policy refused the identity
 	ReasonInternal           Reason = "INTERNAL"             // ssogate failed; nothing the IdP admin can fix
+	// The asserted email's domain is not one of the connection's email
+	// domains.
+	ReasonEmailDomainMismatch Reason = "EMAIL_DOMAIN_MISMATCH"
 )
 
 // Reasons lists every Reason, in API enum order.
@@ -79,6 +87,8 @@ var Reasons = []Reason{
 	ReasonInResponseToUnknown, ReasonInResponseToUsed, ReasonInResponseToExpired,
 	ReasonIdPInitiatedForbidden, ReasonAssertionReplayed,
 	ReasonConnectionNotFound, ReasonConnectionInactive, ReasonPolicyDenied, ReasonInternal,
+	ReasonAuthnStatementMissing,
+	ReasonEmailDomainMismatch,
 }
 
 // Error is a rejection: a Reason for machines and a Message for the IdP

@@ -107,7 +107,7 @@ func (sp *ServiceProvider) verifyResponse(form string, now time.Time) (*Identity
 	if rerr != nil {
 		return nil, time.Time{}, rerr
 	}
-	root, rerr := parseGuarded(raw)
+	root, rerr := parseGuarded(raw, sp.xmlLimits())
 	if rerr != nil {
 		return nil, time.Time{}, rerr
 	}
@@ -145,14 +145,14 @@ func (sp *ServiceProvider) verifyResponse(form string, now time.Time) (*Identity
 // refuses deflated input outright: the POST binding never deflates, and
 // gosaml2's habit of inflating whatever fails to parse is how a deflate
 // bomb or an unguarded document would get in.
-func parseGuarded(raw []byte) (*etree.Element, *Error) {
+func parseGuarded(raw []byte, lim xmlLimits) (*etree.Element, *Error) {
 	if first := bytes.TrimLeft(raw, " \t\r\n\xef\xbb\xbf"); len(first) == 0 || first[0] != '<' {
 		if looksDeflated(raw) {
 			return nil, Rejectf(ReasonMalformedEncoding, "SAMLResponse is deflate-compressed; the HTTP-POST binding carries base64 of plain XML")
 		}
 		return nil, Rejectf(ReasonMalformedXML, "decoded SAMLResponse is not XML")
 	}
-	if _, rerr := guardXML(raw); rerr != nil {
+	if _, rerr := guardXML(raw, lim); rerr != nil {
 		return nil, rerr
 	}
 	doc := etree.NewDocument()

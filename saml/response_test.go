@@ -107,6 +107,42 @@ func rejections() []rejection {
 			build: func(t *testing.T, f *fixture) string { return b64(namespaceFlood(40, 10)) }},
 		{name: "namespace flood, one element", want: ReasonXMLTooComplex,
 			build: func(t *testing.T, f *fixture) string { return b64(namespaceFlood(1, 5000)) }},
+		{name: "many small elements", want: ReasonXMLTooComplex,
+			build: func(t *testing.T, f *fixture) string { return b64(smallElementFlood(40000)) }},
+		{name: "attributes spread over elements", want: ReasonXMLTooComplex,
+			build: func(t *testing.T, f *fixture) string {
+				return b64(floodResponse(1000, func(b *strings.Builder, i int) {
+					b.WriteString("<a")
+					for j := range 11 {
+						fmt.Fprintf(b, ` v%d="x"`, j)
+					}
+					b.WriteString("/>")
+				}))
+			}},
+		{name: "namespace declarations spread over siblings", want: ReasonXMLTooComplex,
+			build: func(t *testing.T, f *fixture) string {
+				return b64(floodResponse(1000, func(b *strings.Builder, i int) {
+					b.WriteString("<a")
+					for j := range 11 {
+						fmt.Fprintf(b, ` xmlns:n%d="urn:x:%d"`, j, j)
+					}
+					b.WriteString("/>")
+				}))
+			}},
+		{name: "two ID attributes on the Response", want: ReasonMalformedXML, msg: `"ID" twice`,
+			build: func(t *testing.T, f *fixture) string {
+				return editRaw(t, f.issue(t, issue{requestID: f.pend("id-r")}), "<samlp:Response ", `<samlp:Response ID="id-evil" `)
+			}},
+		{name: "two attributes that differ only by prefixes of one namespace", want: ReasonMalformedXML, msg: "twice",
+			build: func(t *testing.T, f *fixture) string {
+				return editRaw(t, f.issue(t, issue{requestID: f.pend("id-r")}), "<samlp:Response ",
+					`<samlp:Response xmlns:p="urn:x" xmlns:q="urn:x" p:n="1" q:n="2" `)
+			}},
+		{name: "UTF-16 declared on UTF-8 bytes", want: ReasonMalformedXML, msg: "UTF-16",
+			build: func(t *testing.T, f *fixture) string {
+				return editRaw(t, f.issue(t, issue{requestID: f.pend("id-r")}), "<samlp:Response ",
+					`<?xml version="1.0" encoding="UTF-16"?><samlp:Response `)
+			}},
 		{name: "SAML version 1.1", want: ReasonUnsupportedVersion,
 			build: func(t *testing.T, f *fixture) string {
 				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r")}), func(resp, a *etree.Element) {
@@ -263,14 +299,20 @@ func rejections() []rejection {
 				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r"), encrypt: gcmEncrypter(), unsignedResponse: true}),
 					func(resp, _ *etree.Element) { flipCipherValue(t, resp, "EncryptedKey") }, resign{})
 			}},
-		{name: "AES-CBC assertion signed by an unpinned key under an unsigned Response", want: ReasonDecryptionFailed,
+		{name: "AES-CBC under an unsigned Response, though the Assertion is signed", want: ReasonDecryptionFailed, msg: "unsigned Response",
 			edit: func(c *Config) { c.AllowLegacyEncryption = true },
 			build: func(t *testing.T, f *fixture) string {
-				k := respKey(t, 2)
-				f.idp.Key, f.idp.Certificate = k, selfSignedCert(t, k)
 				enc := xmlenc.OAEP()
 				enc.BlockCipher = xmlenc.AES256CBC
 				return f.issue(t, issue{requestID: f.pend("id-r"), unsignedResponse: true, encrypt: enc})
+			}},
+		{name: "AES-CBC ciphertext modified under a signed Response", want: ReasonSignatureInvalid,
+			edit: func(c *Config) { c.AllowLegacyEncryption = true },
+			build: func(t *testing.T, f *fixture) string {
+				enc := xmlenc.OAEP()
+				enc.BlockCipher = xmlenc.AES256CBC
+				return f.tamper(t, f.issue(t, issue{requestID: f.pend("id-r"), encrypt: enc}),
+					func(resp, _ *etree.Element) { flipCipherValue(t, resp, "EncryptedData") }, resign{})
 			}},
 		{name: "encrypted but no decryption key", want: ReasonDecryptionFailed,
 			edit: func(c *Config) { c.DecryptionKey, c.EncryptionCert = nil, nil },
@@ -388,6 +430,14 @@ func rejections() []rejection {
 				}, respOnly)
 			}},
 
+		// What a login assertion must say.
+		{name: "bearer assertion without AuthnStatement", want: ReasonAuthnStatementMissing,
+			build: func(t *testing.T, f *fixture) string {
+				return f.issue(t, issue{requestID: f.pend("id-r"), editAssertion: func(a *crewsaml.Assertion) {
+					a.AuthnStatements = nil
+				}})
+			}},
+
 		// Request binding and replay.
 		{name: "InResponseTo unknown", want: ReasonInResponseToUnknown,
 			build: func(t *testing.T, f *fixture) string { return f.issue(t, issue{requestID: "id-never-sent"}) }},
@@ -467,7 +517,8 @@ func TestRejectionsCoverReasons(t *testing.T) {
 	for _, tc := range rejections() {
 		covered[tc.want] = true
 	}
-	serverSide := map[Reason]bool{ReasonConnectionNotFound: true, ReasonConnectionInactive: true, ReasonPolicyDenied: true, ReasonInternal: true}
+	serverSide := map[Reason]bool{ReasonConnectionNotFound: true, ReasonConnectionInactive: true, ReasonPolicyDenied: true, ReasonInternal: true,
+		ReasonEmailDomainMismatch: true}
 	for _, r := range Reasons {
 		if !covered[r] && !serverSide[r] {
 			t.Errorf("no rejection case for %s", r)
@@ -488,9 +539,15 @@ func TestAdminMessagesNameValues(t *testing.T) {
 }
 
 func TestDecryptionFailuresLookAlike(t *testing.T) {
+	// Refused before any key is used, from what the sender already knows:
+	// their messages may say what to change.
+	beforeDecryption := map[string]bool{
+		"encrypted but no decryption key":                                    true,
+		"AES-CBC under an unsigned Response, though the Assertion is signed": true,
+	}
 	var msgs []string
 	for _, tc := range rejections() {
-		if tc.want != ReasonDecryptionFailed || tc.name == "encrypted but no decryption key" {
+		if tc.want != ReasonDecryptionFailed || beforeDecryption[tc.name] {
 			continue
 		}
 		f := newFixture(t, tc.edit)
@@ -590,6 +647,17 @@ func TestAccepts(t *testing.T) {
 			},
 			check: func(t *testing.T, id *Identity) {
 				if n := len(id.Attributes["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"]); n != 2000 {
+					t.Errorf("%d groups", n)
+				}
+			}},
+		{name: "2,000 Okta-style groups (two namespace declarations per value), default limits",
+			build: func(t *testing.T, f *fixture) string {
+				form := f.oktaStyle(t, 2000)
+				t.Logf("SAMLResponse is %d bytes", len(form))
+				return form
+			},
+			check: func(t *testing.T, id *Identity) {
+				if n := len(id.Attributes[oktaGroupsAttr]); n != 2000 {
 					t.Errorf("%d groups", n)
 				}
 			}},
@@ -733,7 +801,14 @@ func setNameID(a *etree.Element, v string) {
 	firstChild(firstChild(a, nsAssertion, "Subject"), nsAssertion, "NameID").SetText(v)
 }
 
-func flipCipherValue(t *testing.T, resp *etree.Element, under string) {
+func flipCipherValue(t testing.TB, resp *etree.Element, under string) {
+	t.Helper()
+	flipCipherByte(t, resp, under, func(n int) int { return n / 2 })
+}
+
+// flipCipherByte flips the lowest bit of byte at(len) of the first
+// CipherValue under an element named under.
+func flipCipherByte(t testing.TB, resp *etree.Element, under string, at func(n int) int) {
 	t.Helper()
 	var found *etree.Element
 	for _, el := range resp.FindElements("//" + under) {
@@ -747,7 +822,7 @@ func flipCipherValue(t *testing.T, resp *etree.Element, under string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw[len(raw)/2] ^= 1
+	raw[at(len(raw))] ^= 1
 	found.SetText(base64.StdEncoding.EncodeToString(raw))
 }
 
@@ -790,9 +865,62 @@ func namespaceFlood(depth, perElement int) string {
 	return b.String()
 }
 
+const oktaGroupsAttr = "groups"
+
+// oktaStyle is a genuine response with groups named as Okta names them
+// and shaped as Okta sends them: one Attribute, every AttributeValue
+// declaring xs and xsi itself. It is signed (Response and Assertion) by
+// the fixture's IdP.
+func (f *fixture) oktaStyle(t testing.TB, groups int) string {
+	t.Helper()
+	s := defaultSession()
+	s.Groups = nil
+	values := make([]crewsaml.AttributeValue, groups)
+	for i := range values {
+		values[i] = crewsaml.AttributeValue{Type: "xs:string", Value: fmt.Sprintf("Engineering Team %04d", i)}
+	}
+	s.CustomAttributes = []crewsaml.Attribute{{Name: oktaGroupsAttr, NameFormat: "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified", Values: values}}
+	raw := string(mustDecode(t, f.issue(t, issue{requestID: f.pend("id-r"), session: s})))
+	// Exclusive canonicalization drops a declaration whose prefix no
+	// element or attribute name uses, so adding xs after signing changes
+	// nothing signed, as with Okta's own responses.
+	raw = strings.ReplaceAll(raw, "<saml:AttributeValue ", `<saml:AttributeValue xmlns:xs="http://www.w3.org/2001/XMLSchema" `)
+	return b64(raw)
+}
+
+// floodResponse is a Response whose root holds n children written by el.
+func floodResponse(n int, el func(b *strings.Builder, i int)) string {
+	var b strings.Builder
+	b.WriteString(`<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="id-flood" Version="2.0">`)
+	for i := range n {
+		el(&b, i)
+	}
+	b.WriteString(`</samlp:Response>`)
+	return b.String()
+}
+
+// smallElementFlood is n tiny elements: well inside the byte, depth and
+// namespace bounds, yet each costs the parser and canonicalization as
+// much as a real one.
+func smallElementFlood(n int) string {
+	return floodResponse(n, func(b *strings.Builder, _ int) { b.WriteString("<a>1</a>") })
+}
+
+// editRaw replaces the first old with new in the decoded XML of a
+// SAMLResponse: for shapes etree cannot write, such as duplicate
+// attributes.
+func editRaw(t testing.TB, samlResponse, old, new string) string {
+	t.Helper()
+	raw := string(mustDecode(t, samlResponse))
+	if !strings.Contains(raw, old) {
+		t.Fatalf("response has no %q", old)
+	}
+	return b64(strings.Replace(raw, old, new, 1))
+}
+
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
-func mustDecode(t *testing.T, s string) []byte {
+func mustDecode(t testing.TB, s string) []byte {
 	t.Helper()
 	raw, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {

@@ -18,6 +18,10 @@ const (
 	DefaultMaxIssueAge  = 5 * time.Minute
 	DefaultMaxBodyBytes = 512 << 10
 	DefaultMaxXMLBytes  = 1 << 20
+
+	DefaultMaxXMLElements       = 5000
+	DefaultMaxXMLAttributes     = 10000
+	DefaultMaxXMLNamespaceDecls = 10000
 )
 
 var connectionIDPattern = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
@@ -148,6 +152,9 @@ func fillLimits(cfg *Config) error {
 	}{
 		{"MaxBodyBytes", &cfg.MaxBodyBytes, DefaultMaxBodyBytes},
 		{"MaxXMLBytes", &cfg.MaxXMLBytes, DefaultMaxXMLBytes},
+		{"MaxXMLElements", &cfg.MaxXMLElements, DefaultMaxXMLElements},
+		{"MaxXMLAttributes", &cfg.MaxXMLAttributes, DefaultMaxXMLAttributes},
+		{"MaxXMLNamespaceDecls", &cfg.MaxXMLNamespaceDecls, DefaultMaxXMLNamespaceDecls},
 	}
 	for _, s := range sizes {
 		if *s.v < 0 {
@@ -159,6 +166,16 @@ func fillLimits(cfg *Config) error {
 	}
 	return nil
 }
+
+// xmlLimits are the document bounds every message of this connection is
+// guarded with.
+func (sp *ServiceProvider) xmlLimits() xmlLimits {
+	return xmlLimits{elements: sp.cfg.MaxXMLElements, attributes: sp.cfg.MaxXMLAttributes, nsDecls: sp.cfg.MaxXMLNamespaceDecls}
+}
+
+// defaultXMLLimits guard documents read outside a connection (IdP
+// metadata).
+var defaultXMLLimits = xmlLimits{elements: DefaultMaxXMLElements, attributes: DefaultMaxXMLAttributes, nsDecls: DefaultMaxXMLNamespaceDecls}
 
 // EntityID is the SP entity ID: {ExternalURL}/saml/{ConnectionID}. It is
 // the Audience every accepted Assertion must name.

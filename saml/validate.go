@@ -351,11 +351,10 @@ func (sp *ServiceProvider) verifySignatures(root *etree.Element, now time.Time) 
 	}
 	a := firstChild(v.envelope, nsAssertion, "Assertion")
 	enc := firstChild(v.envelope, nsAssertion, "EncryptedAssertion")
-	var legacy bool
 	switch {
 	case enc != nil:
 		v.encrypted = true
-		a, legacy, rerr = sp.decryptAssertion(enc)
+		a, rerr = sp.decryptAssertion(enc, v.responseSigned)
 		if rerr != nil {
 			return nil, rerr
 		}
@@ -370,11 +369,6 @@ func (sp *ServiceProvider) verifySignatures(root *etree.Element, now time.Time) 
 	}
 	signedA, ainfo, rerr := sp.verifyEnveloped(detached, "Assertion", now)
 	if rerr != nil {
-		if v.encrypted && legacy && !v.responseSigned {
-			// With unauthenticated CBC, telling "decrypted to garbage"
-			// from "decrypted but badly signed" is a decryption oracle.
-			return nil, errDecryption(rerr)
-		}
 		return nil, rerr
 	}
 	switch {

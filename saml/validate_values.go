@@ -306,7 +306,8 @@ func (c valueChecker) inResponseTo(v *verifiedResponse, conf confirmation, id *I
 func (c valueChecker) authnStatement(a *etree.Element, id *Identity) *Error {
 	st := firstChild(a, nsAssertion, "AuthnStatement")
 	if st == nil {
-		return nil
+		return Rejectf(ReasonAuthnStatementMissing,
+			"the Assertion has no AuthnStatement; an assertion that logs a user in must say how and when they authenticated (SAML Profiles 4.1.4.2): configure the IdP to include an authentication statement")
 	}
 	id.SessionIndex = st.SelectAttrValue("SessionIndex", "")
 	var rerr *Error

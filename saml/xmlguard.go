@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/base64"
+	"html"
 	"io"
+	"slices"
 )
 
 // Shape bounds checked before any XML parser or signature code sees a
@@ -50,27 +52,41 @@ type xmlShape struct {
 	rootPrefix, rootLocal string
 }
 
+// xmlLimits bound the work a whole document may ask of the parser, the
+// round-trip check and canonicalization, each of which costs about the
+// same per element, attribute and namespace declaration. They are
+// counted in guardXML's scan, so a document over them costs no more than
+// that scan.
+type xmlLimits struct {
+	elements, attributes, nsDecls int
+}
+
 // guardXML scans raw XML bytes once, without building a tree, and refuses
 // what no SAML message needs and what makes parsers or canonicalization
 // expensive: DTDs and entity declarations, processing instructions other
-// than the XML declaration, more than one root element, text outside the
-// root, and element depth or namespace declarations over their bounds.
+// than the XML declaration, an encoding other than UTF-8, more than one
+// root element, text outside the root, element depth or namespace
+// declarations in scope over their bounds, and more elements, attributes
+// or namespace declarations in the document than lim allows. It also
+// refuses an element with two attributes of one name (the same qualified
+// name, or prefixes bound to one namespace), which XML forbids and which
+// would let a signature and a reader see different values.
 // Well-formedness in full is left to the parser that runs next; this scan
 // only has to be strict enough that the parser never sees what it refuses.
-func guardXML(b []byte) (xmlShape, *Error) {
+func guardXML(b []byte, lim xmlLimits) (xmlShape, *Error) {
 	var shape xmlShape
 	g := scanner{b: b}
 	g.skipBOM()
 	if g.hasPrefix("<?xml") && len(b) > g.i+5 && isSpace(b[g.i+5]) {
-		end := bytes.Index(b[g.i:], []byte("?>"))
-		if end < 0 {
-			return shape, Rejectf(ReasonMalformedXML, "unterminated XML declaration")
+		if rerr := g.xmlDecl(); rerr != nil {
+			return shape, rerr
 		}
-		g.i += end + 2
 	}
 	depth, roots := 0, 0
-	// nsInScope[d] is the count of declarations visible at depth d.
-	nsInScope := make([]int, 1, 16)
+	elements, attributes, nsDecls := 0, 0, 0
+	// nsStart[d] is where the bindings declared at depth d begin in
+	// g.bindings; len(g.bindings) is the count in scope.
+	nsStart := make([]int, 1, 16)
 	for g.i < len(b) {
 		lt := bytes.IndexByte(b[g.i:], '<')
 		if lt < 0 {
@@ -106,9 +122,14 @@ func guardXML(b []byte) (xmlShape, *Error) {
 			if !g.skipPast(">") {
 				return shape, Rejectf(ReasonMalformedXML, "unterminated end tag")
 			}
+			g.bindings = g.bindings[:nsStart[depth]]
 			depth--
-			nsInScope = nsInScope[:depth+1]
+			nsStart = nsStart[:depth+1]
 		default:
+			elements++
+			if elements > lim.elements {
+				return shape, Rejectf(ReasonXMLTooComplex, "the XML has more than %d elements", lim.elements)
+			}
 			tag, err := g.startTag()
 			if err != nil {
 				return shape, err
@@ -120,17 +141,31 @@ func guardXML(b []byte) (xmlShape, *Error) {
 				}
 				shape.rootPrefix, shape.rootLocal = tag.prefix, tag.local
 			}
-			inScope := nsInScope[depth] + tag.nsDecls
-			if inScope > maxNamespacesInScope {
+			attributes += len(g.attrs) - tag.nsDecls
+			nsDecls += tag.nsDecls
+			if attributes > lim.attributes {
+				return shape, Rejectf(ReasonXMLTooComplex, "the XML has more than %d attributes", lim.attributes)
+			}
+			if nsDecls > lim.nsDecls {
+				return shape, Rejectf(ReasonXMLTooComplex, "the XML has more than %d namespace declarations", lim.nsDecls)
+			}
+			mark := len(g.bindings)
+			if len(g.bindings)+tag.nsDecls > maxNamespacesInScope {
 				return shape, Rejectf(ReasonXMLTooComplex, "more than %d namespace declarations in scope at element depth %d", maxNamespacesInScope, depth+1)
 			}
-			if !tag.selfClosing {
-				depth++
-				if depth > maxElementDepth {
-					return shape, Rejectf(ReasonXMLTooComplex, "elements nested deeper than %d levels", maxElementDepth)
-				}
-				nsInScope = append(nsInScope, inScope)
+			g.bind()
+			if rerr := g.checkDuplicateAttrs(tag.name); rerr != nil {
+				return shape, rerr
 			}
+			if tag.selfClosing {
+				g.bindings = g.bindings[:mark]
+				continue
+			}
+			depth++
+			if depth > maxElementDepth {
+				return shape, Rejectf(ReasonXMLTooComplex, "elements nested deeper than %d levels", maxElementDepth)
+			}
+			nsStart = append(nsStart, mark)
 		}
 	}
 	if roots == 0 {
@@ -142,16 +177,52 @@ func guardXML(b []byte) (xmlShape, *Error) {
 	return shape, nil
 }
 
+// scanner walks a document for guardXML. Its slices are reused from
+// element to element, so the scan allocates only as they grow.
 type scanner struct {
 	b []byte
 	i int
+	// attrs are the current start tag's attributes; keys their expanded
+	// names, for the duplicate check.
+	attrs []rawAttr
+	keys  []attrKey
+	// bindings are the prefix declarations in scope, innermost last.
+	bindings []nsBinding
 }
 
 type startTag struct {
+	name          []byte
 	prefix, local string
 	nsDecls       int
 	selfClosing   bool
 }
+
+// rawAttr is one attribute as written: name and value are views into the
+// document, the value without its quotes.
+type rawAttr struct {
+	name, value []byte
+}
+
+type nsBinding struct {
+	prefix, uri []byte
+}
+
+// attrKey is an attribute's expanded name: XML forbids two on one element
+// with the same qualified name and Namespaces in XML two with the same
+// namespace and local name, whatever their prefixes.
+type attrKey struct {
+	kind      byte // keyPlain, keyDecl, keyNS or keyUnbound
+	ns, local []byte
+}
+
+const (
+	keyPlain   byte = iota // no prefix: no namespace
+	keyDecl                // xmlns or xmlns:p, keyed by the declared prefix
+	keyNS                  // prefix bound to ns
+	keyUnbound             // prefix bound to nothing (ns holds the prefix)
+)
+
+var nsXMLPrefix = []byte("http://www.w3.org/XML/1998/namespace")
 
 func (s *scanner) skipBOM() {
 	if bytes.HasPrefix(s.b, []byte("\xef\xbb\xbf")) {
@@ -172,21 +243,78 @@ func (s *scanner) skipPast(end string) bool {
 	return true
 }
 
-// startTag reads "<name attr='v' ...>" or "<name .../>" at s.i, counting
-// namespace declarations. Attribute values may contain '>' and '/', so the
-// tag is read attribute by attribute rather than up to the next '>'.
+// xmlDecl reads the XML declaration at s.i. Only UTF-8 is accepted: SAML
+// bindings carry UTF-8, and a document that declares another encoding
+// over UTF-8 bytes is not well-formed; decoders that honour the
+// declaration and ones that ignore it would read different text.
+func (s *scanner) xmlDecl() *Error {
+	s.i += len("<?xml")
+	for {
+		sp := s.spaces()
+		if s.hasPrefix("?>") {
+			s.i += 2
+			return nil
+		}
+		if sp == 0 {
+			return Rejectf(ReasonMalformedXML, "malformed XML declaration")
+		}
+		name := s.name()
+		s.spaces()
+		if s.i >= len(s.b) || s.b[s.i] != '=' {
+			return Rejectf(ReasonMalformedXML, "malformed XML declaration")
+		}
+		s.i++
+		s.spaces()
+		value, ok := s.quoted()
+		if !ok {
+			return Rejectf(ReasonMalformedXML, "malformed XML declaration")
+		}
+		switch string(name) {
+		case "version", "standalone":
+		case "encoding":
+			if !bytes.EqualFold(value, []byte("UTF-8")) {
+				return Rejectf(ReasonMalformedXML, "the XML declares encoding %q; SAML messages must be UTF-8", truncate(string(value), 32))
+			}
+		default:
+			return Rejectf(ReasonMalformedXML, "the XML declaration has an unknown attribute %q", truncate(string(name), 32))
+		}
+	}
+}
+
+// quoted reads a quoted value at s.i and returns it without the quotes.
+func (s *scanner) quoted() ([]byte, bool) {
+	if s.i >= len(s.b) || (s.b[s.i] != '"' && s.b[s.i] != '\'') {
+		return nil, false
+	}
+	q := s.b[s.i]
+	end := bytes.IndexByte(s.b[s.i+1:], q)
+	if end < 0 {
+		return nil, false
+	}
+	v := s.b[s.i+1 : s.i+1+end]
+	s.i += end + 2
+	return v, true
+}
+
+// startTag reads "<name attr='v' ...>" or "<name .../>" at s.i into
+// s.attrs, counting namespace declarations. Attribute values may contain
+// '>' and '/', so the tag is read attribute by attribute rather than up to
+// the next '>'.
 func (s *scanner) startTag() (startTag, *Error) {
 	var t startTag
+	s.attrs = s.attrs[:0]
 	s.i++ // '<'
-	name := s.name()
-	if name == "" {
+	t.name = s.name()
+	if len(t.name) == 0 {
 		return t, Rejectf(ReasonMalformedXML, "invalid start tag at byte %d", s.i)
 	}
-	t.prefix, t.local = splitQName(name)
+	prefix, local := splitQName(t.name)
+	t.prefix, t.local = string(prefix), string(local)
+	name := func() string { return truncate(string(t.name), 64) }
 	for {
 		sp := s.spaces()
 		if s.i >= len(s.b) {
-			return t, Rejectf(ReasonMalformedXML, "unterminated start tag <%s>", truncate(name, 64))
+			return t, Rejectf(ReasonMalformedXML, "unterminated start tag <%s>", name())
 		}
 		switch s.b[s.i] {
 		case '>':
@@ -194,41 +322,138 @@ func (s *scanner) startTag() (startTag, *Error) {
 			return t, nil
 		case '/':
 			if !s.hasPrefix("/>") {
-				return t, Rejectf(ReasonMalformedXML, "invalid start tag <%s>", truncate(name, 64))
+				return t, Rejectf(ReasonMalformedXML, "invalid start tag <%s>", name())
 			}
 			s.i += 2
 			t.selfClosing = true
 			return t, nil
 		}
 		if sp == 0 {
-			return t, Rejectf(ReasonMalformedXML, "invalid attribute in <%s>", truncate(name, 64))
+			return t, Rejectf(ReasonMalformedXML, "invalid attribute in <%s>", name())
 		}
 		attr := s.name()
 		s.spaces()
-		if attr == "" || s.i >= len(s.b) || s.b[s.i] != '=' {
-			return t, Rejectf(ReasonMalformedXML, "invalid attribute in <%s>", truncate(name, 64))
+		if len(attr) == 0 || s.i >= len(s.b) || s.b[s.i] != '=' {
+			return t, Rejectf(ReasonMalformedXML, "invalid attribute in <%s>", name())
 		}
 		s.i++
 		s.spaces()
 		if s.i >= len(s.b) || (s.b[s.i] != '"' && s.b[s.i] != '\'') {
-			return t, Rejectf(ReasonMalformedXML, "unquoted attribute value in <%s>", truncate(name, 64))
+			return t, Rejectf(ReasonMalformedXML, "unquoted attribute value in <%s>", name())
 		}
-		q := s.b[s.i]
-		end := bytes.IndexByte(s.b[s.i+1:], q)
-		if end < 0 {
-			return t, Rejectf(ReasonMalformedXML, "unterminated attribute value in <%s>", truncate(name, 64))
+		value, ok := s.quoted()
+		if !ok {
+			return t, Rejectf(ReasonMalformedXML, "unterminated attribute value in <%s>", name())
 		}
-		if bytes.IndexByte(s.b[s.i+1:s.i+1+end], '<') >= 0 {
-			return t, Rejectf(ReasonMalformedXML, "'<' in an attribute value of <%s>", truncate(name, 64))
+		if bytes.IndexByte(value, '<') >= 0 {
+			return t, Rejectf(ReasonMalformedXML, "'<' in an attribute value of <%s>", name())
 		}
-		s.i += end + 2
-		if attr == "xmlns" || len(attr) > 6 && attr[:6] == "xmlns:" {
+		if isNSDecl(attr) {
 			t.nsDecls++
+		}
+		s.attrs = append(s.attrs, rawAttr{name: attr, value: value})
+	}
+}
+
+func isNSDecl(attr []byte) bool {
+	return string(attr) == "xmlns" || len(attr) > 6 && string(attr[:6]) == "xmlns:"
+}
+
+// bind pushes the current start tag's namespace declarations: they are in
+// scope for its own attributes too. A default declaration is pushed with
+// an empty prefix, which no attribute resolves to, so that the count in
+// scope includes it.
+func (s *scanner) bind() {
+	for _, a := range s.attrs {
+		if isNSDecl(a.name) {
+			s.bindings = append(s.bindings, nsBinding{prefix: a.name[min(len(a.name), 6):], uri: unescapeAttr(a.value)})
 		}
 	}
 }
 
-func (s *scanner) name() string {
+// resolve returns the namespace bound to prefix, innermost first.
+func (s *scanner) resolve(prefix []byte) ([]byte, bool) {
+	if string(prefix) == "xml" {
+		return nsXMLPrefix, true
+	}
+	for i := len(s.bindings) - 1; i >= 0; i-- {
+		if bytes.Equal(s.bindings[i].prefix, prefix) {
+			return s.bindings[i].uri, true
+		}
+	}
+	return nil, false
+}
+
+// checkDuplicateAttrs refuses two attributes of the current start tag
+// with one expanded name.
+func (s *scanner) checkDuplicateAttrs(tag []byte) *Error {
+	if len(s.attrs) < 2 {
+		return nil
+	}
+	s.keys = s.keys[:0]
+	for _, a := range s.attrs {
+		prefix, local := splitQName(a.name)
+		k := attrKey{kind: keyPlain, local: local}
+		switch {
+		case isNSDecl(a.name):
+			k = attrKey{kind: keyDecl, local: a.name}
+		case len(prefix) > 0:
+			if uri, ok := s.resolve(prefix); ok {
+				k.kind, k.ns = keyNS, uri
+			} else {
+				k.kind, k.ns = keyUnbound, prefix
+			}
+		}
+		s.keys = append(s.keys, k)
+	}
+	dup := -1
+	if len(s.keys) <= 8 {
+	outer:
+		for i := range s.keys {
+			for j := i + 1; j < len(s.keys); j++ {
+				if compareKeys(s.keys[i], s.keys[j]) == 0 {
+					dup = i
+					break outer
+				}
+			}
+		}
+	} else {
+		slices.SortFunc(s.keys, compareKeys)
+		for i := 1; i < len(s.keys); i++ {
+			if compareKeys(s.keys[i-1], s.keys[i]) == 0 {
+				dup = i
+				break
+			}
+		}
+	}
+	if dup < 0 {
+		return nil
+	}
+	return Rejectf(ReasonMalformedXML, "<%s> has the attribute %q twice (attribute names must be unique per element, also across prefixes of one namespace)",
+		truncate(string(tag), 64), truncate(string(s.keys[dup].local), 64))
+}
+
+func compareKeys(a, b attrKey) int {
+	if a.kind != b.kind {
+		return int(a.kind) - int(b.kind)
+	}
+	if c := bytes.Compare(a.local, b.local); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.ns, b.ns)
+}
+
+// unescapeAttr resolves character and entity references in an attribute
+// value, so that two spellings of one namespace name compare equal. Values
+// without '&' are returned as they are, without copying.
+func unescapeAttr(v []byte) []byte {
+	if bytes.IndexByte(v, '&') < 0 {
+		return v
+	}
+	return []byte(html.UnescapeString(string(v)))
+}
+
+func (s *scanner) name() []byte {
 	start := s.i
 	for s.i < len(s.b) {
 		c := s.b[s.i]
@@ -237,7 +462,7 @@ func (s *scanner) name() string {
 		}
 		s.i++
 	}
-	return string(s.b[start:s.i])
+	return s.b[start:s.i]
 }
 
 func (s *scanner) spaces() int {
@@ -248,13 +473,11 @@ func (s *scanner) spaces() int {
 	return s.i - start
 }
 
-func splitQName(name string) (prefix, local string) {
-	for i := 0; i < len(name); i++ {
-		if name[i] == ':' {
-			return name[:i], name[i+1:]
-		}
+func splitQName(name []byte) (prefix, local []byte) {
+	if i := bytes.IndexByte(name, ':'); i >= 0 {
+		return name[:i], name[i+1:]
 	}
-	return "", name
+	return nil, name
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

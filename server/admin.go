@@ -66,6 +66,8 @@ func (s *Server) storeErr(what string, err error) error {
 		return status.Errorf(codes.AlreadyExists, "%s conflicts with an existing one: %v", what, err)
 	case errors.Is(err, store.ErrInvalidArgument):
 		return status.Errorf(codes.InvalidArgument, "%s: %v", what, err)
+	case errors.Is(err, store.ErrUnavailable):
+		return status.Error(codes.Unavailable, unavailableMessage)
 	}
 	return status.Errorf(codes.Internal, "%s: %v", what, err)
 }
@@ -268,6 +270,7 @@ func (cs connectionService) DeleteConnection(ctx context.Context, req *ssogatev1
 	if err := s.store.DeleteConnection(ctx, req.ConnectionId); err != nil {
 		return nil, s.storeErr(fmt.Sprintf("connection %q", req.ConnectionId), err)
 	}
+	s.metrics.dropConnection(req.ConnectionId)
 	s.audit(ctx, auditEvent{Type: auditConnectionDeleted, ConnectionID: req.ConnectionId,
 		Detail: map[string]any{"caller": caller(ctx), "sessions_revoked": len(ids)}})
 	return &ssogatev1.DeleteConnectionResponse{}, nil

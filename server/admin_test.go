@@ -78,7 +78,7 @@ func TestConnectionLifecycleOverRPC(t *testing.T) {
 	second := newDevIdP(t, "https://idp.example.com/idp") // same IdP, rotated key
 	md.set(idpMetadata(t, first), http.StatusOK)
 
-	ts := startTestServerWith(t, nil, WithHTTPClient(tlsIdP.Client()))
+	ts := startTestServerWith(t, func(c *config.Config) { c.AllowPrivateFetch = true }, withFetchTrust(tlsIdP))
 	admin := ssogatev1.NewConnectionServiceClient(ts.dial(t, testAdminKey))
 	login := ssogatev1.NewLoginServiceClient(ts.dial(t, testLoginKey))
 
@@ -362,6 +362,7 @@ func TestSeededConnectionFromMetadataURL(t *testing.T) {
 	dbPath := filepath.Join(t.TempDir(), "seed.db")
 	mutate := func(c *config.Config) {
 		c.Store = "sqlite://" + dbPath
+		c.AllowPrivateFetch = true
 		c.Connections = []map[string]any{{"id": "acme", "tenant_id": "t", "state": "CONNECTION_STATE_TESTING",
 			"identity_provider": map[string]any{"metadata_url": tlsIdP.URL + "/metadata"}}}
 	}
@@ -376,7 +377,7 @@ func TestSeededConnectionFromMetadataURL(t *testing.T) {
 		}
 		return got.Connection.IdentityProvider.Certificates[0].Sha256Fingerprint
 	}
-	first := startTestServerWith(t, mutate, WithHTTPClient(tlsIdP.Client()))
+	first := startTestServerWith(t, mutate, withFetchTrust(tlsIdP))
 	fp := certOf(first)
 	// Metadata fetched moments ago (at seeding, maybe by another replica)
 	// is not fetched again by the periodic sweep.
@@ -388,7 +389,7 @@ func TestSeededConnectionFromMetadataURL(t *testing.T) {
 	first.stop()
 
 	md.set("down", http.StatusBadGateway)
-	second := startTestServerWith(t, mutate, WithHTTPClient(tlsIdP.Client()))
+	second := startTestServerWith(t, mutate, withFetchTrust(tlsIdP))
 	if certOf(second) != fp {
 		t.Fatal("the stored certificate was not kept while the IdP was down")
 	}

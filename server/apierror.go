@@ -20,6 +20,7 @@ const (
 	reasonFieldInvalid          = "FIELD_INVALID"
 	reasonUnknownField          = "UNKNOWN_FIELD"
 	reasonInvalidJSON           = "INVALID_JSON"
+	reasonRequestTooLarge       = "REQUEST_TOO_LARGE"
 	reasonAPIKeyMissing         = "API_KEY_MISSING"
 	reasonAPIKeyUnknown         = "API_KEY_UNKNOWN"
 	reasonScopeMissing          = "SCOPE_MISSING"

@@ -190,6 +190,10 @@ func TestErrorReasons(t *testing.T) {
 			if _, err := f.login.RefreshToken(ctx, &ssogatev1.RefreshTokenRequest{RefreshToken: set.RefreshToken}); err != nil {
 				t.Fatal(err)
 			}
+			// Past the retry window, in which a lost answer may be asked again.
+			d := f.ts.srv.cfg.Token.RefreshRetryWindow + time.Second
+			clock.add(d)
+			t.Cleanup(func() { clock.add(-d) })
 			return js(map[string]string{"refreshToken": set.RefreshToken})
 		}, codes.Unauthenticated, "REFRESH_TOKEN_REUSED", nil, nil},
 		{"refresh: session revoked", methodRefreshToken, testLoginKey, func(t *testing.T) string {

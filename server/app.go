@@ -90,28 +90,23 @@ func (r refreshStore) PutRefreshToken(ctx context.Context, hash []byte, sessionI
 	return mapStoreErr(r.s.store.PutRefreshToken(ctx, store.RefreshToken{Hash: hash, SessionID: sessionID, CreatedAt: r.s.now(), ExpiresAt: expiresAt}))
 }
 
-func (r refreshStore) RotateRefreshToken(ctx context.Context, oldHash, newHash []byte, newExpiresAt, now time.Time) (string, time.Time, error) {
-	old, err := r.s.store.RotateRefreshToken(ctx, oldHash, store.RefreshToken{Hash: newHash, CreatedAt: now, ExpiresAt: newExpiresAt}, now)
+func (r refreshStore) RotateRefreshToken(ctx context.Context, oldHash []byte, next token.NextRefreshToken, retryWindow time.Duration, now time.Time) (token.RotatedRefreshToken, error) {
+	rot, err := r.s.store.RotateRefreshToken(ctx, oldHash,
+		store.RefreshToken{Hash: next.Hash, Sealed: next.Sealed, CreatedAt: now, ExpiresAt: next.ExpiresAt}, now, retryWindow)
 	if errors.Is(err, store.ErrReused) {
-		r.s.revoked.add(old.SessionID, now)
+		r.s.revoked.add(rot.Old.SessionID, now)
 		e := auditEvent{Type: auditRefreshReused, Message: "a spent refresh token was presented again; its session is revoked",
-			Detail: map[string]any{"session_id": old.SessionID}}
-		if sess, serr := r.s.store.GetSession(ctx, old.SessionID); serr == nil {
+			Detail: map[string]any{"session_id": rot.Old.SessionID}}
+		if sess, serr := r.s.store.GetSession(ctx, rot.Old.SessionID); serr == nil {
 			e.ConnectionID, e.TenantID, e.Subject = sess.ConnectionID, sess.TenantID, sess.Subject
 		}
 		r.s.audit(ctx, e)
 	}
 	if err != nil {
-		return "", time.Time{}, mapStoreErr(err)
+		return token.RotatedRefreshToken{}, mapStoreErr(err)
 	}
-	sess, err := r.s.store.GetSession(ctx, old.SessionID)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	if sess.ExpiresAt.Before(newExpiresAt) {
-		newExpiresAt = sess.ExpiresAt
-	}
-	return old.SessionID, newExpiresAt, nil
+	return token.RotatedRefreshToken{SessionID: rot.Next.SessionID, ExpiresAt: rot.Next.ExpiresAt, Retry: rot.Retry,
+		Hash: rot.Next.Hash, Sealed: rot.Next.Sealed}, nil
 }
 
 // revocationChecker adapts the in-memory set to token.RevocationChecker.

@@ -17,11 +17,11 @@ import (
 // browserRoutes registers the routes browsers and IdPs reach without an API
 // key.
 func (s *Server) browserRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /saml/{connection_id}/login", s.handleBrowserLogin)
-	mux.HandleFunc("POST /saml/{connection_id}/acs", s.handleACS)
+	mux.Handle("GET /saml/{connection_id}/login", s.limited(routeLogin, s.handleBrowserLogin))
+	mux.Handle("POST /saml/{connection_id}/acs", s.validating(routeACS, s.handleACS))
 	mux.HandleFunc("GET /saml/{connection_id}/authn/{request_id}", s.handlePostAuthn)
-	mux.HandleFunc("GET /saml/{connection_id}/slo", s.handleSLO)
-	mux.HandleFunc("POST /saml/{connection_id}/slo", s.handleSLO)
+	mux.Handle("GET /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
+	mux.Handle("POST /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
 	mux.HandleFunc("GET /saml/{connection_id}/metadata", s.handleMetadata)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 }
@@ -48,6 +48,8 @@ func httpStatusOf(code string) int {
 		return http.StatusNotFound
 	case "InvalidArgument", "FailedPrecondition":
 		return http.StatusBadRequest
+	case "Unavailable":
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}
@@ -63,6 +65,8 @@ func endUserMessage(reason saml.Reason) (int, string) {
 		return http.StatusForbidden, "Single sign-on is not enabled for your organisation yet."
 	case saml.ReasonPolicyDenied:
 		return http.StatusForbidden, "Your account is not allowed to use this application. Ask your IT administrator for access."
+	case saml.ReasonEmailDomainMismatch:
+		return http.StatusForbidden, "Your identity provider sent an email address this application does not accept for your organisation. Ask your IT administrator."
 	case saml.ReasonInternal:
 		return http.StatusInternalServerError, "Something went wrong on our side. Please try again."
 	case saml.ReasonBodyTooLarge:
@@ -161,7 +165,7 @@ func (s *Server) handleSLO(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in saml.Inbound) {
 	ctx := r.Context()
-	req, err := c.sp.ParseLogoutRequest(ctx, in)
+	req, err := c.sp.ParseLogoutRequest(ctx, in, replayCache{s})
 	if err != nil {
 		s.rejectLogout(ctx, c.msg, err)
 		s.errorPage(w, r, http.StatusBadRequest, "The sign-out request could not be accepted.")
@@ -179,7 +183,7 @@ func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in s
 			return
 		}
 		for _, sess := range sessions {
-			if sess.RevokedAt.IsZero() {
+			if sess.RevokedAt.IsZero() && !sess.CreatedAt.After(req.SessionsBefore) {
 				ids = append(ids, sess.ID)
 			}
 		}
@@ -376,7 +380,7 @@ func (s *Server) testLoginPage(w http.ResponseWriter, r *http.Request, res *logi
 	}
 	s.audit(r.Context(), auditEvent{Type: auditLoginTested, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
 		Message: denied, Detail: map[string]any{"admitted": denied == ""}})
-	s.metrics.acsOutcomes.WithLabelValues("TEST").Inc()
+	s.metrics.acsOutcomes.WithLabelValues(res.conn.msg.Id, "TEST").Inc()
 	setPageSecurityHeaders(w.Header())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = testPageTemplate.Execute(w, map[string]any{

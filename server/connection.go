@@ -141,6 +141,10 @@ func validateConnection(c *ssogatev1.Connection, allowHTTP func(host string) boo
 		}
 		seen[d] = true
 	}
+	if p := c.EmailDomainPolicy; len(c.EmailDomains) == 0 && (p == ssogatev1.EmailDomainPolicy_EMAIL_DOMAIN_POLICY_REQUIRE ||
+		p == ssogatev1.EmailDomainPolicy_EMAIL_DOMAIN_POLICY_DROP_CLAIM) {
+		bad("email_domain_policy", "%s needs email_domains to compare the asserted email with", p)
+	}
 	for i, u := range c.AllowedReturnUrls {
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || p.User != nil || p.Fragment != "" {

@@ -5,7 +5,7 @@
 //     TLS), and the same API through grpc-gateway under /v1/ on the HTTP
 //     listener (the gateway reaches the services in memory, behind the same
 //     interceptors);
-//   - the browser and IdP routes of DESIGN.md: /saml/{id}/login, /acs,
+//   - the browser and IdP routes (docs/architecture.md, "Surfaces"): /saml/{id}/login, /acs,
 //     /slo, /metadata, /authn/{request_id}, /.well-known/jwks.json;
 //   - the operator routes /healthz, /readyz and /metrics, and
 //     grpc.health.v1 per service.

@@ -48,8 +48,17 @@ func (s *Server) observe(ctx context.Context, fullMethod string, start time.Time
 		slog.String("service", service),
 		slog.String("method", method),
 		slog.String("code", code.String()),
-		slog.Duration("duration", elapsed),
-	}, noteAttrs(ctx)...)...)
+		slog.Float64("duration", elapsed.Seconds()),
+	}, append(callerAttrs(ctx), noteAttrs(ctx)...)...)...)
+}
+
+// callerAttrs names the API key that authenticated the call (its name,
+// never the key).
+func callerAttrs(ctx context.Context) []slog.Attr {
+	if name := caller(ctx); name != "" {
+		return []slog.Attr{slog.String("api_key", name)}
+	}
+	return nil
 }
 
 // recoverPanic turns a handler panic into INTERNAL instead of a crash, and
@@ -72,7 +81,9 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	if err != nil {
 		return nil, err
 	}
-	return handler(authed, req)
+	ctx = authed // the log line names the caller
+	resp, err = handler(ctx, req)
+	return resp, s.storeFailure(ctx, err)
 }
 
 // wrappedStream carries the request id into stream handlers.
@@ -93,5 +104,6 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	if err != nil {
 		return err
 	}
-	return handler(srv, wrappedStream{ServerStream: ss, ctx: authed})
+	ctx = authed
+	return s.storeFailure(ctx, handler(srv, wrappedStream{ServerStream: ss, ctx: ctx}))
 }

@@ -9,17 +9,26 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/ratelimit"
 )
 
 const requestIDHeader = "X-Request-Id"
@@ -90,26 +99,29 @@ func acceptRequestID(v string) string {
 	return v
 }
 
-// httpHandler builds the one HTTP router: the REST gateway under /v1/ and
-// the plain routes of DESIGN.md.
-func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
+// httpHandlers builds the HTTP routers: the public one (browser and IdP
+// routes, liveness and readiness) and, when operator_addr is set, the
+// operator one (/metrics, the REST gateway under /v1/, detailed readiness,
+// gRPC reflection). Without operator_addr, the public router carries
+// everything and operator is nil.
+func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handler, err error) {
 	gw := runtime.NewServeMux(
+		runtime.WithErrorHandler(restErrorHandler),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			// Default values (false, 0, "") are always written: a client
 			// reading valid=false must find it, not an absent field.
 			MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
-		runtime.WithErrorHandler(restError),
 		runtime.WithMetadata(func(ctx context.Context, r *http.Request) metadata.MD {
 			return metadata.Pairs("x-request-id", requestID(r.Context()))
 		}),
 	)
 	conn, err := grpc.NewClient("passthrough:///ssogate-gateway",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayLis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials()), s.grpcClientStatsOption())
 	if err != nil {
-		return nil, fmt.Errorf("REST gateway connection: %w", err)
+		return nil, nil, fmt.Errorf("REST gateway connection: %w", err)
 	}
 	go func() { <-ctx.Done(); conn.Close() }()
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
@@ -119,34 +131,90 @@ func (s *Server) httpHandler(ctx context.Context) (http.Handler, error) {
 		ssogatev1.RegisterAuditServiceHandler,
 	} {
 		if err := register(ctx, gw, conn); err != nil {
-			return nil, fmt.Errorf("register REST gateway: %w", err)
+			return nil, nil, fmt.Errorf("register REST gateway: %w", err)
 		}
 	}
 
+	split := s.cfg.OperatorAddr != ""
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", gw)
-	mux.HandleFunc("GET /v1/openapi.json", s.handleOpenAPI)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeText(w, http.StatusOK, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := s.ready(ctx); err != nil {
-			writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
-			return
-		}
-		writeText(w, http.StatusOK, "ready\n")
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	ops := mux
+	if split {
+		ops = http.NewServeMux()
+		ops.HandleFunc("GET /healthz", s.handleHealthz)
+		ops.HandleFunc("GET /readyz", s.readinessDetail)
+	}
+	ops.Handle("/v1/", s.restGuard(gw))
+	ops.HandleFunc("GET /v1/openapi.json", s.handleOpenAPI)
+	ops.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	s.browserRoutes(mux)
 	if err := s.discoveryRoutes(mux); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, register := range s.extraRoutes {
 		register(mux)
 	}
-	return s.middleware(mux), nil
+	if !split {
+		return s.traced(s.middleware(mux)), nil, nil
+	}
+	return s.traced(s.middleware(mux)), s.operatorHandler(s.traced(s.middleware(ops))), nil
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeText(w, http.StatusOK, "ok\n")
+}
+
+// handleReadyz answers readiness on the public listener: only "not ready".
+// Which check fails, and the store driver's words, go to the log and to
+// readinessDetail (the operator listener's /readyz).
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		s.log.WarnContext(r.Context(), "not ready", "error", err)
+		writeText(w, http.StatusServiceUnavailable, "not ready\n")
+		return
+	}
+	writeText(w, http.StatusOK, "ready\n")
+}
+
+// operatorHandler serves gRPC reflection (HTTP/2 requests of content type
+// application/grpc) beside the operator routes: reflection describes the
+// whole API, so it leaves the public gRPC listener when operator_addr is
+// set.
+func (s *Server) operatorHandler(routes http.Handler) http.Handler {
+	refl := grpc.NewServer()
+	reflectionpb.RegisterServerReflectionServer(refl, reflection.NewServerV1(reflection.ServerOptions{Services: s.grpc}))
+	s.operatorGRPC = refl
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			refl.ServeHTTP(w, r)
+			return
+		}
+		routes.ServeHTTP(w, r)
+	})
+}
+
+// restErrorHandler is the gateway's error answer, with one correction: a
+// message over gRPC's size bound (ResourceExhausted "larger than max") is
+// 413, not the 429 that ResourceExhausted otherwise maps to.
+func restErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max") {
+		writeRESTError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, reasonRequestTooLarge, "message too large: "+st.Message())
+		return
+	}
+	restError(ctx, mux, m, w, r, err)
+}
+
+// traced wraps h in otelhttp outside the middleware, so the request's span
+// is in the context the handlers and the log line see.
+func (s *Server) traced(h http.Handler) http.Handler {
+	return otelhttp.NewHandler(h, "http",
+		otelhttp.WithTracerProvider(s.tracing.Provider), otelhttp.WithPropagators(s.tracing.Propagator),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != "/metrics"
+		}))
 }
 
 // statusRecorder remembers the status code written.
@@ -182,7 +250,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set(requestIDHeader, id)
-		r = r.WithContext(withRequestID(r.Context(), id))
+		r = r.WithContext(withClientAddr(withRequestID(r.Context(), id), ratelimit.ClientAddr(r, s.trusted)))
 		rec := &statusRecorder{ResponseWriter: w}
 		mux.ServeHTTP(rec, r)
 		// ServeHTTP records the matched pattern on r: no second lookup.
@@ -193,6 +261,10 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			span.SetName(pattern) // "POST /saml/{connection_id}/acs": bounded, no ids
+			span.SetAttributes(attribute.String("http.route", pattern))
+		}
 		elapsed := time.Since(start)
 		s.metrics.httpHandled.WithLabelValues(pattern, r.Method, strconv.Itoa(rec.status)).Inc()
 		s.metrics.httpDuration.WithLabelValues(pattern).Observe(elapsed.Seconds())
@@ -202,8 +274,9 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			slog.String("route", pattern),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status),
-			slog.Duration("duration", elapsed),
+			slog.Float64("duration", elapsed.Seconds()),
 			slog.String("remote", r.RemoteAddr),
+			slog.String("client", clientAddr(r.Context()).String()),
 		}, noteAttrs(r.Context())...)...)
 	})
 }

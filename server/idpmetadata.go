@@ -1,10 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/netguard"
 	"github.com/ssogate/ssogate/saml"
 	"github.com/ssogate/ssogate/store"
 )
@@ -28,47 +30,56 @@ const (
 	auditCertExpiring   = "certificate.expiring"
 )
 
-// fetchIdPMetadata downloads and parses IdP metadata: https only (plain
-// http to loopback when allowed), bounded in time and size, no redirects
-// to plain http.
+// fetchIdPMetadata downloads and parses IdP metadata through the guarded
+// client (netguard): https only, public addresses only unless
+// allow_private_fetch, bounded in time, redirects and size. Its errors
+// never echo what the URL answered unless that is SAML metadata, and never
+// tell an open port from a closed one.
 func (s *Server) fetchIdPMetadata(ctx context.Context, rawURL, entityID string) (saml.IdentityProvider, error) {
 	if err := checkEndpoint(rawURL, s.allowHTTP); err != nil {
 		return saml.IdentityProvider{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	body, err := netguard.Fetch(ctx, s.fetchClient(), rawURL, "application/samlmetadata+xml, application/xml, text/xml", maxMetadataBytes)
 	if err != nil {
-		return saml.IdentityProvider{}, err
+		s.log.DebugContext(ctx, "metadata fetch failed", "url", redactURL(rawURL), "detail", errors.Unwrap(err))
+		return saml.IdentityProvider{}, fmt.Errorf("metadata could not be fetched: %w", err)
 	}
-	req.Header.Set("Accept", "application/samlmetadata+xml, application/xml, text/xml")
-	client := *s.httpClient
-	client.CheckRedirect = func(r *http.Request, via []*http.Request) error {
-		if len(via) >= 5 {
-			return errors.New("too many redirects")
-		}
-		return checkEndpoint(r.URL.String(), s.allowHTTP)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return saml.IdentityProvider{}, fmt.Errorf("fetch %s: %w", redactURL(rawURL), err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return saml.IdentityProvider{}, fmt.Errorf("fetch %s: HTTP %s", redactURL(rawURL), resp.Status)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
-	if err != nil {
-		return saml.IdentityProvider{}, fmt.Errorf("read %s: %w", redactURL(rawURL), err)
-	}
-	if len(body) > maxMetadataBytes {
-		return saml.IdentityProvider{}, fmt.Errorf("metadata at %s is larger than %d bytes", redactURL(rawURL), maxMetadataBytes)
+	if !looksLikeMetadata(body) {
+		return saml.IdentityProvider{}, errors.New("metadata could not be fetched: the answer is not SAML 2.0 metadata (an EntityDescriptor or EntitiesDescriptor)")
 	}
 	md, err := saml.ParseIdPMetadataAt(body, entityID, s.now())
 	if err != nil {
 		return saml.IdentityProvider{}, err
 	}
 	return md, nil
+}
+
+// fetchClient is the client for outbound fetches: the test's when one was
+// given, else a guarded one.
+func (s *Server) fetchClient() *http.Client {
+	if s.httpClient != nil {
+		return s.httpClient
+	}
+	return netguard.NewClient(netguard.Options{AllowPrivate: s.cfg.AllowPrivateFetch, Timeout: metadataTimeout, TLSConfig: s.fetchTLS})
+}
+
+// looksLikeMetadata reports whether the document's root element is SAML
+// metadata. Anything else is refused without naming what it was: a fetch
+// must not become a way to read other servers' documents.
+func looksLikeMetadata(body []byte) bool {
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			return se.Name.Space == "urn:oasis:names:tc:SAML:2.0:metadata" &&
+				(se.Name.Local == "EntityDescriptor" || se.Name.Local == "EntitiesDescriptor")
+		}
+	}
 }
 
 func redactURL(raw string) string {
@@ -145,6 +156,7 @@ func (s *Server) maintainConnections(ctx context.Context, period time.Duration) 
 
 func (s *Server) connectionSweep(ctx context.Context) {
 	token := ""
+	live := map[string]bool{}
 	for {
 		rows, next, err := s.store.ListConnections(ctx, store.ListConnectionsQuery{PageSize: 200, PageToken: token})
 		if err != nil {
@@ -154,6 +166,7 @@ func (s *Server) connectionSweep(ctx context.Context) {
 			return
 		}
 		for _, row := range rows {
+			live[row.ID] = true
 			c, err := unmarshalConnection(row.Config)
 			if err != nil {
 				continue
@@ -171,6 +184,7 @@ func (s *Server) connectionSweep(ctx context.Context) {
 			s.checkCertificates(ctx, c)
 		}
 		if next == "" {
+			s.metrics.keepConnections(live)
 			return
 		}
 		token = next
@@ -181,18 +195,20 @@ func (s *Server) connectionSweep(ctx context.Context) {
 // and audits the ones within 30 days of expiry.
 func (s *Server) checkCertificates(ctx context.Context, c *ssogatev1.Connection) {
 	now := s.now()
+	left := map[string]float64{}
+	defer func() { s.metrics.setCertExpiry(c.Id, left) }()
 	for _, pc := range c.GetIdentityProvider().GetCertificates() {
 		cert, err := parseCertificatePEM(pc.Pem)
 		if err != nil {
 			continue
 		}
-		left := cert.NotAfter.Sub(now)
+		remaining := cert.NotAfter.Sub(now)
 		fp := fingerprint(cert.Raw)
-		s.metrics.certExpiry.WithLabelValues(c.Id, fp).Set(left.Seconds())
-		if left < certExpiryWarning && s.warnOnce(c.Id+"/"+fp, now) {
+		left[fp] = remaining.Seconds()
+		if remaining < certExpiryWarning && s.warnOnce(c.Id+"/"+fp, now) {
 			s.audit(ctx, auditEvent{Type: auditCertExpiring, ConnectionID: c.Id, TenantID: c.TenantId,
 				Message: fmt.Sprintf("IdP signing certificate %q expires %s (in %s); add its successor to the IdP metadata",
-					cert.Subject.String(), cert.NotAfter.UTC().Format(time.RFC3339), left.Round(time.Hour))})
+					cert.Subject.String(), cert.NotAfter.UTC().Format(time.RFC3339), remaining.Round(time.Hour))})
 		}
 	}
 }

@@ -25,7 +25,7 @@ import (
 	"github.com/ssogate/ssogate/token"
 )
 
-// Lifetimes DESIGN.md fixes.
+// Lifetimes of the login flow (docs/architecture.md, "Words").
 const (
 	pendingRequestTTL = 10 * time.Minute
 	codeTTL           = 60 * time.Second
@@ -103,7 +103,7 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 	}
 	if err := loginAllowed(c.msg, req.Test); err != nil {
 		se := err.(*saml.Error)
-		s.audit(ctx, auditEvent{Type: auditLoginFailed, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
+		s.refusals.audit(ctx, auditEvent{Type: auditLoginFailed, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
 			Reason: se.Reason, Message: se.Message, Detail: map[string]any{"check": "lifecycle"}})
 		s.metrics.loginsRefused.WithLabelValues("lifecycle").Inc()
 		reason := reasonConnectionNotActive
@@ -164,7 +164,9 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 		return nil, status.Errorf(codes.Internal, "store pending request: %v", err)
 	}
 	s.metrics.loginsStarted.WithLabelValues(fmt.Sprint(req.Test)).Inc()
-	s.audit(ctx, auditEvent{Type: auditLoginStarted, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
+	// Browser-started logins (no API key) are counted per client and
+	// minute; a backend's StartLogin is written one by one.
+	s.refusals.audit(ctx, auditEvent{Type: auditLoginStarted, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
 		Detail: map[string]any{"request_id": areq.ID, "test": req.Test}})
 	return &ssogatev1.StartLoginResponse{
 		RedirectUrl: redirect, RequestId: areq.ID, ConnectionId: c.msg.Id,
@@ -176,7 +178,7 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 // not allow.
 func (s *Server) checkLoginReturnTo(ctx context.Context, c *ssogatev1.Connection, returnTo string) error {
 	if _, err := checkReturnTo(returnTo, c.AllowedReturnUrls); err != nil {
-		s.audit(ctx, auditEvent{Type: auditLoginFailed, ConnectionID: c.Id, TenantID: c.TenantId,
+		s.refusals.audit(ctx, auditEvent{Type: auditLoginFailed, ConnectionID: c.Id, TenantID: c.TenantId,
 			Message: err.Error(), Detail: map[string]any{"check": "return_to"}})
 		s.metrics.loginsRefused.WithLabelValues("return_to").Inc()
 		return apiError(codes.InvalidArgument, reasonReturnToNotAllowed, err.Error(), "connection_id", c.Id)
@@ -188,7 +190,7 @@ func (s *Server) checkLoginReturnTo(ctx context.Context, c *ssogatev1.Connection
 // outcome metric.
 func (s *Server) rejectLogin(ctx context.Context, c *ssogatev1.Connection, err error) saml.Reason {
 	reason := s.recordRefusal(ctx, c, err, auditLoginFailed)
-	s.metrics.acsOutcomes.WithLabelValues(string(reason)).Inc()
+	s.metrics.acsOutcomes.WithLabelValues(c.GetId(), string(reason)).Inc()
 	return reason
 }
 
@@ -215,7 +217,14 @@ func (s *Server) recordRefusal(ctx context.Context, c *ssogatev1.Connection, err
 	if c != nil {
 		e.ConnectionID, e.TenantID = c.Id, c.TenantId
 	}
-	s.audit(ctx, e)
+	// A refusal of a browser's message is unauthenticated traffic: counted
+	// per client and minute, not one row each. Policy denials (a verified
+	// user) and internal failures are written one by one.
+	if reason == saml.ReasonPolicyDenied || reason == saml.ReasonInternal {
+		s.audit(ctx, e)
+	} else {
+		s.refusals.audit(ctx, e)
+	}
 	return reason
 }
 
@@ -276,13 +285,22 @@ func (s *Server) verifyLogin(ctx context.Context, c *conn, samlResponse string) 
 		return nil, loginAllowed(c.msg, true)
 	}
 	consumer := &pendingConsumer{s: s}
-	ident, err := c.sp.ValidateResponse(ctx, saml.ResponseInput{SAMLResponse: samlResponse, Requests: consumer, Replay: replayCache{s}})
+	vctx, endSpan := s.validateSpan(ctx, c.msg.Id)
+	ident, err := c.sp.ValidateResponse(vctx, saml.ResponseInput{SAMLResponse: samlResponse, Requests: consumer, Replay: replayCache{s}})
+	endSpan(err)
 	if err != nil {
 		return nil, err
 	}
 	res := &loginResult{conn: c, identity: ident, pending: consumer.consumed}
 	test := res.pending != nil && res.pending.Test
 	if err := loginAllowed(c.msg, test); err != nil {
+		return nil, err
+	}
+	if err := bindEmail(c.msg, ident); err != nil {
+		if test {
+			res.denied = err
+			return res, nil
+		}
 		return nil, err
 	}
 	roles, err := c.policy.Decide(policy.Subject{Groups: ident.Mapped.Groups, Attributes: ident.Attributes})
@@ -373,7 +391,7 @@ func (s *Server) createSession(ctx context.Context, res *loginResult) (store.Ses
 	}
 	s.audit(ctx, auditEvent{Type: auditLoginSucceeded, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
 		Subject: ident.Subject, Detail: map[string]any{"session_id": sid, "idp_initiated": res.pending == nil}})
-	s.metrics.acsOutcomes.WithLabelValues("SUCCESS").Inc()
+	s.metrics.acsOutcomes.WithLabelValues(res.conn.msg.Id, "SUCCESS").Inc()
 	return sess, nil
 }
 

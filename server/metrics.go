@@ -1,12 +1,22 @@
 package server
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ssogate/ssogate/internal/buildinfo"
 )
 
 // metrics are the server's Prometheus collectors, on a registry of its own
 // (no global state: two servers in one test process do not collide).
+//
+// Label cardinality is bounded: routes are mux patterns, reasons come from
+// an enum, and the connection label takes only ids of stored connections
+// (never a raw path segment; "" where none was found), so its size is the
+// number of connections the operator created. Series of a deleted
+// connection are dropped.
 type metrics struct {
 	registry     *prometheus.Registry
 	grpcHandled  *prometheus.CounterVec
@@ -24,6 +34,12 @@ type metrics struct {
 	refreshRejected *prometheus.CounterVec
 	metadataRefresh *prometheus.CounterVec
 	certExpiry      *prometheus.GaugeVec
+	overloaded      *prometheus.CounterVec
+	connPending     *prometheus.GaugeVec
+
+	// certConns are the connections with certificate-expiry series.
+	certMu    sync.Mutex
+	certConns map[string]bool
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -56,8 +72,8 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		Name: "ssogate_logins_refused_total", Help: "StartLogin calls refused before reaching the IdP, by check.",
 	}, []string{"check"})
 	m.acsOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ssogate_acs_outcomes_total", Help: "Outcomes of SAML responses: SUCCESS, TEST, or the rejection reason.",
-	}, []string{"reason"})
+		Name: "ssogate_acs_outcomes_total", Help: "Outcomes of SAML responses by connection: SUCCESS, TEST, or the rejection reason.",
+	}, []string{"connection", "reason"})
 	m.exchangeLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "ssogate_exchange_duration_seconds", Help: "ExchangeCode and ExchangeAssertion latency.", Buckets: fast,
 	}, []string{"kind"})
@@ -79,9 +95,64 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.certExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ssogate_idp_certificate_expiry_seconds", Help: "Seconds until a pinned IdP signing certificate expires.",
 	}, []string{"connection", "sha256"})
+	m.overloaded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ssogate_overload_refused_total", Help: "ACS and SLO requests refused with 503 by the validation gate (concurrency or bytes in flight), by route.",
+	}, []string{"route"})
+	reg.MustRegister(m.overloaded)
+	m.connPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ssogate_connection_pending", Help: "1 for each config-file connection not served yet because its IdP metadata URL is unreachable (retried with backoff).",
+	}, []string{"connection"})
+	reg.MustRegister(m.connPending)
+	bi := buildinfo.Get()
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ssogate_build_info", Help: "1, labelled with the running build's version, VCS revision and Go version.",
+	}, []string{"version", "revision", "goversion"})
+	buildInfo.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
+	reg.MustRegister(buildInfo)
 	reg.MustRegister(m.loginsStarted, m.loginsRefused, m.acsOutcomes, m.exchangeLatency, m.validateLatency,
 		m.validations, m.codeRejected, m.refreshRejected, m.metadataRefresh, m.certExpiry)
 	reg.MustRegister(m.grpcHandled, m.grpcDuration, m.httpHandled, m.httpDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// setCertExpiry replaces a connection's certificate-expiry series (a
+// certificate rotated out loses its series).
+func (m *metrics) setCertExpiry(conn string, secondsLeft map[string]float64) {
+	m.certMu.Lock()
+	defer m.certMu.Unlock()
+	m.certExpiry.DeletePartialMatch(prometheus.Labels{"connection": conn})
+	for fp, v := range secondsLeft {
+		m.certExpiry.WithLabelValues(conn, fp).Set(v)
+	}
+	if m.certConns == nil {
+		m.certConns = map[string]bool{}
+	}
+	m.certConns[conn] = true
+}
+
+// dropConnection removes every per-connection series of a deleted
+// connection.
+func (m *metrics) dropConnection(conn string) {
+	m.certMu.Lock()
+	defer m.certMu.Unlock()
+	m.certExpiry.DeletePartialMatch(prometheus.Labels{"connection": conn})
+	m.acsOutcomes.DeletePartialMatch(prometheus.Labels{"connection": conn})
+	delete(m.certConns, conn)
+}
+
+// keepConnections drops the series of connections not in live (deleted,
+// perhaps through another replica).
+func (m *metrics) keepConnections(live map[string]bool) {
+	m.certMu.Lock()
+	var gone []string
+	for c := range m.certConns {
+		if !live[c] {
+			gone = append(gone, c)
+		}
+	}
+	m.certMu.Unlock()
+	for _, c := range gone {
+		m.dropConnection(c)
+	}
 }

@@ -33,7 +33,7 @@ func (s *Server) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", config.Config{Store: s.cfg.Store}.Redacted().Store, err)
 	}
-	s.store = st
+	s.store = tracedStore{Store: st, tracer: s.tracer()}
 	kek, err := s.loadKEK()
 	if err != nil {
 		return err
@@ -56,6 +56,7 @@ func (s *Server) open(ctx context.Context) error {
 		Issuer: s.cfg.Token.Issuer, Audience: s.cfg.Token.Audience, Keys: s.keys,
 		Revocation: revocationChecker{s.revoked}, Refresh: refreshStore{s: s},
 		AccessTTL: s.cfg.Token.AccessTTL, RefreshTTL: s.cfg.Token.RefreshTTL, Now: s.now, Rand: s.rand,
+		RefreshRetryWindow: retryWindow(s.cfg.Token.RefreshRetryWindow),
 	})
 	if err != nil {
 		return fmt.Errorf("tokens: %w", err)
@@ -78,6 +79,15 @@ func (s *Server) open(ctx context.Context) error {
 		}},
 	)
 	return nil
+}
+
+// retryWindow turns the setting (0: off) into token.Config's (negative:
+// off, 0: the default).
+func retryWindow(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // loadKEK returns the configured key-encryption key. Without one, a SQLite
@@ -115,55 +125,70 @@ func (s *Server) loadKEK() ([]byte, error) {
 
 // seedConnections creates or updates the connections declared in the
 // config file (GitOps style): the file wins over earlier API edits of the
-// same connection.
+// same connection. One whose IdP metadata cannot be fetched waits as
+// pending (see pending.go) instead of stopping the start.
 func (s *Server) seedConnections(ctx context.Context) error {
 	for i, m := range s.cfg.Connections {
-		c, err := connectionFromMap(m)
-		if err != nil {
-			return fmt.Errorf("invalid setting connections[%d]: %w", i, err)
-		}
-		cur, err := s.store.GetConnection(ctx, c.Id)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("seed connection %q: %w", c.Id, err)
-		}
-		if err := s.seedIdPFromMetadata(ctx, c, cur); err != nil {
-			return fmt.Errorf("invalid setting connections[%d] (%s): %w", i, c.Id, err)
-		}
-		if err := validateConnection(c, s.allowHTTP); err != nil {
-			return fmt.Errorf("invalid setting connections[%d] (%s): %w", i, c.Id, err)
-		}
-		typ := auditConnectionUpdated
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			typ = auditConnectionCreated
-			_, err = s.saveConnection(ctx, c, 0)
-		default:
-			stored, uerr := unmarshalConnection(cur.Config)
-			if uerr == nil {
-				c.CreateTime = stored.CreateTime
-				probe := proto.Clone(c).(*ssogatev1.Connection)
-				for _, x := range []*ssogatev1.Connection{probe, stored} {
-					x.UpdateTime = nil
-					if x.IdentityProvider != nil {
-						x.IdentityProvider.MetadataRefreshTime = nil
-					}
-				}
-				if proto.Equal(probe, stored) {
-					continue // unchanged: no write, no audit
-				}
-			}
-			_, err = s.saveConnection(ctx, c, cur.Version)
+		err := s.seedConnection(ctx, i, m)
+		if errors.Is(err, errMetadataUnreachable) {
+			c, _ := connectionFromMap(m) // parsed by seedConnection already
+			s.addPending(ctx, i, m, c.Id, c.TenantId, err)
+			continue
 		}
 		if err != nil {
-			// Another replica seeding the same file at once is fine.
-			if st, ok := statusOf(err); ok && (st == "AlreadyExists" || st == "Aborted") {
-				continue
-			}
-			return fmt.Errorf("seed connection %q: %w", c.Id, err)
+			return err
 		}
-		s.audit(ctx, auditEvent{Type: typ, ConnectionID: c.Id, TenantID: c.TenantId,
-			Detail: map[string]any{"caller": "config file", "state": c.State.String()}})
 	}
+	return nil
+}
+
+// seedConnection creates or updates the i-th declared connection.
+func (s *Server) seedConnection(ctx context.Context, i int, m map[string]any) error {
+	c, err := connectionFromMap(m)
+	if err != nil {
+		return fmt.Errorf("invalid setting connections[%d]: %w", i, err)
+	}
+	cur, err := s.store.GetConnection(ctx, c.Id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("seed connection %q: %w", c.Id, err)
+	}
+	if err := s.seedIdPFromMetadata(ctx, c, cur); err != nil {
+		return fmt.Errorf("invalid setting connections[%d] (%s): %w", i, c.Id, err)
+	}
+	if err := validateConnection(c, s.allowHTTP); err != nil {
+		return fmt.Errorf("invalid setting connections[%d] (%s): %w", i, c.Id, err)
+	}
+	typ := auditConnectionUpdated
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		typ = auditConnectionCreated
+		_, err = s.saveConnection(ctx, c, 0)
+	default:
+		stored, uerr := unmarshalConnection(cur.Config)
+		if uerr == nil {
+			c.CreateTime = stored.CreateTime
+			probe := proto.Clone(c).(*ssogatev1.Connection)
+			for _, x := range []*ssogatev1.Connection{probe, stored} {
+				x.UpdateTime = nil
+				if x.IdentityProvider != nil {
+					x.IdentityProvider.MetadataRefreshTime = nil
+				}
+			}
+			if proto.Equal(probe, stored) {
+				return nil // unchanged: no write, no audit
+			}
+		}
+		_, err = s.saveConnection(ctx, c, cur.Version)
+	}
+	if err != nil {
+		// Another replica seeding the same file at once is fine.
+		if st, ok := statusOf(err); ok && (st == "AlreadyExists" || st == "Aborted") {
+			return nil
+		}
+		return fmt.Errorf("seed connection %q: %w", c.Id, err)
+	}
+	s.audit(ctx, auditEvent{Type: typ, ConnectionID: c.Id, TenantID: c.TenantId,
+		Detail: map[string]any{"caller": "config file", "state": c.State.String()}})
 	return nil
 }
 
@@ -216,6 +241,9 @@ func (s *Server) seedIdPFromMetadata(ctx context.Context, c *ssogatev1.Connectio
 	if idp.GetMetadataUrl() == "" || len(idp.GetCertificates()) > 0 {
 		return nil
 	}
+	if err := checkEndpoint(idp.MetadataUrl, s.allowHTTP); err != nil {
+		return fmt.Errorf("identity_provider.metadata_url: %w", err) // waiting will not cure it
+	}
 	md, err := s.fetchIdPMetadata(ctx, idp.MetadataUrl, idp.EntityId)
 	if err == nil {
 		applyIdPMetadata(c, md)
@@ -233,5 +261,5 @@ func (s *Server) seedIdPFromMetadata(ctx context.Context, c *ssogatev1.Connectio
 	if c.State == ssogatev1.ConnectionState_CONNECTION_STATE_DRAFT || c.State == ssogatev1.ConnectionState_CONNECTION_STATE_UNSPECIFIED {
 		return nil // a draft may wait for its metadata
 	}
-	return fmt.Errorf("identity_provider.metadata_url: %w", err)
+	return fmt.Errorf("identity_provider.metadata_url: %w: %w", errMetadataUnreachable, err)
 }

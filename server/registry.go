@@ -49,6 +49,9 @@ type registry struct {
 var errConnectionNotFound = errors.New("connection not found")
 
 func (r *registry) get(ctx context.Context, id string) (*conn, error) {
+	if err := r.s.pending.lookup(id); err != nil {
+		return nil, err
+	}
 	return r.load(fmt.Sprintf("connection %q", id), func() (store.Connection, error) { return r.s.store.GetConnection(ctx, id) })
 }
 
@@ -72,6 +75,9 @@ func (r *registry) load(what string, read func() (store.Connection, error)) (*co
 // a status.
 func (s *Server) rpcConnection(ctx context.Context, id string) (*conn, error) {
 	c, err := s.registry.get(ctx, id)
+	if pe := (*pendingError)(nil); errors.As(err, &pe) {
+		return nil, status.Error(codes.Unavailable, pe.Error())
+	}
 	if errors.Is(err, errConnectionNotFound) {
 		return nil, apiError(codes.NotFound, reasonConnectionNotFound, fmt.Sprintf("no connection %q", id), "connection_id", id)
 	}
@@ -117,6 +123,9 @@ func (s *Server) fillSAMLConfig(cfg *saml.Config) {
 	cfg.ClockSkew = s.cfg.SAML.ClockSkew
 	cfg.MaxBodyBytes = s.cfg.SAML.MaxBodyBytes
 	cfg.MaxXMLBytes = s.cfg.SAML.MaxXMLBytes
+	cfg.MaxXMLElements = s.cfg.SAML.MaxXMLElements
+	cfg.MaxXMLAttributes = s.cfg.SAML.MaxXMLAttributes
+	cfg.MaxXMLNamespaceDecls = s.cfg.SAML.MaxXMLNamespaceDecls
 	cfg.Now = s.now
 	cfg.Rand = s.rand
 	if s.spCreds != nil {

@@ -37,6 +37,16 @@ func restError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, 
 	if errorReason(err) == "" {
 		st = status.Convert(withErrorInfo(gatewayError(st)))
 	}
+	if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
+		for _, v := range md.HeaderMD.Get("x-request-id") {
+			w.Header().Set(requestIDHeader, v)
+		}
+	}
+	writeStatus(w, runtime.HTTPStatusFromCode(st.Code()), st)
+}
+
+// writeStatus writes st as the REST error body.
+func writeStatus(w http.ResponseWriter, httpStatus int, st *status.Status) {
 	body := restErrorBody{Code: int32(st.Code()), Status: codeName(st.Code()), Message: st.Message(), Details: []json.RawMessage{}}
 	for _, a := range st.Proto().GetDetails() {
 		if raw, err := protojson.Marshal(a); err == nil {
@@ -46,15 +56,11 @@ func restError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, 
 	buf, _ := json.Marshal(body)
 	w.Header().Del("Trailer")
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	if st.Code() == codes.Unauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ssogate"`)
 	}
-	if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
-		for _, v := range md.HeaderMD.Get("x-request-id") {
-			w.Header().Set(requestIDHeader, v)
-		}
-	}
-	w.WriteHeader(runtime.HTTPStatusFromCode(st.Code()))
+	w.WriteHeader(httpStatus)
 	_, _ = w.Write(buf)
 }
 

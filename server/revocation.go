@@ -69,7 +69,7 @@ type revocationListener interface {
 // listenRevocations syncs on every announcement until ctx ends, and
 // reconnects after a failure (the poll covers the gap).
 func (s *Server) listenRevocations(ctx context.Context) error {
-	l, ok := s.store.(revocationListener)
+	l, ok := baseStore(s.store).(revocationListener)
 	if !ok {
 		return nil
 	}

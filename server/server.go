@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,9 @@ import (
 
 	"github.com/ssogate/ssogate/config"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/ratelimit"
 	"github.com/ssogate/ssogate/store"
+	"github.com/ssogate/ssogate/telemetry"
 	"github.com/ssogate/ssogate/token"
 )
 
@@ -56,14 +59,34 @@ type Server struct {
 	keysLoaded atomic.Int64
 	spCreds    *spCredentials
 	// allowHTTP admits plain-http IdP endpoints (loopback only).
-	allowHTTP  func(host string) bool
+	allowHTTP func(host string) bool
+	// httpClient, when a test sets it, replaces the guarded fetch client;
+	// fetchTLS is the TLS configuration of the guarded one.
 	httpClient *http.Client
+	fetchTLS   *tls.Config
 	warnedMu   sync.Mutex
 	warned     map[string]time.Time
 	now        func() time.Time
 	rand       io.Reader
 
+	// The public edge: rate limits, the validation gate, aggregated
+	// refusals, and the operator listener when operator_addr is set.
+	limiter     *ratelimit.Limiter
+	gate        *ratelimit.Gate
+	trusted     []netip.Prefix
+	refusals    *refusalLog
+	operatorLis net.Listener
+	// operatorGRPC serves reflection on the operator listener.
+	operatorGRPC *grpc.Server
+
+	tracing *telemetry.Tracing
+
+	// pending are config-file connections waiting for their IdP.
+	pending pendingConnections
+
 	draining atomic.Bool
+	// storeState is the store's health as last probed or met by a request.
+	storeState storeHealth
 	// checks decide readiness besides draining; each names what it checks.
 	checks []readinessCheck
 }
@@ -87,13 +110,21 @@ type Option func(*Server)
 // WithClock sets the server's clock (tests).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
-// WithHTTPClient sets the client that fetches IdP metadata (tests give one
-// that trusts their TLS server).
+// WithHTTPClient sets the client that fetches IdP metadata, bypassing the
+// address guard (tests only; prefer WithFetchTLSConfig).
 func WithHTTPClient(c *http.Client) Option { return func(s *Server) { s.httpClient = c } }
 
 // WithVersion names the build (the OpenAPI document served at
 // /v1/openapi.json carries it).
 func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
+
+// WithFetchTLSConfig sets the TLS configuration of the guarded client that
+// fetches IdP metadata (tests give one trusting their TLS server).
+func WithFetchTLSConfig(tc *tls.Config) Option { return func(s *Server) { s.fetchTLS = tc } }
+
+// WithOperatorListener serves the operator routes on l (tests: a listener
+// on port 0) instead of listening on operator_addr.
+func WithOperatorListener(l net.Listener) Option { return func(s *Server) { s.operatorLis = l } }
 
 // WithRoutes adds routes to the HTTP listener: `ssogate dev` mounts its
 // demo page and test IdP this way. The routes get the same request ids,
@@ -126,21 +157,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		cfg.Token.Audience = []string{cfg.ExternalURL}
 	}
 	s := &Server{
-		auth:       auth,
-		cfg:        cfg,
-		log:        log,
-		metrics:    newMetrics(prometheus.NewRegistry()),
-		health:     health.NewServer(),
-		revoked:    newRevocations(),
-		verified:   newVerifiedCache(100_000),
-		allowHTTP:  loopbackOnly,
-		httpClient: &http.Client{Timeout: metadataTimeout},
-		now:        time.Now,
-		rand:       rand.Reader,
+		auth:      auth,
+		cfg:       cfg,
+		log:       log,
+		metrics:   newMetrics(prometheus.NewRegistry()),
+		health:    health.NewServer(),
+		revoked:   newRevocations(),
+		verified:  newVerifiedCache(100_000),
+		allowHTTP: loopbackOnly,
+		now:       time.Now,
+		rand:      rand.Reader,
+		tracing:   telemetry.Disabled(),
 	}
 	s.registry = &registry{s: s}
 	for _, o := range opts {
 		o(s)
+	}
+	s.log = slog.New(telemetry.LogHandler(log.Handler())) // trace ids on lines logged with a span
+	if err := s.newEdge(cfg); err != nil {
+		return nil, err
 	}
 	if err := s.open(ctx); err != nil {
 		if s.store != nil {
@@ -148,19 +183,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		}
 		return nil, err
 	}
-	s.grpc = s.newGRPCServer(creds...)
+	s.grpc = s.newGRPCServer(cfg.OperatorAddr == "", creds...)
 	// The REST gateway reaches the same services through an in-memory
 	// listener: it never crosses the network, and needs no client
 	// certificate when the public listener demands one. API keys still
 	// apply: it runs the same interceptors.
-	s.gatewayGRPC = s.newGRPCServer()
+	s.gatewayGRPC = s.newGRPCServer(false, grpc.MaxRecvMsgSize(max(4<<20, 2*cfg.MaxRequestBytes)))
 	s.gatewayLis = bufconn.Listen(1 << 20)
 	return s, nil
 }
 
-// newGRPCServer registers every service behind the interceptors.
-func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+// newGRPCServer registers every service behind the interceptors, and
+// reflection when withReflection.
+func (s *Server) newGRPCServer(withReflection bool, opts ...grpc.ServerOption) *grpc.Server {
 	g := grpc.NewServer(append(opts,
+		grpc.StatsHandler(s.grpcStatsHandler()),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)...)
@@ -169,7 +206,9 @@ func (s *Server) newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	ssogatev1.RegisterKeyServiceServer(g, keyService{s: s})
 	ssogatev1.RegisterAuditServiceServer(g, auditService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
-	reflection.Register(g)
+	if withReflection {
+		reflection.Register(g)
+	}
 	return g
 }
 
@@ -214,26 +253,50 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, grpcLis, httpLis)
 }
 
-// Serve serves on the given listeners until ctx is done, then drains:
-// health turns NOT_SERVING, new connections are refused, and in-flight
-// requests get up to ShutdownTimeout to finish.
+// Serve serves on the given listeners until ctx is done, then shuts down
+// for a rolling update: readiness turns 503 and gRPC health NOT_SERVING at
+// once, the listeners keep serving for ShutdownDelay (while load balancers
+// notice), then new connections are refused and in-flight requests get up
+// to ShutdownTimeout to finish.
 func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error {
-	handler, err := s.httpHandler(ctx)
+	handler, opHandler, err := s.httpHandlers(ctx)
+	if err == nil && opHandler != nil && s.operatorLis == nil {
+		var lc net.ListenConfig
+		s.operatorLis, err = lc.Listen(ctx, "tcp", s.cfg.OperatorAddr)
+		if err != nil {
+			err = fmt.Errorf("listen operator_addr %s: %w", s.cfg.OperatorAddr, err)
+		}
+	}
 	if err != nil {
 		grpcLis.Close()
 		httpLis.Close()
 		return err
 	}
-	httpSrv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	newHTTPServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
+	}
+	httpSrv := newHTTPServer(handler)
+	servers := []*http.Server{httpSrv}
+	listeners := []net.Listener{httpLis}
+	attrs := []any{"grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String()}
+	if opHandler != nil {
+		opSrv := newHTTPServer(opHandler)
+		opSrv.Protocols = new(http.Protocols)
+		opSrv.Protocols.SetHTTP1(true)
+		opSrv.Protocols.SetUnencryptedHTTP2(true) // gRPC reflection
+		servers = append(servers, opSrv)
+		listeners = append(listeners, s.operatorLis)
+		attrs = append(attrs, "operator_addr", s.operatorLis.Addr().String())
 	}
 	s.setServing(true)
-	s.log.Info("listening", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String())
+	s.log.Info("listening", attrs...)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -248,26 +311,39 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 		}
 		return nil
 	})
-	g.Go(func() error {
-		if err := httpSrv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve http: %w", err)
-		}
-		return nil
-	})
+	for i, srv := range servers {
+		g.Go(func() error {
+			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve http %s: %w", listeners[i].Addr(), err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { return s.refusals.run(gctx) })
 	g.Go(func() error { return s.pollRevocations(gctx, revocationPoll) })
 	g.Go(func() error { return s.listenRevocations(gctx) })
 	g.Go(func() error { return s.maintainKeys(gctx) })
 	g.Go(func() error { return s.sweep(gctx, sweepEvery) })
+	g.Go(func() error { return s.watchStore(gctx) })
 	g.Go(func() error { return s.maintainConnections(gctx, metadataRefreshEvery) })
+	g.Go(func() error { return s.retryPending(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
-		s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
 		s.setServing(false)
+		s.log.Info("shutting down: not ready, still serving", "shutdown_delay", s.cfg.ShutdownDelay.String(), "shutdown_timeout", s.cfg.ShutdownTimeout.String())
+		time.Sleep(s.cfg.ShutdownDelay)
+		s.log.Info("draining")
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 		defer cancel()
 		stopped := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(stopped) }()
-		herr := httpSrv.Shutdown(sctx) // REST calls drain through the gateway first
+		var herr error
+		for _, srv := range servers {
+			herr = errors.Join(herr, srv.Shutdown(sctx)) // REST calls drain through the gateway first
+		}
+		if s.operatorGRPC != nil {
+			s.operatorGRPC.Stop()
+		}
 		gwStopped := make(chan struct{})
 		go func() { s.gatewayGRPC.GracefulStop(); close(gwStopped) }()
 		for _, c := range []chan struct{}{stopped, gwStopped} {
@@ -279,7 +355,9 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 			}
 		}
 		if herr != nil {
-			httpSrv.Close()
+			for _, srv := range servers {
+				srv.Close()
+			}
 			return fmt.Errorf("drain http: %w", herr)
 		}
 		s.log.Info("stopped")
@@ -290,14 +368,7 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 
 func (s *Server) setServing(up bool) {
 	s.draining.Store(!up)
-	status := healthpb.HealthCheckResponse_NOT_SERVING
-	if up {
-		status = healthpb.HealthCheckResponse_SERVING
-	}
-	s.health.SetServingStatus("", status)
-	for _, name := range serviceNames {
-		s.health.SetServingStatus(name, status)
-	}
+	s.applyHealth()
 }
 
 // ready reports nil when the server should receive traffic, or what is

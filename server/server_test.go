@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -67,7 +68,7 @@ func startTestServerWith(t testing.TB, mutate func(*config.Config), opts ...Opti
 	cfg := config.Default()
 	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Store = "sqlite://" + filepath.Join(t.TempDir(), "ssogate.db")
-	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.ShutdownDelay, cfg.ShutdownTimeout = 0, 5*time.Second
 	cfg.APIKeys = []config.APIKey{
 		{Name: "backend", SHA256: sha256Hex(testLoginKey), Scopes: []string{"login"}},
 		{Name: "ops", SHA256: sha256Hex(testAdminKey), Scopes: []string{"admin"}},
@@ -254,8 +255,15 @@ func TestDrainingTurnsNotReady(t *testing.T) {
 	ts := startTestServer(t)
 	hc := healthpb.NewHealthClient(ts.dial(t))
 	ts.srv.setServing(false) // what shutdown does first
-	if code, body, _ := get(t, ts.httpURL+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "shutting down") {
-		t.Errorf("/readyz while draining = %d %q, want 503", code, body)
+	// The public listener says only "not ready"; the detail (for the
+	// operator listener) says why.
+	if code, body, _ := get(t, ts.httpURL+"/readyz"); code != http.StatusServiceUnavailable || body != "not ready\n" {
+		t.Errorf("/readyz while draining = %d %q, want 503 \"not ready\"", code, body)
+	}
+	rec := httptest.NewRecorder()
+	ts.srv.readinessDetail(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "shutting down") {
+		t.Errorf("readiness detail while draining = %d %q, want 503 naming the cause", rec.Code, rec.Body.String())
 	}
 	resp, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: serviceNames[0]})
 	if err != nil || resp.Status != healthpb.HealthCheckResponse_NOT_SERVING {

@@ -59,6 +59,13 @@ type wireConn struct {
 
 func newWireFixture(t *testing.T, conns []wireConn, opts ...Option) *wireFixture {
 	t.Helper()
+	return newWireFixtureWith(t, conns, nil, opts...)
+}
+
+// newWireFixtureWith is newWireFixture with the configuration adjusted by
+// mutate (after the connections are added).
+func newWireFixtureWith(t *testing.T, conns []wireConn, mutate func(*config.Config), opts ...Option) *wireFixture {
+	t.Helper()
 	mux := http.NewServeMux()
 	idpServer := httptest.NewServer(mux)
 	t.Cleanup(idpServer.Close)
@@ -68,6 +75,9 @@ func newWireFixture(t *testing.T, conns []wireConn, opts ...Option) *wireFixture
 	f.ts = startTestServerWith(t, func(c *config.Config) {
 		for _, wc := range conns {
 			c.Connections = append(c.Connections, f.connection(wc))
+		}
+		if mutate != nil {
+			mutate(c)
 		}
 	}, opts...)
 	for _, wc := range conns {
@@ -303,10 +313,16 @@ func (f *wireFixture) metrics(t *testing.T) metricSnapshot {
 		i := strings.LastIndexByte(line, ' ')
 		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
 			out[line[:i]] = v
+			// ACS outcomes also summed over connections, by reason.
+			if m := acsOutcomeLine.FindStringSubmatch(line[:i]); m != nil {
+				out[acsOutcome(m[1])] += v
+			}
 		}
 	}
 	return out
 }
+
+var acsOutcomeLine = regexp.MustCompile(`^ssogate_acs_outcomes_total\{connection="[^"]*",reason="([^"]*)"\}$`)
 
 // series names a metric series; labels are name/value pairs in name order,
 // as the exposition format writes them.

@@ -143,9 +143,11 @@ func TestWireCodeExpiredOrReused(t *testing.T) {
 	}
 }
 
-// A spent refresh token presented again fails, and revokes its session:
-// the token that replaced it fails too, and ValidateToken reports the
-// session's access tokens revoked.
+// A spent refresh token presented again while its successor is unused (a
+// client retrying after a lost answer, within token.refresh_retry_window)
+// gets that same successor back. Presented once the successor is used, it
+// fails and revokes its session: the latest token fails too, and
+// ValidateToken reports the session's access tokens revoked.
 func TestWireRefreshTokenReuseRevokesSession(t *testing.T) {
 	f := newWireFixture(t, []wireConn{{id: "acme"}})
 	ctx := context.Background()
@@ -162,6 +164,15 @@ func TestWireRefreshTokenReuseRevokesSession(t *testing.T) {
 		t.Fatalf("the rotated set's access token before the reuse: %v %v", v, err)
 	}
 
+	retried, err := f.login.RefreshToken(ctx, &ssogatev1.RefreshTokenRequest{RefreshToken: spent})
+	if err != nil || retried.TokenSet.RefreshToken != rotated.TokenSet.RefreshToken {
+		t.Fatalf("retry of the spent token = %v, %v; want the same successor", retried, err)
+	}
+	latest, err := f.login.RefreshToken(ctx, &ssogatev1.RefreshTokenRequest{RefreshToken: rotated.TokenSet.RefreshToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	before := f.metrics(t)
 	rctx, id := withCallID(ctx)
 	_, err = f.login.RefreshToken(rctx, &ssogatev1.RefreshTokenRequest{RefreshToken: spent})
@@ -172,9 +183,9 @@ func TestWireRefreshTokenReuseRevokesSession(t *testing.T) {
 	if !strings.Contains(ev.Message, "revoked") || strings.Contains(ev.Message, spent) {
 		t.Errorf("audit message %q: want the revocation said, and no token", ev.Message)
 	}
-	_, err = f.login.RefreshToken(ctx, &ssogatev1.RefreshTokenRequest{RefreshToken: rotated.TokenSet.RefreshToken})
+	_, err = f.login.RefreshToken(ctx, &ssogatev1.RefreshTokenRequest{RefreshToken: latest.TokenSet.RefreshToken})
 	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "revoked") {
-		t.Fatalf("the rotated refresh token after the reuse = %v, want Unauthenticated (revoked)", err)
+		t.Fatalf("the latest refresh token after the reuse = %v, want Unauthenticated (revoked)", err)
 	}
 	for name, access := range map[string]string{"first": ex.TokenSet.AccessToken, "rotated": rotated.TokenSet.AccessToken} {
 		v, err := f.login.ValidateToken(ctx, &ssogatev1.ValidateTokenRequest{AccessToken: access})

@@ -28,7 +28,33 @@ var (
 	// ErrInvalidArgument: the caller passed a malformed value (an empty id,
 	// an unreadable page token).
 	ErrInvalidArgument = errors.New("store: invalid argument")
+	// ErrUnavailable: the database cannot be reached or cannot write (a
+	// PostgreSQL outage, a full disk, an I/O error). Nothing was decided;
+	// the same call may succeed later. Backends return it as an
+	// *UnavailableError.
+	ErrUnavailable = errors.New("store unavailable")
 )
+
+// UnavailableError is how a backend reports ErrUnavailable. Its message
+// names the store and a fixed class of failure, never the driver's text
+// (which can hold the database user, name, host and port); Cause keeps
+// that text for the operator's log.
+type UnavailableError struct {
+	// Backend is "postgres" or "sqlite".
+	Backend string
+	// Class is a fixed phrase: "cannot connect", "connection lost",
+	// "disk full", "disk I/O error", "database busy", "shutting down".
+	Class string
+	// Cause is the driver's error. Log it; never show it to a caller.
+	Cause error
+}
+
+func (e *UnavailableError) Error() string {
+	return "store unavailable: " + e.Backend + " " + e.Class
+}
+
+// Unwrap matches ErrUnavailable and the cause.
+func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.Cause} }
 
 // Revocation reasons the store itself writes.
 const (
@@ -110,19 +136,26 @@ type Store interface {
 	// not exist, ErrConflict on a duplicate hash.
 	PutRefreshToken(ctx context.Context, t RefreshToken) error
 	// RotateRefreshToken spends the token with oldHash and stores next, in
-	// one transaction, and returns the old token. The old token must be
-	// unspent and unexpired and its session live: ErrNotFound, ErrExpired
-	// (token or session), ErrRevoked otherwise. next.SessionID is set to the
-	// old token's session and next.ExpiresAt is capped at the session's.
+	// one transaction, and returns the old token and next as stored. The
+	// old token must be unspent and unexpired and its session live:
+	// ErrNotFound, ErrExpired (token or session), ErrRevoked otherwise.
+	// next.SessionID is set to the old token's session and next.ExpiresAt
+	// is capped at the session's; the old token records next.Hash.
 	//
-	// If the old token was already spent, its session is revoked with
-	// reason ReasonRefreshTokenReuse in the same transaction and ErrReused
-	// is returned, with a RefreshToken carrying only that SessionID. This holds for concurrent presentations too: when two
+	// If the old token was already spent less than retryWindow ago (now <
+	// SpentAt + retryWindow), its successor is still unspent and unexpired
+	// and the session live, the presentation is a retry of a rotation whose
+	// answer was lost: nothing is stored, and the Rotation carries Retry
+	// and the successor as the first rotation stored it (Sealed included).
+	//
+	// Any other presentation of a spent token is reuse: its session is
+	// revoked with reason ReasonRefreshTokenReuse in the same transaction
+	// and ErrReused is returned, with a Rotation whose Old carries only
+	// that SessionID. This holds for concurrent presentations too: when two
 	// callers rotate the same token at once, one wins and the other's
-	// attempt is reuse, so the session ends revoked. Two parties holding one
-	// refresh token is exactly what rotation exists to detect; a client must
-	// not refresh in parallel.
-	RotateRefreshToken(ctx context.Context, oldHash []byte, next RefreshToken, now time.Time) (RefreshToken, error)
+	// attempt is a retry (within the window: both get the same successor)
+	// or reuse (the session ends revoked).
+	RotateRefreshToken(ctx context.Context, oldHash []byte, next RefreshToken, now time.Time, retryWindow time.Duration) (Rotation, error)
 
 	// PutSigningKey stores a key. ErrConflict on a duplicate id.
 	PutSigningKey(ctx context.Context, k SigningKey) error
@@ -248,6 +281,25 @@ type RefreshToken struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	SpentAt   time.Time // zero until rotated
+	// NextHash is the successor a rotation stored (nil until rotated).
+	NextHash []byte
+	// Sealed is the token's own value, sealed by the caller under a key
+	// derived from its predecessor's value (which the store never holds),
+	// so that a retry of the predecessor can be answered with this token.
+	// Opaque to the store; nil for a session's first token.
+	Sealed []byte
+}
+
+// Rotation is what RotateRefreshToken did.
+type Rotation struct {
+	// Old is the presented token, now spent.
+	Old RefreshToken
+	// Next is the successor: the one stored now, or on a Retry the one an
+	// earlier rotation stored.
+	Next RefreshToken
+	// Retry: Old was spent moments ago and Next is still unused; nothing
+	// was stored and the caller hands Next out again.
+	Retry bool
 }
 
 // SigningKey is one key of the token signing key set. PrivateSealed is

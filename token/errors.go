@@ -23,6 +23,10 @@ var (
 	ErrNotYetValid  error = &rejection{"token: not yet valid"}
 	ErrMissingClaim error = &rejection{"token: missing claim"}
 	ErrRevoked      error = &rejection{"token: session revoked"}
+	// ErrLifetime is a token whose exp - iat exceeds the configured access
+	// token TTL (plus leeway): signed with our key, yet not minted by us
+	// under this configuration (a leaked signing key, or a forged claim set).
+	ErrLifetime error = &rejection{"token: lifetime exceeds the access token TTL"}
 	// ErrReused is a refresh token presented again after it was rotated: a
 	// sign that it leaked. The session has been revoked.
 	ErrReused error = &rejection{"token: refresh token reused; session revoked"}

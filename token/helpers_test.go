@@ -128,6 +128,9 @@ type refreshRow struct {
 	sessionID string
 	expiresAt time.Time
 	spent     bool
+	spentAt   time.Time
+	next      []byte
+	sealed    []byte
 }
 
 type memSession struct {
@@ -169,31 +172,36 @@ func (m *memRefreshStore) PutRefreshToken(_ context.Context, hash []byte, sessio
 	return nil
 }
 
-func (m *memRefreshStore) RotateRefreshToken(_ context.Context, oldHash, newHash []byte, newExpiresAt, now time.Time) (string, time.Time, error) {
+func (m *memRefreshStore) RotateRefreshToken(_ context.Context, oldHash []byte, next NextRefreshToken, retryWindow time.Duration, now time.Time) (RotatedRefreshToken, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls++
 	row, ok := m.tokens[hex.EncodeToString(oldHash)]
 	if !ok {
-		return "", time.Time{}, ErrNotFound
+		return RotatedRefreshToken{}, ErrNotFound
 	}
 	s := m.sessions[row.sessionID]
-	switch {
-	case row.spent:
+	if row.spent {
+		if succ := m.tokens[hex.EncodeToString(row.next)]; succ != nil && !succ.spent && now.Before(row.spentAt.Add(retryWindow)) &&
+			!s.revoked && now.Before(succ.expiresAt) {
+			return RotatedRefreshToken{SessionID: row.sessionID, ExpiresAt: succ.expiresAt, Retry: true, Hash: row.next, Sealed: succ.sealed}, nil
+		}
 		s.revoked = true
-		return "", time.Time{}, ErrReused
-	case s.revoked:
-		return "", time.Time{}, ErrRevoked
-	case !now.Before(row.expiresAt) || !now.Before(s.expiresAt):
-		return "", time.Time{}, ErrExpired
+		return RotatedRefreshToken{}, ErrReused
 	}
-	row.spent = true
-	exp := newExpiresAt
+	switch {
+	case s.revoked:
+		return RotatedRefreshToken{}, ErrRevoked
+	case !now.Before(row.expiresAt) || !now.Before(s.expiresAt):
+		return RotatedRefreshToken{}, ErrExpired
+	}
+	row.spent, row.spentAt, row.next = true, now, next.Hash
+	exp := next.ExpiresAt
 	if s.expiresAt.Before(exp) {
 		exp = s.expiresAt
 	}
-	m.tokens[hex.EncodeToString(newHash)] = &refreshRow{sessionID: row.sessionID, expiresAt: exp}
-	return row.sessionID, exp, nil
+	m.tokens[hex.EncodeToString(next.Hash)] = &refreshRow{sessionID: row.sessionID, expiresAt: exp, sealed: next.Sealed}
+	return RotatedRefreshToken{SessionID: row.sessionID, ExpiresAt: exp, Hash: next.Hash}, nil
 }
 
 // fixture is one replica's token setup on shared stores.

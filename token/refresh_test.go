@@ -1,6 +1,7 @@
 package token
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -44,8 +45,9 @@ func TestRefreshRotation(t *testing.T) {
 		t.Fatalf("access token before reuse: %v", err)
 	}
 
-	// The spent token comes back: the session is revoked, with everything
-	// issued for it.
+	// The spent token comes back after the retry window: the session is
+	// revoked, with everything issued for it.
+	f.clock.Advance(DefaultRefreshRetryWindow)
 	if _, err := f.iss.RotateRefreshToken(ctx, first.Token); !errors.Is(err, ErrReused) || !errors.Is(err, ErrInvalid) {
 		t.Fatalf("reuse = %v, want ErrReused", err)
 	}
@@ -146,5 +148,70 @@ func TestIssueRefreshTokenChecks(t *testing.T) {
 	noRefresh.refresh = nil
 	if _, err := noRefresh.IssueRefreshToken(ctx, "s", f.clock.Now().Add(time.Hour)); err == nil {
 		t.Error("refresh without a store succeeded")
+	}
+}
+
+// TestRefreshRetry: a client whose rotation answer was lost presents the
+// spent token again within the window and gets the very same successor;
+// nothing new is stored, and the store never holds a usable token.
+func TestRefreshRetry(t *testing.T) {
+	f := newFixture(t, ES256)
+	ctx := context.Background()
+	f.refresh.addSession("sess-1", f.clock.Now().Add(12*time.Hour))
+	first, err := f.iss.IssueRefreshToken(ctx, "sess-1", f.clock.Now().Add(12*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := f.iss.RotateRefreshToken(ctx, first.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := len(f.refresh.tokens)
+	f.clock.Advance(DefaultRefreshRetryWindow - time.Second)
+	retry, err := f.iss.RotateRefreshToken(ctx, first.Token)
+	if err != nil {
+		t.Fatalf("retry within the window: %v", err)
+	}
+	if retry.Token != second.Token || !retry.ExpiresAt.Equal(second.ExpiresAt) || len(f.refresh.tokens) != stored {
+		t.Fatalf("retry = %+v (store holds %d), want the same successor %+v and nothing new", retry, len(f.refresh.tokens), second)
+	}
+	// At rest the successor is sealed: neither its value nor its raw bytes
+	// appear, and the stored hash of the predecessor does not open it.
+	raw, _ := b64.DecodeString(second.Token)
+	for _, row := range f.refresh.tokens {
+		if bytes.Contains(row.sealed, raw) || bytes.Contains(row.sealed, []byte(second.Token)) {
+			t.Fatal("the store holds the successor in plaintext")
+		}
+		if row.sealed != nil {
+			sum, _ := HashRefreshToken(first.Token)
+			if _, err := openSuccessor(sum, row.sealed, row.next); err == nil {
+				t.Fatal("the predecessor's stored hash opens the sealed successor")
+			}
+		}
+	}
+	// Once the successor is used, the old token is reuse.
+	if _, err := f.iss.RotateRefreshToken(ctx, second.Token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.iss.RotateRefreshToken(ctx, first.Token); !errors.Is(err, ErrReused) {
+		t.Fatalf("old token after its successor was used = %v, want ErrReused", err)
+	}
+}
+
+// TestRefreshRetryDisabled: a negative window keeps the strict rule.
+func TestRefreshRetryDisabled(t *testing.T) {
+	f := newFixture(t, ES256)
+	f.iss.retryWindow = -1
+	ctx := context.Background()
+	f.refresh.addSession("sess-1", f.clock.Now().Add(12*time.Hour))
+	first, err := f.iss.IssueRefreshToken(ctx, "sess-1", f.clock.Now().Add(12*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.iss.RotateRefreshToken(ctx, first.Token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.iss.RotateRefreshToken(ctx, first.Token); !errors.Is(err, ErrReused) {
+		t.Fatalf("retry with retries disabled = %v, want ErrReused", err)
 	}
 }

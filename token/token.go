@@ -28,8 +28,8 @@ const DefaultRefreshTTL = 12 * time.Hour
 // RevocationChecker tells whether a verified token's session, subject or
 // connection has been revoked; c holds the token's claims (SessionID,
 // Subject, Connection, IssuedAt). Verify calls it for every token, so it
-// should answer from memory (ValidateToken is a hot path: it must not query the
-// store). An error is reported as a failure of the check, not as a
+// should answer from memory (ValidateToken is the hot path and does not
+// query the store). An error is reported as a failure of the check, not as a
 // rejection of the token.
 type RevocationChecker interface {
 	Revoked(ctx context.Context, c *Claims) (bool, error)
@@ -54,6 +54,11 @@ type Config struct {
 	// RefreshTTL bounds a refresh token's life from its issue (default
 	// DefaultRefreshTTL); the session's end bounds it too.
 	RefreshTTL time.Duration
+	// RefreshRetryWindow is how long a rotated refresh token presented
+	// again still returns its unused successor instead of counting as reuse
+	// (default DefaultRefreshRetryWindow; negative: never, every reuse
+	// revokes).
+	RefreshRetryWindow time.Duration
 	// Leeway is the clock skew allowed on exp, nbf and iat (default
 	// DefaultLeeway); at most the key set's Leeway.
 	Leeway time.Duration
@@ -74,10 +79,12 @@ type Issuer struct {
 	refresh    RefreshStore
 	accessTTL  time.Duration
 	refreshTTL time.Duration
-	leeway     time.Duration
-	now        func() time.Time
-	random     io.Reader
-	parser     *jwt.Parser
+	// retryWindow is RefreshRetryWindow; negative disables retries.
+	retryWindow time.Duration
+	leeway      time.Duration
+	now         func() time.Time
+	random      io.Reader
+	parser      *jwt.Parser
 }
 
 // New checks cfg and returns an Issuer.
@@ -85,7 +92,8 @@ func New(cfg Config) (*Issuer, error) {
 	i := &Issuer{
 		issuer: cfg.Issuer, audience: slices.Clone(cfg.Audience), keys: cfg.Keys, revocation: cfg.Revocation, refresh: cfg.Refresh,
 		accessTTL: cmp.Or(cfg.AccessTTL, DefaultAccessTTL), refreshTTL: cmp.Or(cfg.RefreshTTL, DefaultRefreshTTL),
-		leeway: cmp.Or(cfg.Leeway, DefaultLeeway), now: cfg.Now, random: cfg.Rand,
+		retryWindow: cmp.Or(cfg.RefreshRetryWindow, DefaultRefreshRetryWindow),
+		leeway:      cmp.Or(cfg.Leeway, DefaultLeeway), now: cfg.Now, random: cfg.Rand,
 	}
 	switch {
 	case i.issuer == "":
@@ -240,6 +248,14 @@ func (i *Issuer) Verify(ctx context.Context, raw string) (*Claims, error) {
 		if req.v == "" {
 			return nil, fmt.Errorf("%w: %s", ErrMissingClaim, req.name)
 		}
+	}
+	if w.IssuedAt == 0 {
+		return nil, fmt.Errorf("%w: iat", ErrMissingClaim)
+	}
+	// Mint never signs a token living longer than AccessTTL; one that does
+	// was not minted under this configuration, however good its signature.
+	if life := time.Duration(w.ExpiresAt-w.IssuedAt) * time.Second; life > i.accessTTL+i.leeway {
+		return nil, fmt.Errorf("%w: exp - iat is %s, at most %s (access TTL) + %s (leeway) accepted", ErrLifetime, life, i.accessTTL, i.leeway)
 	}
 	c := w.claims()
 	revoked, err := i.revocation.Revoked(ctx, c)

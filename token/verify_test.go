@@ -132,6 +132,10 @@ func TestVerifyRejects(t *testing.T) {
 		{"wrong typ JWT", forge(t, jwt.SigningMethodES256, key.signer, hdr("typ", "JWT"), claims), ErrType},
 		{"no typ", forge(t, jwt.SigningMethodES256, key.signer, hdr("typ", nil), claims), ErrType},
 		{"crit header", forge(t, jwt.SigningMethodES256, key.signer, hdr("crit", []string{"exp"}), claims), ErrMalformed},
+		{"no iat", forge(t, jwt.SigningMethodES256, key.signer, hdr(), with(claims, "iat", nil)), ErrMissingClaim},
+		// Signed with our key but living longer than we ever mint.
+		{"lifetime beyond access TTL", forge(t, jwt.SigningMethodES256, key.signer, hdr(), with(claims, "exp", now.Add(f.iss.AccessTTL()+DefaultLeeway+2*time.Second).Unix())), ErrLifetime},
+		{"lifetime at access TTL + leeway is accepted", forge(t, jwt.SigningMethodES256, key.signer, hdr(), with(claims, "exp", now.Add(f.iss.AccessTTL()+f.iss.leeway).Unix())), nil},
 		{"no sid", forge(t, jwt.SigningMethodES256, key.signer, hdr(), with(claims, "sid", nil)), ErrMissingClaim},
 		{"no sub", forge(t, jwt.SigningMethodES256, key.signer, hdr(), with(claims, "sub", nil)), ErrMissingClaim},
 		{"two segments", "eyJhbGciOiJFUzI1NiJ9.e30", ErrMalformed},

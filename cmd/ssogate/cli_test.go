@@ -53,7 +53,7 @@ func startCLIServer(t *testing.T, env map[string]string) *cliServer {
 	stderr := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+		done <- run(ctx, []string{"serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--shutdown-delay", "0s",
 			"--store", "sqlite://" + filepath.Join(t.TempDir(), "ssogate.db")},
 			func(k string) (string, bool) { v, ok := all[k]; return v, ok }, io.Discard, stderr)
 	}()
@@ -430,7 +430,8 @@ func TestCLICreateFromStdin(t *testing.T) {
 }
 
 func TestCLIMetadataURL(t *testing.T) {
-	s := startCLIServer(t, nil)
+	// The test IdP is plain http on loopback: only with allow_private_fetch.
+	s := startCLIServer(t, map[string]string{"SSOGATE_ALLOW_PRIVATE_FETCH": "true"})
 	mdFile, idpEntity := idpMetadataFile(t)
 	md, err := os.ReadFile(mdFile)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/ssogate/ssogate/config"
 	"github.com/ssogate/ssogate/devidp"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/internal/buildinfo"
 	"github.com/ssogate/ssogate/server"
 )
 
@@ -76,6 +77,8 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.Token.Issuer, cfg.Token.Audience = base, []string{base}
 	cfg.Store = "sqlite://" + filepath.Join(*dir, "ssogate.db")
 	cfg.LogLevel = *logLevel
+	cfg.AllowPrivateFetch = true // the dev IdP and any local test IdP live on loopback
+	cfg.ShutdownDelay = 0        // nothing routes to dev by readiness
 	cfg.ShutdownTimeout = 5 * time.Second
 	// No KEK: the server generates one beside the SQLite file (and says so
 	// in the log), so that `--dir` reuses keys across runs.
@@ -98,7 +101,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	d := newDemo(ssogatev1.NewLoginServiceClient(cc), base, devConnectionID)
 
 	log := newLogger(stderr, cfg.LogLevel)
-	srv, err := server.New(ctx, cfg, log, server.WithVersion(version), server.WithRoutes(func(mux *http.ServeMux) {
+	srv, err := server.New(ctx, cfg, log, server.WithVersion(buildinfo.Get().Version), server.WithRoutes(func(mux *http.ServeMux) {
 		mux.Handle("/dev/idp/", http.StripPrefix("/dev/idp", idp.Handler()))
 		d.routes(mux)
 	}))

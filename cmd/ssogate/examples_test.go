@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,17 +24,6 @@ import (
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/internal/testenv"
 )
-
-// freePort returns a loopback port nothing listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // startExample runs an example backend and waits until it listens.
 func startExample(t *testing.T, appURL string, cmd *exec.Cmd) {
@@ -64,13 +52,13 @@ func startExample(t *testing.T, appURL string, cmd *exec.Cmd) {
 			t.Logf("%s output:\n%s", cmd.Path, l)
 		}
 	})
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if resp, err := http.Get(appURL + "/api/me"); err == nil {
 			resp.Body.Close()
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not listen on %s within 20s", cmd.Path, appURL)
+			t.Fatalf("%s did not listen on %s within 90s", cmd.Path, appURL)
 		}
 	}
 }
@@ -178,10 +166,11 @@ func TestExamplesAgainstDev(t *testing.T) {
 	if err := exec.Command(python, "-c", "import jwt, cryptography").Run(); err != nil {
 		testenv.Missing(t, "python", "no /usr/bin/python3 with PyJWT and cryptography (apt-get install python3-jwt)")
 	}
-	nodeApp := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
-	pyApp := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
-	goPort := strconv.Itoa(freePort(t))
-	goApp := "http://127.0.0.1:" + goPort
+	nodeApp := "http://" + freePort(t)
+	pyApp := "http://" + freePort(t)
+	goAddr := freePort(t)
+	goApp := "http://" + goAddr
+	_, goPort, _ := net.SplitHostPort(goAddr)
 	goBin := filepath.Join(t.TempDir(), "example")
 	if out, err := exec.Command("go", "build", "-o", goBin, "../../examples/go").CombinedOutput(); err != nil {
 		t.Fatalf("build the Go example: %v\n%s", err, out)

@@ -9,14 +9,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ssogate/ssogate/config"
+	"github.com/ssogate/ssogate/internal/buildinfo"
 	"github.com/ssogate/ssogate/server"
+	"github.com/ssogate/ssogate/telemetry"
 )
 
 func main() {
@@ -35,9 +39,11 @@ const usage = `usage: ssogate <command> [flags]
 commands:
   serve     run the service (HTTP :8080, gRPC :9090, SQLite by default)
   dev       everything on loopback with a test IdP and a demo page at /
-  version   print the version
-  healthcheck [url]  exit 0 when the server's /healthz answers 200
-                     (default http://127.0.0.1:8080/healthz; for container health checks)
+  version   print the version, commit, commit time and Go version
+  healthcheck [serve's settings | url]
+            exit 0 when the server's /healthz answers 200; the address comes
+            from the same config file, SSOGATE_* env and flags as serve's
+            (http_addr, on loopback when it names no host), or from a URL
 
 admin commands (gRPC to --server, default $SSOGATE_SERVER or 127.0.0.1:9090,
 with an admin API key from $SSOGATE_API_KEY; -o json for protojson):
@@ -47,9 +53,6 @@ with an admin API key from $SSOGATE_API_KEY; -o json for protojson):
 
 Run "ssogate serve -h" for the settings; each flag has an SSOGATE_* twin.
 `
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func run(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -62,11 +65,11 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 	case "dev":
 		return dev(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
-		return healthcheck(ctx, args[1:], stdout)
+		return healthcheck(ctx, args[1:], env, stdout)
 	case "connections", "keys", "audit":
 		return adminCommand(ctx, args, env, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, version)
+		fmt.Fprint(stdout, buildinfo.Get())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -83,11 +86,26 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	log.Info("starting ssogate", "version", version, "config", cfg)
+	bi := buildinfo.Get()
+	log.Info("starting ssogate", "version", bi.Version, "revision", bi.Revision, "config", cfg)
 	if len(cfg.APIKeys) == 0 {
 		log.Warn("no api_keys configured: every gRPC and REST API call will be refused as UNAUTHENTICATED; set api_keys or SSOGATE_API_KEYS (browser, health and metrics routes work without)")
 	}
-	srv, err := server.New(ctx, cfg, log, server.WithVersion(version))
+	tracing, err := telemetry.Setup(ctx, env, bi.Version)
+	if err != nil {
+		return err
+	}
+	if tracing.Enabled {
+		log.Info("tracing on", "exporter", tracing.Exporter)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(sctx); err != nil {
+			log.Warn("flush traces at exit", "error", err)
+		}
+	}()
+	srv, err := server.New(ctx, cfg, log, server.WithTracing(tracing), server.WithVersion(bi.Version))
 	if err == nil {
 		defer srv.Close()
 	}
@@ -104,11 +122,18 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 }
 
 // healthcheck probes a running server's liveness route, for images that
-// have no curl.
-func healthcheck(ctx context.Context, args []string, stdout io.Writer) error {
-	url := "http://127.0.0.1:8080/healthz"
-	if len(args) > 0 {
+// have no curl. It reads the same settings as serve, so a changed http_addr
+// is probed where the server listens; an http(s) URL argument overrides.
+func healthcheck(ctx context.Context, args []string, env func(string) (string, bool), stdout io.Writer) error {
+	var url string
+	if len(args) == 1 && (strings.HasPrefix(args[0], "http://") || strings.HasPrefix(args[0], "https://")) {
 		url = args[0]
+	} else {
+		cfg, err := config.Load(args, env, io.Discard)
+		if err != nil {
+			return fmt.Errorf("healthcheck: %w", err)
+		}
+		url = "http://" + probeAddr(cfg.HTTPAddr) + "/healthz"
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -126,4 +151,21 @@ func healthcheck(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "ok")
 	return nil
+}
+
+// probeAddr turns a listen address into one to dial: a wildcard or missing
+// host becomes loopback (the probe runs beside the server).
+func probeAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		} else {
+			host = "127.0.0.1"
+		}
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -47,7 +47,7 @@ func startServe(t *testing.T, bin string, extraEnv ...string) *process {
 // startProcess runs `ssogate serve args...` with extra environment.
 func startProcess(t *testing.T, bin string, args, env []string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--shutdown-delay", "0s"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -18,8 +18,13 @@ package postgres
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -79,6 +84,47 @@ var dialect = sqlstore.Dialect{
 	// Self-conflicting, but lets readers through.
 	LockRevocations:   "LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE",
 	NotifyRevocations: "SELECT pg_notify('" + RevocationChannel + "', '')",
+	Backend:           "postgres",
+	Unavailable:       unavailable,
+}
+
+// unavailable classifies the errors of an unreachable or unwritable
+// server: connecting failed, the connection broke, the server is shutting
+// down or out of disk. Everything else (a constraint, a syntax error, a
+// caller's cancelled context) is not unavailability.
+func unavailable(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"): // connection exception
+			return "connection lost"
+		case pe.Code == "53100": // disk_full
+			return "disk full"
+		case strings.HasPrefix(pe.Code, "53"): // insufficient resources
+			return "out of resources"
+		case pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // shutdown, crash, cannot connect now
+			return "shutting down"
+		case strings.HasPrefix(pe.Code, "58"): // system error (I/O)
+			return "disk I/O error"
+		}
+		return ""
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return "cannot connect"
+	}
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		pgconn.SafeToRetry(err), pgconn.Timeout(err) && !errors.Is(err, context.Canceled):
+		return "connection lost"
+	}
+	// pgx reports a connection it closed after a failure this way.
+	if strings.Contains(err.Error(), "conn closed") {
+		return "connection lost"
+	}
+	return ""
 }
 
 // RevocationChannel is the LISTEN/NOTIFY channel on which every committed

@@ -49,6 +49,12 @@ type Store struct {
 // Open opens (creating if needed) the database file at path and brings its
 // schema up to date.
 func Open(ctx context.Context, path string, opts ...store.Option) (*Store, error) {
+	return open(ctx, path, "", opts...)
+}
+
+// open is Open with extra DSN parameters for the writer (tests use them to
+// bound the file).
+func open(ctx context.Context, path, writerParams string, opts ...store.Option) (*Store, error) {
 	if path == "" {
 		return nil, fmt.Errorf("sqlite store: path is required: %w", store.ErrInvalidArgument)
 	}
@@ -57,7 +63,7 @@ func Open(ctx context.Context, path string, opts ...store.Option) (*Store, error
 	}
 	dsn := path + fmt.Sprintf("?_pragma=busy_timeout(%d)", BusyTimeout.Milliseconds()) +
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
-	w, err := sql.Open("sqlite", dsn)
+	w, err := sql.Open("sqlite", dsn+writerParams)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store %q: %w", path, err)
 	}
@@ -90,6 +96,27 @@ var dialect = sqlstore.Dialect{
 		}
 		return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	},
+	Backend:     "sqlite",
+	Unavailable: unavailable,
+}
+
+// unavailable classifies the errors of a file that cannot be written or
+// read: a full disk, an I/O error, a file that cannot be opened, a write
+// lock held past BusyTimeout by another process.
+func unavailable(err error) string {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return ""
+	}
+	switch e.Code() & 0xff { // the primary result code
+	case sqlite3.SQLITE_FULL:
+		return "disk full"
+	case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return "disk I/O error"
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return "database busy"
+	}
+	return ""
 }
 
 var _ store.Store = (*Store)(nil)

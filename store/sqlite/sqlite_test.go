@@ -91,3 +91,34 @@ func TestOpenInvalid(t *testing.T) {
 }
 
 func BenchmarkStore(b *testing.B) { storetest.RunBenchmarks(b, newStore) }
+
+// TestDiskFullIsUnavailable: a write SQLite refuses for lack of space is
+// store.ErrUnavailable, and its message names the store, not the file.
+func TestDiskFullIsUnavailable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ssogate.db")
+	open(t, path).Close() // migrate with room to spare
+	st, err := sqlite.OpenFull(context.Background(), path, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for i := range 10_000 {
+		err = st.AppendAudit(context.Background(), store.AuditEvent{Type: "t", Message: strings.Repeat("x", 4000)})
+		if err != nil {
+			break
+		}
+		if i == 9_999 {
+			t.Fatal("the file never filled up")
+		}
+	}
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("AppendAudit on a full file = %v, want ErrUnavailable", err)
+	}
+	if msg := err.Error(); msg != "store unavailable: sqlite disk full" {
+		t.Fatalf("message %q, want the fixed one naming the store", msg)
+	}
+	// Reads still work; Ping answers.
+	if err := st.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}

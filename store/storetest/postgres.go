@@ -4,14 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ssogate/ssogate/internal/testenv"
 )
 
 // Environment variables of the PostgreSQL tests.
@@ -32,22 +34,14 @@ const (
 func PostgresDSN(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv(EnvPostgresDSN)
-	required := slices.Contains(strings.Split(os.Getenv(EnvRequire), ","), "postgres")
-	unavailable := func(format string, args ...any) {
-		t.Helper()
-		if required {
-			t.Fatalf(format+" ("+EnvRequire+" contains postgres)", args...)
-		}
-		t.Skipf(format, args...)
-	}
 	if base == "" {
-		unavailable("PostgreSQL tests need %s", EnvPostgresDSN)
+		testenv.Missing(t, "postgres", EnvPostgresDSN+" not set")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		unavailable("PostgreSQL at %s is unreachable: %v", EnvPostgresDSN, err)
+		testenv.Missing(t, "postgres", fmt.Sprintf("%s does not answer: %v", EnvPostgresDSN, err))
 	}
 	defer conn.Close(ctx)
 

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -97,7 +98,7 @@ func raceRotateRefreshToken(t *testing.T, a, b store.Store) {
 	mustCreateSession(t, a, session("s1", "acme", "alice"))
 	wantErr(t, "PutRefreshToken", a.PutRefreshToken(ctx(t), refresh("hot", "s1", t0.Add(time.Hour))), nil)
 	got := race(t, a, b, func(i int, st store.Store) error {
-		_, err := st.RotateRefreshToken(ctx(t), hash("hot"), refresh(fmt.Sprintf("next-%d", i), "", t0.Add(time.Hour)), t0)
+		_, err := st.RotateRefreshToken(ctx(t), hash("hot"), refresh(fmt.Sprintf("next-%d", i), "", t0.Add(time.Hour)), t0, 0)
 		return err
 	})
 	wantOutcome(t, got, "reused")
@@ -108,6 +109,47 @@ func raceRotateRefreshToken(t *testing.T, a, b store.Store) {
 	}
 	if rs := revocations(t, a, 0); len(rs) != 1 {
 		t.Fatalf("revocations = %d, want 1", len(rs))
+	}
+}
+
+// raceRotateRefreshTokenRetry: many presentations of one refresh token at
+// once with a retry window (a client retrying over a flaky network, on
+// several replicas). One rotation wins; every other presentation gets the
+// same successor; the session stays live and exactly one successor exists.
+func raceRotateRefreshTokenRetry(t *testing.T, a, b store.Store) {
+	mustCreateSession(t, a, session("s1", "acme", "alice"))
+	wantErr(t, "PutRefreshToken", a.PutRefreshToken(ctx(t), refresh("hot", "s1", t0.Add(time.Hour))), nil)
+	var mu sync.Mutex
+	var succ [][]byte
+	var retries int
+	got := race(t, a, b, func(i int, st store.Store) error {
+		r, err := st.RotateRefreshToken(ctx(t), hash("hot"), sealedRefresh(fmt.Sprintf("next-%d", i), t0.Add(time.Hour)), t0, 30*time.Second)
+		if err == nil {
+			mu.Lock()
+			succ = append(succ, r.Next.Hash)
+			if r.Retry {
+				retries++
+			}
+			mu.Unlock()
+		}
+		return err
+	})
+	if got["ok"] != racers || len(got) != 1 {
+		t.Fatalf("outcomes %v, want every presentation to succeed", got)
+	}
+	for _, h := range succ[1:] {
+		if !bytes.Equal(h, succ[0]) {
+			t.Fatal("presentations got different successors")
+		}
+	}
+	if retries != len(succ)-1 {
+		t.Fatalf("%d retries of %d presentations, want all but one", retries, len(succ))
+	}
+	if s, _ := a.GetSession(ctx(t), "s1"); !s.RevokedAt.IsZero() {
+		t.Fatalf("session after the retry race = %+v, want live", s)
+	}
+	if rs := revocations(t, a, 0); len(rs) != 0 {
+		t.Fatalf("revocations = %d, want 0", len(rs))
 	}
 }
 

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -212,18 +213,21 @@ func testRefreshTokens(t *testing.T, st store.Store) {
 
 	now := t0.Add(time.Minute)
 	// r1 was capped at the session's expiry.
-	old, err := st.RotateRefreshToken(ctx(t), hash("r1"), refresh("r2", "ignored", day), now)
+	old, err := st.RotateRefreshToken(ctx(t), hash("r1"), refresh("r2", "ignored", day), now, 0)
 	wantErr(t, "RotateRefreshToken", err, nil)
 	want := refresh("r1", "s1", s.ExpiresAt)
 	want.SpentAt = now
-	equal(t, "RotateRefreshToken old", old, want, eqRefresh)
+	equal(t, "RotateRefreshToken old", old.Old, want, eqRefresh)
+	if old.Retry || !bytes.Equal(old.Next.Hash, hash("r2")) || old.Next.SessionID != "s1" {
+		t.Fatalf("RotateRefreshToken next = %+v, want r2 of s1, no retry", old)
+	}
 
 	// A next token with a taken hash rolls the rotation back.
-	_, err = st.RotateRefreshToken(ctx(t), hash("r2"), refresh("r1", "", day), now)
+	_, err = st.RotateRefreshToken(ctx(t), hash("r2"), refresh("r1", "", day), now, 0)
 	wantErr(t, "RotateRefreshToken to a taken hash", err, store.ErrConflict)
-	old, err = st.RotateRefreshToken(ctx(t), hash("r2"), refresh("r3", "", t0.Add(time.Hour)), now)
+	old, err = st.RotateRefreshToken(ctx(t), hash("r2"), refresh("r3", "", t0.Add(time.Hour)), now, 0)
 	wantErr(t, "RotateRefreshToken after rollback", err, nil)
-	if old.SessionID != "s1" || !old.ExpiresAt.Equal(s.ExpiresAt) {
+	if old.Old.SessionID != "s1" || !old.Old.ExpiresAt.Equal(s.ExpiresAt) {
 		t.Fatalf("r2 = %+v: want session s1, capped expiry", old)
 	}
 
@@ -254,16 +258,16 @@ func testRefreshTokens(t *testing.T, st store.Store) {
 			if tc.setup != nil {
 				tc.setup(t)
 			}
-			_, err := st.RotateRefreshToken(ctx(t), hash(tc.token), refresh("next-"+tc.name, "", day), tc.now)
+			_, err := st.RotateRefreshToken(ctx(t), hash(tc.token), refresh("next-"+tc.name, "", day), tc.now, 0)
 			wantErr(t, "RotateRefreshToken", err, tc.wantErr)
 			// A failed rotation stores no next token.
-			_, err = st.RotateRefreshToken(ctx(t), hash("next-"+tc.name), refresh("next2-"+tc.name, "", day), t0)
+			_, err = st.RotateRefreshToken(ctx(t), hash("next-"+tc.name), refresh("next2-"+tc.name, "", day), t0, 0)
 			wantErr(t, "RotateRefreshToken of a next token that must not exist", err, store.ErrNotFound)
 		})
 	}
 	// The token of a revoked session stayed unspent: presenting it again is
 	// still ErrRevoked, not reuse.
-	_, err = st.RotateRefreshToken(ctx(t), hash("r-gone"), refresh("x", "", day), now)
+	_, err = st.RotateRefreshToken(ctx(t), hash("r-gone"), refresh("x", "", day), now, 0)
 	wantErr(t, "RotateRefreshToken revoked again", err, store.ErrRevoked)
 }
 
@@ -272,15 +276,15 @@ func testRefreshTokenReuse(t *testing.T, st store.Store) {
 	day := t0.Add(24 * time.Hour)
 	wantErr(t, "PutRefreshToken", st.PutRefreshToken(ctx(t), refresh("r1", "s1", day)), nil)
 	now := t0.Add(time.Minute)
-	_, err := st.RotateRefreshToken(ctx(t), hash("r1"), refresh("r2", "", day), now)
+	_, err := st.RotateRefreshToken(ctx(t), hash("r1"), refresh("r2", "", day), now, 0)
 	wantErr(t, "RotateRefreshToken", err, nil)
 
 	// r1 is presented again: reuse. The session is revoked in the same
 	// transaction and stays revoked.
-	reusedTok, err := st.RotateRefreshToken(ctx(t), hash("r1"), refresh("r3", "", day), now.Add(time.Second))
+	reusedTok, err := st.RotateRefreshToken(ctx(t), hash("r1"), refresh("r3", "", day), now.Add(time.Second), 0)
 	wantErr(t, "RotateRefreshToken reuse", err, store.ErrReused)
-	if reusedTok.SessionID != "s1" {
-		t.Fatalf("reuse names session %q, want s1 (for the audit log)", reusedTok.SessionID)
+	if reusedTok.Old.SessionID != "s1" {
+		t.Fatalf("reuse names session %q, want s1 (for the audit log)", reusedTok.Old.SessionID)
 	}
 	got, err := st.GetSession(ctx(t), "s1")
 	wantErr(t, "GetSession", err, nil)
@@ -292,14 +296,88 @@ func testRefreshTokenReuse(t *testing.T, st store.Store) {
 		t.Fatalf("revocations after reuse = %+v", rs)
 	}
 	// The legitimate successor dies with the session; r3 was never stored.
-	_, err = st.RotateRefreshToken(ctx(t), hash("r2"), refresh("r4", "", day), now.Add(2*time.Second))
+	_, err = st.RotateRefreshToken(ctx(t), hash("r2"), refresh("r4", "", day), now.Add(2*time.Second), 0)
 	wantErr(t, "RotateRefreshToken successor", err, store.ErrRevoked)
-	_, err = st.RotateRefreshToken(ctx(t), hash("r3"), refresh("r5", "", day), now.Add(2*time.Second))
+	_, err = st.RotateRefreshToken(ctx(t), hash("r3"), refresh("r5", "", day), now.Add(2*time.Second), 0)
 	wantErr(t, "RotateRefreshToken of the reuse attempt's next", err, store.ErrNotFound)
 	// Reuse again: still ErrReused, no second revocation entry.
-	_, err = st.RotateRefreshToken(ctx(t), hash("r1"), refresh("r6", "", day), now.Add(3*time.Second))
+	_, err = st.RotateRefreshToken(ctx(t), hash("r1"), refresh("r6", "", day), now.Add(3*time.Second), 0)
 	wantErr(t, "RotateRefreshToken reuse again", err, store.ErrReused)
 	if rs := revocations(t, st, 0); len(rs) != 1 {
 		t.Fatalf("revocations after second reuse = %+v, want one", rs)
 	}
+}
+
+// sealedRefresh is a next token carrying its sealed value, as the token
+// package stores it.
+func sealedRefresh(value string, expires time.Time) store.RefreshToken {
+	r := refresh(value, "", expires)
+	r.Sealed = []byte("sealed:" + value)
+	return r
+}
+
+// testRefreshTokenRetry: a spent token presented again within the retry
+// window, while its successor is unused, gets that successor back and
+// nothing is stored; every other reuse still revokes.
+func testRefreshTokenRetry(t *testing.T, st store.Store) {
+	day := t0.Add(24 * time.Hour)
+	const window = 30 * time.Second
+	mustCreateSession(t, st, session("s1", "acme", "alice"))
+	wantErr(t, "PutRefreshToken", st.PutRefreshToken(ctx(t), refresh("r1", "s1", day)), nil)
+	now := t0.Add(time.Minute)
+	first, err := st.RotateRefreshToken(ctx(t), hash("r1"), sealedRefresh("r2", day), now, window)
+	wantErr(t, "RotateRefreshToken", err, nil)
+	if first.Retry {
+		t.Fatal("first rotation reported as a retry")
+	}
+
+	// The answer was lost; the client presents r1 again 10 s later.
+	again, err := st.RotateRefreshToken(ctx(t), hash("r1"), sealedRefresh("r2-bis", day), now.Add(10*time.Second), window)
+	wantErr(t, "RotateRefreshToken retry", err, nil)
+	if !again.Retry || !bytes.Equal(again.Next.Hash, hash("r2")) || string(again.Next.Sealed) != "sealed:r2" ||
+		again.Next.SessionID != "s1" || !sameTime(again.Next.ExpiresAt, first.Next.ExpiresAt) || !again.Next.SpentAt.IsZero() {
+		t.Fatalf("retry = %+v, want r2 (as first stored, sealed value included)", again)
+	}
+	// Nothing new was minted: r2-bis does not exist.
+	_, err = st.RotateRefreshToken(ctx(t), hash("r2-bis"), refresh("x", "", day), now, 0)
+	wantErr(t, "RotateRefreshToken of the retry's unused next", err, store.ErrNotFound)
+	if s, _ := st.GetSession(ctx(t), "s1"); !s.RevokedAt.IsZero() {
+		t.Fatal("a retry revoked the session")
+	}
+
+	// Once r2 is used, r1 again is reuse even inside the window.
+	_, err = st.RotateRefreshToken(ctx(t), hash("r2"), sealedRefresh("r3", day), now.Add(11*time.Second), window)
+	wantErr(t, "RotateRefreshToken r2", err, nil)
+	_, err = st.RotateRefreshToken(ctx(t), hash("r1"), sealedRefresh("r4", day), now.Add(12*time.Second), window)
+	wantErr(t, "RotateRefreshToken r1 after r2 was used", err, store.ErrReused)
+	if s, _ := st.GetSession(ctx(t), "s1"); s.RevokeReason != store.ReasonRefreshTokenReuse {
+		t.Fatalf("session after reuse = %+v, want revoked", s)
+	}
+
+	// Past the window, a retry is reuse.
+	mustCreateSession(t, st, session("s2", "acme", "bob"))
+	wantErr(t, "PutRefreshToken", st.PutRefreshToken(ctx(t), refresh("q1", "s2", day)), nil)
+	_, err = st.RotateRefreshToken(ctx(t), hash("q1"), sealedRefresh("q2", day), now, window)
+	wantErr(t, "RotateRefreshToken q1", err, nil)
+	_, err = st.RotateRefreshToken(ctx(t), hash("q1"), sealedRefresh("q3", day), now.Add(window), window)
+	wantErr(t, "RotateRefreshToken q1 at the end of the window", err, store.ErrReused)
+
+	// A revoked session's spent token within the window: not a retry.
+	mustCreateSession(t, st, session("s3", "acme", "carol"))
+	wantErr(t, "PutRefreshToken", st.PutRefreshToken(ctx(t), refresh("p1", "s3", day)), nil)
+	_, err = st.RotateRefreshToken(ctx(t), hash("p1"), sealedRefresh("p2", day), now, window)
+	wantErr(t, "RotateRefreshToken p1", err, nil)
+	wantErr(t, "RevokeSession", st.RevokeSession(ctx(t), "s3", "logout", now), nil)
+	r, err := st.RotateRefreshToken(ctx(t), hash("p1"), sealedRefresh("p3", day), now.Add(time.Second), window)
+	if r.Retry || err == nil {
+		t.Fatalf("retry on a revoked session = %+v, %v; want a refusal", r, err)
+	}
+
+	// Window 0: the strict behaviour.
+	mustCreateSession(t, st, session("s4", "acme", "dave"))
+	wantErr(t, "PutRefreshToken", st.PutRefreshToken(ctx(t), refresh("o1", "s4", day)), nil)
+	_, err = st.RotateRefreshToken(ctx(t), hash("o1"), sealedRefresh("o2", day), now, 0)
+	wantErr(t, "RotateRefreshToken o1", err, nil)
+	_, err = st.RotateRefreshToken(ctx(t), hash("o1"), sealedRefresh("o3", day), now, 0)
+	wantErr(t, "RotateRefreshToken o1 without a window", err, store.ErrReused)
 }

@@ -59,7 +59,7 @@ func testSweep(t *testing.T, st store.Store) {
 	wantErr(t, "expired session", err, store.ErrNotFound)
 	_, err = st.GetSession(ctx(t), "fresh")
 	wantErr(t, "live session", err, nil)
-	_, err = st.RotateRefreshToken(ctx(t), hash("old"), refresh("x", "", fresh), t0)
+	_, err = st.RotateRefreshToken(ctx(t), hash("old"), refresh("x", "", fresh), t0, 0)
 	wantErr(t, "expired refresh token", err, store.ErrNotFound)
 	rs := revocations(t, st, 0)
 	if len(rs) != 1 || rs[0].SessionID != "fresh" {
@@ -129,7 +129,7 @@ func testInvalidArguments(t *testing.T, st store.Store) {
 	}
 	_, err := st.ConsumeCode(c, nil, t0)
 	wantErr(t, "consume empty hash", err, store.ErrInvalidArgument)
-	_, err = st.RotateRefreshToken(c, hash("a"), store.RefreshToken{}, t0)
+	_, err = st.RotateRefreshToken(c, hash("a"), store.RefreshToken{}, t0, 0)
 	wantErr(t, "rotate to nothing", err, store.ErrInvalidArgument)
 	if s, _ := st.GetSession(c, "s"); !s.RevokedAt.IsZero() {
 		t.Fatal("invalid revoke revoked")

@@ -87,6 +87,68 @@ func (ConnectionState) EnumDescriptor() ([]byte, []int) {
 	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{0}
 }
 
+// EmailDomainPolicy binds the email an IdP asserts to the connection's
+// email domains, so that one customer's IdP cannot vouch for another
+// customer's addresses.
+type EmailDomainPolicy int32
+
+const (
+	// REQUIRE when email_domains is set, ALLOW otherwise.
+	EmailDomainPolicy_EMAIL_DOMAIN_POLICY_UNSPECIFIED EmailDomainPolicy = 0
+	// Refuse the login (reason EMAIL_DOMAIN_MISMATCH) when the email's domain
+	// is not exactly one of email_domains (a subdomain counts only when it is
+	// listed itself).
+	EmailDomainPolicy_EMAIL_DOMAIN_POLICY_REQUIRE EmailDomainPolicy = 1
+	// Log the user in without the email claim.
+	EmailDomainPolicy_EMAIL_DOMAIN_POLICY_DROP_CLAIM EmailDomainPolicy = 2
+	// Pass any email through (the product must not trust it for linking
+	// accounts).
+	EmailDomainPolicy_EMAIL_DOMAIN_POLICY_ALLOW EmailDomainPolicy = 3
+)
+
+// Enum value maps for EmailDomainPolicy.
+var (
+	EmailDomainPolicy_name = map[int32]string{
+		0: "EMAIL_DOMAIN_POLICY_UNSPECIFIED",
+		1: "EMAIL_DOMAIN_POLICY_REQUIRE",
+		2: "EMAIL_DOMAIN_POLICY_DROP_CLAIM",
+		3: "EMAIL_DOMAIN_POLICY_ALLOW",
+	}
+	EmailDomainPolicy_value = map[string]int32{
+		"EMAIL_DOMAIN_POLICY_UNSPECIFIED": 0,
+		"EMAIL_DOMAIN_POLICY_REQUIRE":     1,
+		"EMAIL_DOMAIN_POLICY_DROP_CLAIM":  2,
+		"EMAIL_DOMAIN_POLICY_ALLOW":       3,
+	}
+)
+
+func (x EmailDomainPolicy) Enum() *EmailDomainPolicy {
+	p := new(EmailDomainPolicy)
+	*p = x
+	return p
+}
+
+func (x EmailDomainPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EmailDomainPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_ssogate_v1_connection_proto_enumTypes[1].Descriptor()
+}
+
+func (EmailDomainPolicy) Type() protoreflect.EnumType {
+	return &file_ssogate_v1_connection_proto_enumTypes[1]
+}
+
+func (x EmailDomainPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EmailDomainPolicy.Descriptor instead.
+func (EmailDomainPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{1}
+}
+
 // Connection is one customer's IdP.
 type Connection struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -139,9 +201,16 @@ type Connection struct {
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Changes with every update; send it back in UpdateConnection to refuse
 	// lost updates.
-	Etag          string `protobuf:"bytes,21,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Etag string `protobuf:"bytes,21,opt,name=etag,proto3" json:"etag,omitempty"`
+	// What to do with an asserted email outside email_domains. Unset means
+	// REQUIRE when email_domains is set, ALLOW otherwise.
+	EmailDomainPolicy EmailDomainPolicy `protobuf:"varint,22,opt,name=email_domain_policy,json=emailDomainPolicy,proto3,enum=ssogate.v1.EmailDomainPolicy" json:"email_domain_policy,omitempty"`
+	// IdP-initiated logins land on a page of ours asking the user to
+	// continue (a defence against login CSRF); unset means true. false sends
+	// the code at once, as the IdP's POST arrives.
+	IdpInitiatedConsent *bool `protobuf:"varint,23,opt,name=idp_initiated_consent,json=idpInitiatedConsent,proto3,oneof" json:"idp_initiated_consent,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -321,6 +390,20 @@ func (x *Connection) GetEtag() string {
 	return ""
 }
 
+func (x *Connection) GetEmailDomainPolicy() EmailDomainPolicy {
+	if x != nil {
+		return x.EmailDomainPolicy
+	}
+	return EmailDomainPolicy_EMAIL_DOMAIN_POLICY_UNSPECIFIED
+}
+
+func (x *Connection) GetIdpInitiatedConsent() bool {
+	if x != nil && x.IdpInitiatedConsent != nil {
+		return *x.IdpInitiatedConsent
+	}
+	return false
+}
+
 // IdentityProviderSettings describe the customer's IdP.
 type IdentityProviderSettings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -343,7 +426,10 @@ type IdentityProviderSettings struct {
 	// SingleSignOnService URL, HTTP-POST binding. Used only when sso_url is
 	// empty (an IdP without the Redirect binding): StartLogin's redirect_url
 	// then leads to a page of ours that posts the AuthnRequest.
-	SsoPostUrl    string `protobuf:"bytes,8,opt,name=sso_post_url,json=ssoPostUrl,proto3" json:"sso_post_url,omitempty"`
+	SsoPostUrl string `protobuf:"bytes,8,opt,name=sso_post_url,json=ssoPostUrl,proto3" json:"sso_post_url,omitempty"`
+	// SingleLogoutService URL, HTTP-POST binding. Used when slo_url is empty
+	// (an IdP without the Redirect binding for logout).
+	SloPostUrl    string `protobuf:"bytes,9,opt,name=slo_post_url,json=sloPostUrl,proto3" json:"slo_post_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -430,6 +516,13 @@ func (x *IdentityProviderSettings) GetMetadataRefreshError() string {
 func (x *IdentityProviderSettings) GetSsoPostUrl() string {
 	if x != nil {
 		return x.SsoPostUrl
+	}
+	return ""
+}
+
+func (x *IdentityProviderSettings) GetSloPostUrl() string {
+	if x != nil {
+		return x.SloPostUrl
 	}
 	return ""
 }
@@ -1462,7 +1555,8 @@ var File_ssogate_v1_connection_proto protoreflect.FileDescriptor
 const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\n" +
 	"\x1bssogate/v1/connection.proto\x12\n" +
-	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\t\n" +
+	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\n" +
+	"\n" +
 	"\n" +
 	"Connection\x12\x16\n" +
 	"\x02id\x18\x01 \x01(\tB\x06\xe0A\x02\xe0A\x05R\x02id\x12 \n" +
@@ -1489,10 +1583,13 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"createTime\x12@\n" +
 	"\vupdate_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
 	"updateTime\x12\x12\n" +
-	"\x04etag\x18\x15 \x01(\tR\x04etag\x1a_\n" +
+	"\x04etag\x18\x15 \x01(\tR\x04etag\x12M\n" +
+	"\x13email_domain_policy\x18\x16 \x01(\x0e2\x1d.ssogate.v1.EmailDomainPolicyR\x11emailDomainPolicy\x127\n" +
+	"\x15idp_initiated_consent\x18\x17 \x01(\bH\x00R\x13idpInitiatedConsent\x88\x01\x01\x1a_\n" +
 	"\x15AttributeMappingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
-	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01\"\xfb\x02\n" +
+	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01B\x18\n" +
+	"\x16_idp_initiated_consent\"\x9d\x03\n" +
 	"\x18IdentityProviderSettings\x12\x1b\n" +
 	"\tentity_id\x18\x01 \x01(\tR\bentityId\x12\x17\n" +
 	"\asso_url\x18\x02 \x01(\tR\x06ssoUrl\x12\x17\n" +
@@ -1502,7 +1599,9 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x15metadata_refresh_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x13metadataRefreshTime\x129\n" +
 	"\x16metadata_refresh_error\x18\a \x01(\tB\x03\xe0A\x03R\x14metadataRefreshError\x12 \n" +
 	"\fsso_post_url\x18\b \x01(\tR\n" +
-	"ssoPostUrl\"\xb0\x01\n" +
+	"ssoPostUrl\x12 \n" +
+	"\fslo_post_url\x18\t \x01(\tR\n" +
+	"sloPostUrl\"\xb0\x01\n" +
 	"\vCertificate\x12\x10\n" +
 	"\x03pem\x18\x01 \x01(\tR\x03pem\x12\x1d\n" +
 	"\asubject\x18\x02 \x01(\tB\x03\xe0A\x03R\asubject\x12<\n" +
@@ -1579,7 +1678,12 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x16CONNECTION_STATE_DRAFT\x10\x01\x12\x1c\n" +
 	"\x18CONNECTION_STATE_TESTING\x10\x02\x12\x1b\n" +
 	"\x17CONNECTION_STATE_ACTIVE\x10\x03\x12\x1d\n" +
-	"\x19CONNECTION_STATE_DISABLED\x10\x042\x9c\b\n" +
+	"\x19CONNECTION_STATE_DISABLED\x10\x04*\x9c\x01\n" +
+	"\x11EmailDomainPolicy\x12#\n" +
+	"\x1fEMAIL_DOMAIN_POLICY_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bEMAIL_DOMAIN_POLICY_REQUIRE\x10\x01\x12\"\n" +
+	"\x1eEMAIL_DOMAIN_POLICY_DROP_CLAIM\x10\x02\x12\x1d\n" +
+	"\x19EMAIL_DOMAIN_POLICY_ALLOW\x10\x032\x9c\b\n" +
 	"\x11ConnectionService\x12y\n" +
 	"\x10CreateConnection\x12#.ssogate.v1.CreateConnectionRequest\x1a$.ssogate.v1.CreateConnectionResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/connections\x12}\n" +
 	"\rGetConnection\x12 .ssogate.v1.GetConnectionRequest\x1a!.ssogate.v1.GetConnectionResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/connections/{connection_id}\x12s\n" +
@@ -1602,81 +1706,83 @@ func file_ssogate_v1_connection_proto_rawDescGZIP() []byte {
 	return file_ssogate_v1_connection_proto_rawDescData
 }
 
-var file_ssogate_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_ssogate_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_ssogate_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_ssogate_v1_connection_proto_goTypes = []any{
 	(ConnectionState)(0),                            // 0: ssogate.v1.ConnectionState
-	(*Connection)(nil),                              // 1: ssogate.v1.Connection
-	(*IdentityProviderSettings)(nil),                // 2: ssogate.v1.IdentityProviderSettings
-	(*Certificate)(nil),                             // 3: ssogate.v1.Certificate
-	(*AttributeNames)(nil),                          // 4: ssogate.v1.AttributeNames
-	(*AccessPolicy)(nil),                            // 5: ssogate.v1.AccessPolicy
-	(*RoleMapping)(nil),                             // 6: ssogate.v1.RoleMapping
-	(*ServiceProviderInfo)(nil),                     // 7: ssogate.v1.ServiceProviderInfo
-	(*CreateConnectionRequest)(nil),                 // 8: ssogate.v1.CreateConnectionRequest
-	(*CreateConnectionResponse)(nil),                // 9: ssogate.v1.CreateConnectionResponse
-	(*GetConnectionRequest)(nil),                    // 10: ssogate.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),                   // 11: ssogate.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),                  // 12: ssogate.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),                 // 13: ssogate.v1.ListConnectionsResponse
-	(*UpdateConnectionRequest)(nil),                 // 14: ssogate.v1.UpdateConnectionRequest
-	(*UpdateConnectionResponse)(nil),                // 15: ssogate.v1.UpdateConnectionResponse
-	(*DeleteConnectionRequest)(nil),                 // 16: ssogate.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),                // 17: ssogate.v1.DeleteConnectionResponse
-	(*GetServiceProviderMetadataRequest)(nil),       // 18: ssogate.v1.GetServiceProviderMetadataRequest
-	(*GetServiceProviderMetadataResponse)(nil),      // 19: ssogate.v1.GetServiceProviderMetadataResponse
-	(*RefreshIdentityProviderMetadataRequest)(nil),  // 20: ssogate.v1.RefreshIdentityProviderMetadataRequest
-	(*RefreshIdentityProviderMetadataResponse)(nil), // 21: ssogate.v1.RefreshIdentityProviderMetadataResponse
-	nil,                           // 22: ssogate.v1.Connection.AttributeMappingEntry
-	nil,                           // 23: ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 26: google.protobuf.FieldMask
+	(EmailDomainPolicy)(0),                          // 1: ssogate.v1.EmailDomainPolicy
+	(*Connection)(nil),                              // 2: ssogate.v1.Connection
+	(*IdentityProviderSettings)(nil),                // 3: ssogate.v1.IdentityProviderSettings
+	(*Certificate)(nil),                             // 4: ssogate.v1.Certificate
+	(*AttributeNames)(nil),                          // 5: ssogate.v1.AttributeNames
+	(*AccessPolicy)(nil),                            // 6: ssogate.v1.AccessPolicy
+	(*RoleMapping)(nil),                             // 7: ssogate.v1.RoleMapping
+	(*ServiceProviderInfo)(nil),                     // 8: ssogate.v1.ServiceProviderInfo
+	(*CreateConnectionRequest)(nil),                 // 9: ssogate.v1.CreateConnectionRequest
+	(*CreateConnectionResponse)(nil),                // 10: ssogate.v1.CreateConnectionResponse
+	(*GetConnectionRequest)(nil),                    // 11: ssogate.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),                   // 12: ssogate.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),                  // 13: ssogate.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),                 // 14: ssogate.v1.ListConnectionsResponse
+	(*UpdateConnectionRequest)(nil),                 // 15: ssogate.v1.UpdateConnectionRequest
+	(*UpdateConnectionResponse)(nil),                // 16: ssogate.v1.UpdateConnectionResponse
+	(*DeleteConnectionRequest)(nil),                 // 17: ssogate.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),                // 18: ssogate.v1.DeleteConnectionResponse
+	(*GetServiceProviderMetadataRequest)(nil),       // 19: ssogate.v1.GetServiceProviderMetadataRequest
+	(*GetServiceProviderMetadataResponse)(nil),      // 20: ssogate.v1.GetServiceProviderMetadataResponse
+	(*RefreshIdentityProviderMetadataRequest)(nil),  // 21: ssogate.v1.RefreshIdentityProviderMetadataRequest
+	(*RefreshIdentityProviderMetadataResponse)(nil), // 22: ssogate.v1.RefreshIdentityProviderMetadataResponse
+	nil,                           // 23: ssogate.v1.Connection.AttributeMappingEntry
+	nil,                           // 24: ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil), // 27: google.protobuf.FieldMask
 }
 var file_ssogate_v1_connection_proto_depIdxs = []int32{
 	0,  // 0: ssogate.v1.Connection.state:type_name -> ssogate.v1.ConnectionState
-	2,  // 1: ssogate.v1.Connection.identity_provider:type_name -> ssogate.v1.IdentityProviderSettings
-	22, // 2: ssogate.v1.Connection.attribute_mapping:type_name -> ssogate.v1.Connection.AttributeMappingEntry
-	5,  // 3: ssogate.v1.Connection.access_policy:type_name -> ssogate.v1.AccessPolicy
-	24, // 4: ssogate.v1.Connection.max_session_duration:type_name -> google.protobuf.Duration
-	7,  // 5: ssogate.v1.Connection.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
-	25, // 6: ssogate.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	25, // 7: ssogate.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 8: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
-	25, // 9: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
-	25, // 10: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	23, // 11: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	6,  // 12: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
-	1,  // 13: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	1,  // 14: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	1,  // 15: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	1,  // 16: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
-	1,  // 17: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	26, // 18: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 19: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	7,  // 20: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
-	1,  // 21: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
-	4,  // 22: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
-	4,  // 23: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
-	8,  // 24: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
-	10, // 25: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
-	12, // 26: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
-	14, // 27: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
-	16, // 28: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
-	18, // 29: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
-	20, // 30: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
-	9,  // 31: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
-	11, // 32: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
-	13, // 33: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
-	15, // 34: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
-	17, // 35: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
-	19, // 36: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
-	21, // 37: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
-	31, // [31:38] is the sub-list for method output_type
-	24, // [24:31] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	3,  // 1: ssogate.v1.Connection.identity_provider:type_name -> ssogate.v1.IdentityProviderSettings
+	23, // 2: ssogate.v1.Connection.attribute_mapping:type_name -> ssogate.v1.Connection.AttributeMappingEntry
+	6,  // 3: ssogate.v1.Connection.access_policy:type_name -> ssogate.v1.AccessPolicy
+	25, // 4: ssogate.v1.Connection.max_session_duration:type_name -> google.protobuf.Duration
+	8,  // 5: ssogate.v1.Connection.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
+	26, // 6: ssogate.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	26, // 7: ssogate.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 8: ssogate.v1.Connection.email_domain_policy:type_name -> ssogate.v1.EmailDomainPolicy
+	4,  // 9: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
+	26, // 10: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
+	26, // 11: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	24, // 12: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	7,  // 13: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
+	2,  // 14: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	2,  // 15: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	2,  // 16: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	2,  // 17: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
+	2,  // 18: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	27, // 19: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 20: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	8,  // 21: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
+	2,  // 22: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
+	5,  // 23: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
+	5,  // 24: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
+	9,  // 25: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
+	11, // 26: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
+	13, // 27: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
+	15, // 28: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
+	17, // 29: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
+	19, // 30: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
+	21, // 31: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
+	10, // 32: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
+	12, // 33: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
+	14, // 34: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
+	16, // 35: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
+	18, // 36: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
+	20, // 37: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
+	22, // 38: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
+	32, // [32:39] is the sub-list for method output_type
+	25, // [25:32] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_ssogate_v1_connection_proto_init() }
@@ -1684,12 +1790,13 @@ func file_ssogate_v1_connection_proto_init() {
 	if File_ssogate_v1_connection_proto != nil {
 		return
 	}
+	file_ssogate_v1_connection_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ssogate_v1_connection_proto_rawDesc), len(file_ssogate_v1_connection_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -40,7 +40,8 @@ const (
 	// The XML carries a DTD, an entity declaration or a processing
 	// instruction.
 	RejectionReason_REJECTION_REASON_FORBIDDEN_XML RejectionReason = 4
-	// Element depth or namespace declarations exceed their bound.
+	// Element depth, namespace declarations in scope, or the document's count
+	// of elements, attributes or namespace declarations exceed their bound.
 	RejectionReason_REJECTION_REASON_XML_TOO_COMPLEX RejectionReason = 5
 	// The message is not SAML 2.0.
 	RejectionReason_REJECTION_REASON_UNSUPPORTED_VERSION RejectionReason = 6
@@ -104,6 +105,12 @@ const (
 	RejectionReason_REJECTION_REASON_POLICY_DENIED RejectionReason = 33
 	// ssogate failed; nothing the IdP admin can fix.
 	RejectionReason_REJECTION_REASON_INTERNAL RejectionReason = 34
+	// The bearer Assertion carries no AuthnStatement, which a login needs
+	// (SAML Profiles 4.1.4.2).
+	RejectionReason_REJECTION_REASON_AUTHN_STATEMENT_MISSING RejectionReason = 35
+	// The asserted email's domain is not one of the connection's email
+	// domains (email_domain_policy REQUIRE).
+	RejectionReason_REJECTION_REASON_EMAIL_DOMAIN_MISMATCH RejectionReason = 36
 )
 
 // Enum value maps for RejectionReason.
@@ -144,6 +151,8 @@ var (
 		32: "REJECTION_REASON_CONNECTION_INACTIVE",
 		33: "REJECTION_REASON_POLICY_DENIED",
 		34: "REJECTION_REASON_INTERNAL",
+		35: "REJECTION_REASON_AUTHN_STATEMENT_MISSING",
+		36: "REJECTION_REASON_EMAIL_DOMAIN_MISMATCH",
 	}
 	RejectionReason_value = map[string]int32{
 		"REJECTION_REASON_UNSPECIFIED":             0,
@@ -181,6 +190,8 @@ var (
 		"REJECTION_REASON_CONNECTION_INACTIVE":     32,
 		"REJECTION_REASON_POLICY_DENIED":           33,
 		"REJECTION_REASON_INTERNAL":                34,
+		"REJECTION_REASON_AUTHN_STATEMENT_MISSING": 35,
+		"REJECTION_REASON_EMAIL_DOMAIN_MISMATCH":   36,
 	}
 )
 
@@ -216,8 +227,7 @@ var File_ssogate_v1_reason_proto protoreflect.FileDescriptor
 const file_ssogate_v1_reason_proto_rawDesc = "" +
 	"\n" +
 	"\x17ssogate/v1/reason.proto\x12\n" +
-	"ssogate.v1*\xfa\n" +
-	"\n" +
+	"ssogate.v1*\xd4\v\n" +
 	"\x0fRejectionReason\x12 \n" +
 	"\x1cREJECTION_REASON_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fREJECTION_REASON_BODY_TOO_LARGE\x10\x01\x12'\n" +
@@ -254,7 +264,9 @@ const file_ssogate_v1_reason_proto_rawDesc = "" +
 	"%REJECTION_REASON_CONNECTION_NOT_FOUND\x10\x1f\x12(\n" +
 	"$REJECTION_REASON_CONNECTION_INACTIVE\x10 \x12\"\n" +
 	"\x1eREJECTION_REASON_POLICY_DENIED\x10!\x12\x1d\n" +
-	"\x19REJECTION_REASON_INTERNAL\x10\"B5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
+	"\x19REJECTION_REASON_INTERNAL\x10\"\x12,\n" +
+	"(REJECTION_REASON_AUTHN_STATEMENT_MISSING\x10#\x12*\n" +
+	"&REJECTION_REASON_EMAIL_DOMAIN_MISMATCH\x10$B5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
 
 var (
 	file_ssogate_v1_reason_proto_rawDescOnce sync.Once

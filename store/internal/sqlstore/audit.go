@@ -16,7 +16,8 @@ import (
 const auditCols = "id, time, type, connection_id, tenant_id, subject, reason, correlation_id, message, detail"
 
 // AppendAudit implements store.Store.
-func (db *DB) AppendAudit(ctx context.Context, e store.AuditEvent) error {
+func (db *DB) AppendAudit(ctx context.Context, e store.AuditEvent) (err error) {
+	defer db.classify(&err)
 	if e.ID == "" {
 		var b [16]byte
 		if _, err := io.ReadFull(db.rand, b[:]); err != nil {
@@ -63,7 +64,8 @@ func parseAuditCursor(s string) (auditCursor, error) {
 }
 
 // ListAudit implements store.Store.
-func (db *DB) ListAudit(ctx context.Context, aq store.AuditQuery) ([]store.AuditEvent, string, error) {
+func (db *DB) ListAudit(ctx context.Context, aq store.AuditQuery) (_ []store.AuditEvent, _ string, err error) {
+	defer db.classify(&err)
 	const what = "list audit events"
 	var q query
 	if aq.ConnectionID != "" {
@@ -116,7 +118,8 @@ func (db *DB) ListAudit(ctx context.Context, aq store.AuditQuery) ([]store.Audit
 }
 
 // PruneAudit implements store.Store.
-func (db *DB) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
+func (db *DB) PruneAudit(ctx context.Context, before time.Time) (_ int64, err error) {
+	defer db.classify(&err)
 	if before.IsZero() {
 		return 0, fmt.Errorf("prune audit: before is zero: %w", store.ErrInvalidArgument)
 	}

@@ -80,7 +80,8 @@ func (db *DB) claimDomains(ctx context.Context, tx *sql.Tx, id string, domains [
 }
 
 // CreateConnection implements store.Store.
-func (db *DB) CreateConnection(ctx context.Context, c store.Connection) error {
+func (db *DB) CreateConnection(ctx context.Context, c store.Connection) (err error) {
+	defer db.classify(&err)
 	domains, js, err := prepareConnection(c)
 	if err != nil {
 		return err
@@ -103,7 +104,8 @@ func (db *DB) CreateConnection(ctx context.Context, c store.Connection) error {
 }
 
 // GetConnection implements store.Store.
-func (db *DB) GetConnection(ctx context.Context, id string) (store.Connection, error) {
+func (db *DB) GetConnection(ctx context.Context, id string) (_ store.Connection, err error) {
+	defer db.classify(&err)
 	c, err := scanConnection(db.r.QueryRowContext(ctx, "SELECT "+connCols+" FROM connections WHERE id = $1", id))
 	if err != nil {
 		return store.Connection{}, notFound(fmt.Sprintf("get connection %q", id), err)
@@ -112,7 +114,8 @@ func (db *DB) GetConnection(ctx context.Context, id string) (store.Connection, e
 }
 
 // ConnectionByDomain implements store.Store.
-func (db *DB) ConnectionByDomain(ctx context.Context, domain string) (store.Connection, error) {
+func (db *DB) ConnectionByDomain(ctx context.Context, domain string) (_ store.Connection, err error) {
+	defer db.classify(&err)
 	d := strings.ToLower(strings.TrimSpace(domain))
 	c, err := scanConnection(db.r.QueryRowContext(ctx, "SELECT "+connCols+
 		" FROM connections WHERE id = (SELECT connection_id FROM connection_domains WHERE domain = $1)", d))
@@ -123,7 +126,8 @@ func (db *DB) ConnectionByDomain(ctx context.Context, domain string) (store.Conn
 }
 
 // ListConnections implements store.Store.
-func (db *DB) ListConnections(ctx context.Context, lq store.ListConnectionsQuery) ([]store.Connection, string, error) {
+func (db *DB) ListConnections(ctx context.Context, lq store.ListConnectionsQuery) (_ []store.Connection, _ string, err error) {
+	defer db.classify(&err)
 	var q query
 	if lq.TenantID != "" {
 		q.where("tenant_id = " + q.arg(lq.TenantID))
@@ -162,7 +166,8 @@ func (db *DB) ListConnections(ctx context.Context, lq store.ListConnectionsQuery
 }
 
 // UpdateConnection implements store.Store.
-func (db *DB) UpdateConnection(ctx context.Context, c store.Connection, expectVersion int64) (store.Connection, error) {
+func (db *DB) UpdateConnection(ctx context.Context, c store.Connection, expectVersion int64) (_ store.Connection, err error) {
+	defer db.classify(&err)
 	domains, js, err := prepareConnection(c)
 	if err != nil {
 		return store.Connection{}, err
@@ -202,7 +207,8 @@ func (db *DB) UpdateConnection(ctx context.Context, c store.Connection, expectVe
 }
 
 // DeleteConnection implements store.Store.
-func (db *DB) DeleteConnection(ctx context.Context, id string) error {
+func (db *DB) DeleteConnection(ctx context.Context, id string) (err error) {
+	defer db.classify(&err)
 	what := fmt.Sprintf("delete connection %q", id)
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		if err := mustAffect(ctx, tx, what, "DELETE FROM connections WHERE id = $1", id); err != nil {

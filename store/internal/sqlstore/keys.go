@@ -16,7 +16,8 @@ func (db *DB) keyArgs(k store.SigningKey) []any {
 }
 
 // PutSigningKey implements store.Store.
-func (db *DB) PutSigningKey(ctx context.Context, k store.SigningKey) error {
+func (db *DB) PutSigningKey(ctx context.Context, k store.SigningKey) (err error) {
+	defer db.classify(&err)
 	if err := required("put signing key", "id", k.ID); err != nil {
 		return err
 	}
@@ -28,7 +29,8 @@ func (db *DB) PutSigningKey(ctx context.Context, k store.SigningKey) error {
 }
 
 // ListSigningKeys implements store.Store.
-func (db *DB) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
+func (db *DB) ListSigningKeys(ctx context.Context) (_ []store.SigningKey, err error) {
+	defer db.classify(&err)
 	rows, err := db.r.QueryContext(ctx, "SELECT "+keyCols+" FROM signing_keys ORDER BY created_at, id")
 	if err != nil {
 		return nil, fmt.Errorf("list signing keys: %w", err)
@@ -51,13 +53,15 @@ func (db *DB) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 }
 
 // UpdateSigningKey implements store.Store.
-func (db *DB) UpdateSigningKey(ctx context.Context, k store.SigningKey) error {
+func (db *DB) UpdateSigningKey(ctx context.Context, k store.SigningKey) (err error) {
+	defer db.classify(&err)
 	return mustAffect(ctx, db.w, fmt.Sprintf("update signing key %q", k.ID),
 		"UPDATE signing_keys SET algorithm = $2, public_jwk = $3, private_sealed = $4, created_at = $5,"+
 			" publish_at = $6, activate_at = $7, retire_at = $8, expire_at = $9 WHERE id = $1", db.keyArgs(k)...)
 }
 
 // DeleteSigningKey implements store.Store.
-func (db *DB) DeleteSigningKey(ctx context.Context, id string) error {
+func (db *DB) DeleteSigningKey(ctx context.Context, id string) (err error) {
+	defer db.classify(&err)
 	return mustAffect(ctx, db.w, fmt.Sprintf("delete signing key %q", id), "DELETE FROM signing_keys WHERE id = $1", id)
 }

@@ -20,7 +20,8 @@ func scanPending(row interface{ Scan(...any) error }) (store.PendingRequest, err
 }
 
 // PutPendingRequest implements store.Store.
-func (db *DB) PutPendingRequest(ctx context.Context, r store.PendingRequest) error {
+func (db *DB) PutPendingRequest(ctx context.Context, r store.PendingRequest) (err error) {
+	defer db.classify(&err)
 	if err := required("pending request", "connection id", r.ConnectionID, "id", r.ID, "expiry", r.ExpiresAt); err != nil {
 		return err
 	}
@@ -34,7 +35,8 @@ func (db *DB) PutPendingRequest(ctx context.Context, r store.PendingRequest) err
 }
 
 // GetPendingRequest implements store.Store.
-func (db *DB) GetPendingRequest(ctx context.Context, connectionID, id string) (store.PendingRequest, error) {
+func (db *DB) GetPendingRequest(ctx context.Context, connectionID, id string) (_ store.PendingRequest, err error) {
+	defer db.classify(&err)
 	return db.getPending(ctx, db.r, connectionID, id)
 }
 
@@ -48,7 +50,8 @@ func (db *DB) getPending(ctx context.Context, q execer, connectionID, id string)
 }
 
 // ConsumePendingRequest implements store.Store.
-func (db *DB) ConsumePendingRequest(ctx context.Context, connectionID, id string, now time.Time) (store.PendingRequest, error) {
+func (db *DB) ConsumePendingRequest(ctx context.Context, connectionID, id string, now time.Time) (_ store.PendingRequest, err error) {
+	defer db.classify(&err)
 	what := fmt.Sprintf("consume pending request of connection %q", connectionID)
 	r, err := scanPending(db.w.QueryRowContext(ctx, "UPDATE pending_requests SET consumed_at = $3"+
 		" WHERE connection_id = $1 AND id = $2 AND consumed_at IS NULL AND expires_at > $3 RETURNING "+pendingCols,
@@ -67,7 +70,8 @@ func (db *DB) ConsumePendingRequest(ctx context.Context, connectionID, id string
 }
 
 // RecordAssertion implements store.Store.
-func (db *DB) RecordAssertion(ctx context.Context, connectionID, assertionID string, expiresAt time.Time) error {
+func (db *DB) RecordAssertion(ctx context.Context, connectionID, assertionID string, expiresAt time.Time) (err error) {
+	defer db.classify(&err)
 	what := fmt.Sprintf("record assertion for connection %q", connectionID)
 	if err := required(what, "connection id", connectionID, "assertion id", assertionID, "expiry", expiresAt); err != nil {
 		return err
@@ -93,7 +97,8 @@ func scanCode(row interface{ Scan(...any) error }) (store.Code, error) {
 }
 
 // PutCode implements store.Store.
-func (db *DB) PutCode(ctx context.Context, c store.Code) error {
+func (db *DB) PutCode(ctx context.Context, c store.Code) (err error) {
+	defer db.classify(&err)
 	if err := required("put code", "hash", c.Hash, "expiry", c.ExpiresAt); err != nil {
 		return err
 	}
@@ -106,7 +111,8 @@ func (db *DB) PutCode(ctx context.Context, c store.Code) error {
 }
 
 // ConsumeCode implements store.Store.
-func (db *DB) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (store.Code, error) {
+func (db *DB) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (_ store.Code, err error) {
+	defer db.classify(&err)
 	const what = "consume code"
 	if err := required(what, "hash", hash); err != nil {
 		return store.Code{}, err

@@ -125,5 +125,10 @@ func Migrations(t ColumnTypes) []Migration {
 			`CREATE INDEX audit_events_time ON audit_events (time, seq)`,
 			`CREATE INDEX audit_events_connection ON audit_events (connection_id, time, seq)`,
 		},
+		{ // 2: refresh retries: a spent token names its successor, which is
+			// kept sealed under a key only the predecessor's holder can derive.
+			`ALTER TABLE refresh_tokens ADD COLUMN next_hash ` + t.Bytes,
+			`ALTER TABLE refresh_tokens ADD COLUMN sealed ` + t.Bytes,
+		},
 	}
 }

@@ -24,7 +24,8 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 }
 
 // CreateSession implements store.Store.
-func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
+func (db *DB) CreateSession(ctx context.Context, s store.Session) (err error) {
+	defer db.classify(&err)
 	if err := required("create session", "id", s.ID, "connection id", s.ConnectionID, "expiry", s.ExpiresAt); err != nil {
 		return err
 	}
@@ -38,7 +39,8 @@ func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
 }
 
 // GetSession implements store.Store.
-func (db *DB) GetSession(ctx context.Context, id string) (store.Session, error) {
+func (db *DB) GetSession(ctx context.Context, id string) (_ store.Session, err error) {
+	defer db.classify(&err)
 	s, err := scanSession(db.r.QueryRowContext(ctx, "SELECT "+sessionCols+" FROM sessions WHERE id = $1", id))
 	if err != nil {
 		return store.Session{}, notFound(fmt.Sprintf("get session %q", id), err)
@@ -47,7 +49,8 @@ func (db *DB) GetSession(ctx context.Context, id string) (store.Session, error) 
 }
 
 // FindSessions implements store.Store.
-func (db *DB) FindSessions(ctx context.Context, connectionID, nameID, sessionIndex string) ([]store.Session, error) {
+func (db *DB) FindSessions(ctx context.Context, connectionID, nameID, sessionIndex string) (_ []store.Session, err error) {
+	defer db.classify(&err)
 	var q query
 	q.where("connection_id = " + q.arg(connectionID))
 	q.where("name_id = " + q.arg(nameID))
@@ -74,7 +77,8 @@ func (db *DB) FindSessions(ctx context.Context, connectionID, nameID, sessionInd
 }
 
 // RevokeSession implements store.Store.
-func (db *DB) RevokeSession(ctx context.Context, id, reason string, at time.Time) error {
+func (db *DB) RevokeSession(ctx context.Context, id, reason string, at time.Time) (err error) {
+	defer db.classify(&err)
 	what := fmt.Sprintf("revoke session %q", id)
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		ids, err := db.revoke(ctx, tx, reason, at, "id = $1", id)
@@ -91,9 +95,10 @@ func (db *DB) RevokeSession(ctx context.Context, id, reason string, at time.Time
 }
 
 // RevokeSubject implements store.Store.
-func (db *DB) RevokeSubject(ctx context.Context, connectionID, subject, reason string, at time.Time) ([]string, error) {
+func (db *DB) RevokeSubject(ctx context.Context, connectionID, subject, reason string, at time.Time) (_ []string, err error) {
+	defer db.classify(&err)
 	var ids []string
-	err := db.tx(ctx, func(tx *sql.Tx) (err error) {
+	err = db.tx(ctx, func(tx *sql.Tx) (err error) {
 		ids, err = db.revoke(ctx, tx, reason, at,
 			"connection_id = $1 AND subject = $2 AND expires_at > $3", connectionID, subject, db.t(at))
 		return err
@@ -102,9 +107,10 @@ func (db *DB) RevokeSubject(ctx context.Context, connectionID, subject, reason s
 }
 
 // RevokeConnection implements store.Store.
-func (db *DB) RevokeConnection(ctx context.Context, connectionID, reason string, at time.Time) ([]string, error) {
+func (db *DB) RevokeConnection(ctx context.Context, connectionID, reason string, at time.Time) (_ []string, err error) {
+	defer db.classify(&err)
 	var ids []string
-	err := db.tx(ctx, func(tx *sql.Tx) (err error) {
+	err = db.tx(ctx, func(tx *sql.Tx) (err error) {
 		ids, err = db.revoke(ctx, tx, reason, at, "connection_id = $1 AND expires_at > $2", connectionID, db.t(at))
 		return err
 	})
@@ -164,7 +170,8 @@ func (db *DB) revoke(ctx context.Context, tx *sql.Tx, reason string, at time.Tim
 }
 
 // Revocations implements store.Store.
-func (db *DB) Revocations(ctx context.Context, afterSeq int64, limit int) ([]store.Revocation, error) {
+func (db *DB) Revocations(ctx context.Context, afterSeq int64, limit int) (_ []store.Revocation, err error) {
+	defer db.classify(&err)
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -208,7 +215,8 @@ func capAt(t, limit time.Time) time.Time {
 }
 
 // PutRefreshToken implements store.Store.
-func (db *DB) PutRefreshToken(ctx context.Context, t store.RefreshToken) error {
+func (db *DB) PutRefreshToken(ctx context.Context, t store.RefreshToken) (err error) {
+	defer db.classify(&err)
 	const what = "put refresh token"
 	if err := required(what, "hash", t.Hash, "session id", t.SessionID, "expiry", t.ExpiresAt); err != nil {
 		return err
@@ -225,45 +233,53 @@ func (db *DB) insertRefreshToken(ctx context.Context, q execer, t store.RefreshT
 		t.CreatedAt = db.now()
 	}
 	return db.insert(ctx, q, "put refresh token",
-		"INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at, spent_at) VALUES ($1, $2, $3, $4, $5)",
-		t.Hash, t.SessionID, db.t(t.CreatedAt), db.t(capAt(t.ExpiresAt, sessionExpires)), db.t(t.SpentAt))
+		"INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at, spent_at, sealed) VALUES ($1, $2, $3, $4, $5, $6)",
+		t.Hash, t.SessionID, db.t(t.CreatedAt), db.t(capAt(t.ExpiresAt, sessionExpires)), db.t(t.SpentAt), blob(t.Sealed))
 }
 
 // RotateRefreshToken implements store.Store.
-func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, now time.Time) (store.RefreshToken, error) {
+func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, now time.Time, retryWindow time.Duration) (_ store.Rotation, err error) {
+	defer db.classify(&err)
 	const what = "rotate refresh token"
 	if err := required(what, "old hash", oldHash, "next hash", next.Hash, "next expiry", next.ExpiresAt); err != nil {
-		return store.RefreshToken{}, err
+		return store.Rotation{}, err
 	}
-	old := store.RefreshToken{Hash: oldHash, SpentAt: now}
+	var r store.Rotation
+	r.Old = store.RefreshToken{Hash: oldHash, SpentAt: now, NextHash: next.Hash}
 	reused := false
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(tx *sql.Tx) error {
 		// The winner of a race is decided here: the first statement spends
 		// the token only if it is unspent and unexpired.
-		err := tx.QueryRowContext(ctx, "UPDATE refresh_tokens SET spent_at = $2"+
+		err := tx.QueryRowContext(ctx, "UPDATE refresh_tokens SET spent_at = $2, next_hash = $3"+
 			" WHERE hash = $1 AND spent_at IS NULL AND expires_at > $2 RETURNING session_id, created_at, expires_at",
-			oldHash, db.t(now)).Scan(&old.SessionID, timeCol{&old.CreatedAt}, timeCol{&old.ExpiresAt})
+			oldHash, db.t(now), next.Hash).Scan(&r.Old.SessionID, timeCol{&r.Old.CreatedAt}, timeCol{&r.Old.ExpiresAt})
 		if errors.Is(err, sql.ErrNoRows) {
-			var sessionID string
-			var spentAt, expiresAt time.Time
-			err := tx.QueryRowContext(ctx, "SELECT session_id, spent_at, expires_at FROM refresh_tokens WHERE hash = $1",
-				oldHash).Scan(&sessionID, timeCol{&spentAt}, timeCol{&expiresAt})
+			var spent store.RefreshToken
+			err := tx.QueryRowContext(ctx, "SELECT session_id, created_at, spent_at, expires_at, next_hash FROM refresh_tokens WHERE hash = $1",
+				oldHash).Scan(&spent.SessionID, timeCol{&spent.CreatedAt}, timeCol{&spent.SpentAt}, timeCol{&spent.ExpiresAt}, bytesCol{&spent.NextHash})
 			if err != nil {
 				return notFound(what, err)
 			}
-			if spentAt.IsZero() {
+			if spent.SpentAt.IsZero() {
 				return fmt.Errorf("%s: %w", what, store.ErrExpired)
 			}
-			if _, err := db.revoke(ctx, tx, store.ReasonRefreshTokenReuse, now, "id = $1", sessionID); err != nil {
+			spent.Hash = oldHash
+			if succ, ok, err := db.retryable(ctx, tx, spent, now, retryWindow); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			} else if ok {
+				r = store.Rotation{Old: spent, Next: succ, Retry: true}
+				return nil // nothing written
+			}
+			if _, err := db.revoke(ctx, tx, store.ReasonRefreshTokenReuse, now, "id = $1", spent.SessionID); err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
-			reused, old.SessionID = true, sessionID
+			reused, r.Old = true, store.RefreshToken{SessionID: spent.SessionID}
 			return nil // commit the revocation
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		sessionExpires, revokedAt, err := sessionExpiry(ctx, tx, old.SessionID)
+		sessionExpires, revokedAt, err := sessionExpiry(ctx, tx, r.Old.SessionID)
 		switch {
 		case err != nil:
 			return fmt.Errorf("%s: %w", what, err)
@@ -272,17 +288,51 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store
 		case !now.Before(sessionExpires):
 			return fmt.Errorf("%s: session: %w", what, store.ErrExpired)
 		}
-		next.SessionID = old.SessionID
+		next.SessionID = r.Old.SessionID
 		next.SpentAt = time.Time{}
+		next.NextHash = nil
+		if next.CreatedAt.IsZero() {
+			next.CreatedAt = db.now()
+		}
+		next.ExpiresAt = capAt(next.ExpiresAt, sessionExpires)
+		r.Next = next
 		return db.insertRefreshToken(ctx, tx, next, sessionExpires)
 	})
 	if err != nil {
-		return store.RefreshToken{}, err
+		return store.Rotation{}, err
 	}
 	if reused {
 		// The caller learns which session was revoked, for its audit log.
-		return store.RefreshToken{SessionID: old.SessionID}, fmt.Errorf("%s: session revoked: %w", what, store.ErrReused)
+		return r, fmt.Errorf("%s: session revoked: %w", what, store.ErrReused)
 	}
-	old.SpentAt = old.SpentAt.UTC().Truncate(timePrecision)
-	return old, nil
+	r.Old.SpentAt = r.Old.SpentAt.UTC().Truncate(timePrecision)
+	r.Next.CreatedAt = r.Next.CreatedAt.UTC().Truncate(timePrecision)
+	r.Next.ExpiresAt = r.Next.ExpiresAt.UTC().Truncate(timePrecision)
+	return r, nil
+}
+
+// retryable decides whether presenting the spent token again is a retry:
+// spent less than window ago, its successor unspent and unexpired, the
+// session live. It returns the successor when it is.
+func (db *DB) retryable(ctx context.Context, tx *sql.Tx, spent store.RefreshToken, now time.Time, window time.Duration) (store.RefreshToken, bool, error) {
+	if window <= 0 || len(spent.NextHash) == 0 || !now.Before(spent.SpentAt.Add(window)) {
+		return store.RefreshToken{}, false, nil
+	}
+	succ := store.RefreshToken{Hash: spent.NextHash}
+	err := tx.QueryRowContext(ctx, "SELECT session_id, created_at, expires_at, spent_at, sealed FROM refresh_tokens WHERE hash = $1",
+		spent.NextHash).Scan(&succ.SessionID, timeCol{&succ.CreatedAt}, timeCol{&succ.ExpiresAt}, timeCol{&succ.SpentAt}, bytesCol{&succ.Sealed})
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.RefreshToken{}, false, nil
+	}
+	if err != nil {
+		return store.RefreshToken{}, false, fmt.Errorf("read successor: %w", err)
+	}
+	if !succ.SpentAt.IsZero() || !now.Before(succ.ExpiresAt) || len(succ.Sealed) == 0 {
+		return store.RefreshToken{}, false, nil
+	}
+	sessionExpires, revokedAt, err := sessionExpiry(ctx, tx, succ.SessionID)
+	if err != nil || !revokedAt.IsZero() || !now.Before(sessionExpires) {
+		return store.RefreshToken{}, false, err
+	}
+	return succ, true, nil
 }

@@ -38,6 +38,12 @@ type Dialect struct {
 	// NotifyRevocations runs after a transaction appended revocations, to
 	// wake followers at commit. Empty when there is nobody to wake.
 	NotifyRevocations string
+	// Backend names the database in store.UnavailableError.
+	Backend string
+	// Unavailable classifies a driver error: "" when it is not about the
+	// database being unreachable or unable to write, else one of the fixed
+	// classes of store.UnavailableError.
+	Unavailable func(error) string
 }
 
 // DB implements store.Store. Writes (and reads that decide a single-use
@@ -54,8 +60,20 @@ func New(w, r *sql.DB, d Dialect, opts store.Options) *DB {
 	return &DB{w: w, r: r, d: d, now: opts.Now, rand: opts.Rand}
 }
 
+// classify turns an error the dialect calls unavailability into a
+// *store.UnavailableError, in one place for every method (each defers it).
+func (db *DB) classify(err *error) {
+	if *err == nil || db.d.Unavailable == nil || errors.Is(*err, store.ErrUnavailable) {
+		return
+	}
+	if class := db.d.Unavailable(*err); class != "" {
+		*err = &store.UnavailableError{Backend: db.d.Backend, Class: class, Cause: *err}
+	}
+}
+
 // Ping checks the writer (which is the one that matters for a login).
-func (db *DB) Ping(ctx context.Context) error {
+func (db *DB) Ping(ctx context.Context) (err error) {
+	defer db.classify(&err)
 	if err := db.w.PingContext(ctx); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
 	}

@@ -8,7 +8,8 @@ import (
 // Sweep implements store.Store. Each table is cleaned by its own
 // autocommit DELETE: replicas sweeping at once simply delete disjoint or
 // already-deleted rows, and no transaction holds locks across tables.
-func (db *DB) Sweep(ctx context.Context, now time.Time) (int64, error) {
+func (db *DB) Sweep(ctx context.Context, now time.Time) (_ int64, err error) {
+	defer db.classify(&err)
 	// Revocations go with their sessions: once a session has expired no
 	// token of it verifies.
 	tables := [...]string{"pending_requests", "assertions", "codes", "refresh_tokens", "sessions", "revocations"}
