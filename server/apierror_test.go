@@ -186,8 +186,14 @@ func TestErrorReasons(t *testing.T) {
 		{"refresh: no token", methodRefreshToken, testLoginKey, fixed(`{}`), codes.InvalidArgument, "FIELD_REQUIRED", nil, []string{"refresh_token"}},
 		{"refresh: junk", methodRefreshToken, testLoginKey, fixed(`{"refreshToken":"junk"}`), codes.Unauthenticated, "REFRESH_TOKEN_INVALID", nil, nil},
 		{"refresh: reused", methodRefreshToken, testLoginKey, func(t *testing.T) string {
+			// Reuse once the successor is spent too: within the retry
+			// window an unused successor would be handed out again.
 			set := tokenSet(t)
-			if _, err := f.login.RefreshToken(ctx, &ssogatev1.RefreshTokenRequest{RefreshToken: set.RefreshToken}); err != nil {
+			next, err := f.login.RefreshToken(ctx, &ssogatev1.RefreshTokenRequest{RefreshToken: set.RefreshToken})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.login.RefreshToken(ctx, &ssogatev1.RefreshTokenRequest{RefreshToken: next.TokenSet.RefreshToken}); err != nil {
 				t.Fatal(err)
 			}
 			// Past the retry window, in which a lost answer may be asked again.

@@ -22,6 +22,7 @@ import (
 // Route names of the limited browser routes (metric labels).
 const (
 	routeLogin = "login"
+	routeAuthn = "authn" // the POST-binding AuthnRequest page
 	routeACS   = "acs"
 	routeSLO   = "slo"
 )
@@ -102,27 +103,27 @@ func (s *Server) restGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		presented, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || strings.TrimSpace(presented) == "" {
-			writeRESTError(w, http.StatusUnauthorized, codes.Unauthenticated, reasonAPIKeyMissing, `missing API key: send "Authorization: Bearer <key>"`)
+			writeStatus(w, http.StatusUnauthorized, status.Convert(apiError(codes.Unauthenticated, reasonAPIKeyMissing, `missing API key: send "Authorization: Bearer <key>"`)))
 			return
 		}
 		if !s.auth.known(strings.TrimSpace(presented)) {
-			writeRESTError(w, http.StatusUnauthorized, codes.Unauthenticated, reasonAPIKeyUnknown, "unknown API key")
+			writeStatus(w, http.StatusUnauthorized, status.Convert(apiError(codes.Unauthenticated, reasonAPIKeyUnknown, "unknown API key")))
 			return
 		}
 		limit := int64(s.cfg.MaxRequestBytes)
 		if r.ContentLength > limit {
-			writeRESTError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, reasonRequestTooLarge, tooLargeMessage(limit))
+			writeStatus(w, http.StatusRequestEntityTooLarge, status.Convert(apiError(codes.ResourceExhausted, reasonRequestTooLarge, tooLargeMessage(limit))))
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				writeRESTError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, reasonRequestTooLarge, tooLargeMessage(limit))
+				writeStatus(w, http.StatusRequestEntityTooLarge, status.Convert(apiError(codes.ResourceExhausted, reasonRequestTooLarge, tooLargeMessage(limit))))
 				return
 			}
 			if err != nil {
-				writeRESTError(w, http.StatusBadRequest, codes.InvalidArgument, reasonInvalidJSON, "the request body could not be read")
+				writeStatus(w, http.StatusBadRequest, status.Convert(apiError(codes.InvalidArgument, reasonInvalidJSON, "the request body could not be read")))
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
@@ -133,9 +134,4 @@ func (s *Server) restGuard(next http.Handler) http.Handler {
 
 func tooLargeMessage(limit int64) string {
 	return fmt.Sprintf("request body larger than max_request_bytes (%d bytes); send less, or raise the setting", limit)
-}
-
-// writeRESTError answers in the gateway's error shape (google.rpc.Status).
-func writeRESTError(w http.ResponseWriter, httpStatus int, code codes.Code, reason, message string) {
-	writeStatus(w, httpStatus, status.Convert(apiError(code, reason, message)))
 }

@@ -114,7 +114,7 @@ func TestRESTSizeErrorIs413(t *testing.T) {
 		{status.Error(codes.ResourceExhausted, "quota exceeded"), http.StatusTooManyRequests},
 	} {
 		rec := httptest.NewRecorder()
-		restErrorHandler(context.Background(), runtime.NewServeMux(), &runtime.JSONPb{}, rec, httptest.NewRequest("POST", "/v1/x", nil), tc.err)
+		restError(context.Background(), runtime.NewServeMux(), &runtime.JSONPb{}, rec, httptest.NewRequest("POST", "/v1/x", nil), tc.err)
 		if rec.Code != tc.want {
 			t.Errorf("%v: HTTP %d, want %d", tc.err, rec.Code, tc.want)
 		}

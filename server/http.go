@@ -19,15 +19,14 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/portal"
 	"github.com/ssogate/ssogate/ratelimit"
 )
 
@@ -106,7 +105,7 @@ func acceptRequestID(v string) string {
 // everything and operator is nil.
 func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handler, err error) {
 	gw := runtime.NewServeMux(
-		runtime.WithErrorHandler(restErrorHandler),
+		runtime.WithErrorHandler(restError),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			// Default values (false, 0, "") are always written: a client
 			// reading valid=false must find it, not an absent field.
@@ -196,17 +195,6 @@ func (s *Server) operatorHandler(routes http.Handler) http.Handler {
 	})
 }
 
-// restErrorHandler is the gateway's error answer, with one correction: a
-// message over gRPC's size bound (ResourceExhausted "larger than max") is
-// 413, not the 429 that ResourceExhausted otherwise maps to.
-func restErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	if st, ok := status.FromError(err); ok && st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max") {
-		writeRESTError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, reasonRequestTooLarge, "message too large: "+st.Message())
-		return
-	}
-	restError(ctx, mux, m, w, r, err)
-}
-
 // traced wraps h in otelhttp outside the middleware, so the request's span
 // is in the context the handlers and the log line see.
 func (s *Server) traced(h http.Handler) http.Handler {
@@ -258,6 +246,10 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		if pattern == "" {
 			pattern = "unmatched"
 		}
+		path := r.URL.Path
+		if pattern == portal.OpenPattern {
+			path = portal.Prefix + "[setup link secret]" // never logged
+		}
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
@@ -272,7 +264,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			slog.String("request_id", id),
 			slog.String("method", r.Method),
 			slog.String("route", pattern),
-			slog.String("path", r.URL.Path),
+			slog.String("path", path),
 			slog.Int("status", rec.status),
 			slog.Float64("duration", elapsed.Seconds()),
 			slog.String("remote", r.RemoteAddr),

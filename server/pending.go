@@ -103,48 +103,46 @@ func (s *Server) addPending(ctx context.Context, index int, decl map[string]any,
 }
 
 // retryPending seeds pending connections once their backoff is due, until
-// ctx ends or none is left.
+// ctx ends.
 func (s *Server) retryPending(ctx context.Context) error {
-	t := time.NewTicker(pendingCheckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+	return s.periodically(ctx, "pending connections", pendingCheckEvery, func(ctx context.Context) error {
+		s.retryDuePending(ctx)
+		return nil
+	})
+}
+
+func (s *Server) retryDuePending(ctx context.Context) {
+	now := time.Now()
+	s.pending.mu.Lock()
+	var due []string
+	for id, ps := range s.pending.m {
+		if !now.Before(ps.next) {
+			due = append(due, id)
 		}
-		now := time.Now()
+	}
+	s.pending.mu.Unlock()
+	for _, id := range due {
 		s.pending.mu.Lock()
-		var due []string
-		for id, ps := range s.pending.m {
-			if !now.Before(ps.next) {
-				due = append(due, id)
-			}
+		ps := s.pending.m[id]
+		s.pending.mu.Unlock()
+		err := s.seedConnection(ctx, ps.index, ps.decl)
+		if ctx.Err() != nil {
+			return
+		}
+		s.pending.mu.Lock()
+		if err == nil {
+			delete(s.pending.m, id)
+		} else {
+			ps.attempts++
+			ps.err = err
+			ps.next = time.Now().Add(min(pendingRetryMin<<min(ps.attempts-1, 20), pendingRetryMax))
 		}
 		s.pending.mu.Unlock()
-		for _, id := range due {
-			s.pending.mu.Lock()
-			ps := s.pending.m[id]
-			s.pending.mu.Unlock()
-			err := s.seedConnection(ctx, ps.index, ps.decl)
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.pending.mu.Lock()
-			if err == nil {
-				delete(s.pending.m, id)
-			} else {
-				ps.attempts++
-				ps.err = err
-				ps.next = time.Now().Add(min(pendingRetryMin<<min(ps.attempts-1, 20), pendingRetryMax))
-			}
-			s.pending.mu.Unlock()
-			if err == nil {
-				s.metrics.connPending.DeleteLabelValues(id)
-				s.log.Info("pending connection now served: its IdP answered", "connection_id", id, "attempts", ps.attempts+1)
-			} else {
-				s.log.Debug("pending connection: IdP still unreachable", "connection_id", id, "attempts", ps.attempts, "error", err)
-			}
+		if err == nil {
+			s.metrics.connPending.DeleteLabelValues(id)
+			s.log.Info("pending connection now served: its IdP answered", "connection_id", id, "attempts", ps.attempts+1)
+		} else {
+			s.log.Debug("pending connection: IdP still unreachable", "connection_id", id, "attempts", ps.attempts, "error", err)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -32,9 +33,16 @@ var (
 // restError writes an RPC error as JSON with its ErrorInfo and field
 // violations. Errors the gateway made itself while reading the request
 // (the decoder's wording) are reworded, with a reason like every other.
+// A message over gRPC's size bound (ResourceExhausted "larger than max") is
+// 413, not the 429 that ResourceExhausted otherwise maps to.
 func restError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	st := status.Convert(err)
-	if errorReason(err) == "" {
+	httpStatus := runtime.HTTPStatusFromCode(st.Code())
+	if st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max") {
+		st = status.Convert(apiError(codes.ResourceExhausted, reasonRequestTooLarge, "message too large: "+st.Message()))
+		httpStatus = http.StatusRequestEntityTooLarge
+	}
+	if errorReason(st.Err()) == "" {
 		st = status.Convert(withErrorInfo(gatewayError(st)))
 	}
 	if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
@@ -42,10 +50,11 @@ func restError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, 
 			w.Header().Set(requestIDHeader, v)
 		}
 	}
-	writeStatus(w, runtime.HTTPStatusFromCode(st.Code()), st)
+	writeStatus(w, httpStatus, st)
 }
 
-// writeStatus writes st as the REST error body.
+// writeStatus answers in the REST error shape. The REST guard uses it for
+// what it refuses before the gateway sees the request.
 func writeStatus(w http.ResponseWriter, httpStatus int, st *status.Status) {
 	body := restErrorBody{Code: int32(st.Code()), Status: codeName(st.Code()), Message: st.Message(), Details: []json.RawMessage{}}
 	for _, a := range st.Proto().GetDetails() {

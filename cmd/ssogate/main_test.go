@@ -4,10 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,14 +98,7 @@ func TestSIGTERMLetsSlowRequestFinish(t *testing.T) {
 
 	// A slow client: it sends the headers and half of a form body, and the
 	// rest only after the server got SIGTERM.
-	conn, err := net.Dial("tcp", p.httpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	body := "SAMLResponse=" + strings.Repeat("A", 2000) + "&RelayState=x"
-	half := len(body) / 2
-	fmt.Fprintf(conn, "POST /saml/acme/acs HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", p.httpAddr, len(body), body[:half])
+	slow := startSlowRequest(t, p.httpAddr)
 	time.Sleep(300 * time.Millisecond) // the request is now in flight
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -120,41 +110,12 @@ func TestSIGTERMLetsSlowRequestFinish(t *testing.T) {
 		t.Fatalf("server exited with a request in flight: %v", err)
 	case <-time.After(700 * time.Millisecond):
 	}
-	// New connections are refused once draining (polled: a loaded machine
-	// may take a moment to handle the signal).
-	refused := false
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		c, err := net.DialTimeout("tcp", p.httpAddr, time.Second)
-		if err != nil {
-			refused = true
-			break
-		}
-		c.Close()
-	}
-	if !refused {
+	// New connections are refused once draining.
+	if !waitRefused(p.httpAddr, 10*time.Second) {
 		t.Error("server still accepts new connections 10s after SIGTERM")
 	}
-
-	if _, err := io.WriteString(conn, body[half:]); err != nil {
-		t.Fatalf("finish body: %v", err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("in-flight request got no response: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode < 400 || resp.StatusCode >= 600 || resp.Header.Get("X-Request-Id") == "" {
-		t.Fatalf("in-flight request: status %d, want the ACS's answer with a request id", resp.StatusCode)
-	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("server exit after drain: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("server did not exit after the in-flight request finished")
-	}
+	slow.finish(t)
+	waitExit(t, p, 15*time.Second)
 }
 
 func TestBadSettingStopsStartup(t *testing.T) {

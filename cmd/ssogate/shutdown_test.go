@@ -31,14 +31,7 @@ func TestSIGTERMKeepsServingForShutdownDelay(t *testing.T) {
 	base := "http://" + p.httpAddr
 
 	// An in-flight request: headers and half a body sent before SIGTERM.
-	conn, err := net.Dial("tcp", p.httpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	body := "SAMLResponse=" + strings.Repeat("A", 2000) + "&RelayState=x"
-	half := len(body) / 2
-	fmt.Fprintf(conn, "POST /saml/acme/acs HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", p.httpAddr, len(body), body[:half])
+	slow := startSlowRequest(t, p.httpAddr)
 
 	gconn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -146,16 +139,7 @@ func TestSIGTERMKeepsServingForShutdownDelay(t *testing.T) {
 
 	// After the delay new connections are refused, the in-flight request
 	// still gets its answer, and the process exits once it is done.
-	refused := false
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		c, err := net.DialTimeout("tcp", p.httpAddr, time.Second)
-		if err != nil {
-			refused = true
-			break
-		}
-		c.Close()
-	}
-	if !refused {
+	if !waitRefused(p.httpAddr, 10*time.Second) {
 		t.Error("new connections still accepted long after shutdown_delay")
 	}
 	stopLoad()
@@ -165,24 +149,70 @@ func TestSIGTERMKeepsServingForShutdownDelay(t *testing.T) {
 		t.Fatalf("server exited with a request in flight: %v", err)
 	default:
 	}
-	if _, err := io.WriteString(conn, body[half:]); err != nil {
+	slow.finish(t)
+	waitExit(t, p, 15*time.Second)
+}
+
+// slowRequest is an ACS POST whose body is half sent: in flight until
+// finish.
+type slowRequest struct {
+	conn net.Conn
+	rest string
+}
+
+func startSlowRequest(t *testing.T, addr string) *slowRequest {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	body := "SAMLResponse=" + strings.Repeat("A", 2000) + "&RelayState=x"
+	half := len(body) / 2
+	fmt.Fprintf(conn, "POST /saml/acme/acs HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", addr, len(body), body[:half])
+	return &slowRequest{conn: conn, rest: body[half:]}
+}
+
+// finish sends the rest of the body and wants the ACS's answer (a refusal
+// of the garbage, with a request id).
+func (r *slowRequest) finish(t *testing.T) {
+	t.Helper()
+	if _, err := io.WriteString(r.conn, r.rest); err != nil {
 		t.Fatalf("finish body: %v", err)
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	_ = r.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(r.conn), nil)
 	if err != nil {
 		t.Fatalf("in-flight request got no response: %v", err)
 	}
 	resp.Body.Close()
-	if resp.Header.Get("X-Request-Id") == "" {
-		t.Fatalf("in-flight request: status %d without a request id", resp.StatusCode)
+	if resp.StatusCode < 400 || resp.StatusCode >= 600 || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("in-flight request: status %d, want the ACS's answer with a request id", resp.StatusCode)
 	}
+}
+
+// waitRefused polls until addr refuses connections (a loaded machine may
+// take a moment to handle a signal).
+func waitRefused(addr string, within time.Duration) bool {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return true
+		}
+		c.Close()
+	}
+	return false
+}
+
+// waitExit wants the process to exit cleanly within the time given.
+func waitExit(t *testing.T, p *process, within time.Duration) {
+	t.Helper()
 	select {
 	case err := <-p.done:
 		if err != nil {
 			t.Fatalf("server exit after drain: %v", err)
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(within):
 		t.Fatal("server did not exit after the in-flight request finished")
 	}
 }
