@@ -83,7 +83,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.ShutdownTimeout = 5 * time.Second
 	// No KEK: the server generates one beside the SQLite file (and says so
 	// in the log), so that `--dir` reuses keys across runs.
-	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Scopes: []string{"login", "admin"}}}
+	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Scopes: []string{"login", "admin", "directory"}}}
 	conn := devConnection(base, idp)
 	for _, u := range returnURLs {
 		conn["allowed_return_urls"] = append(conn["allowed_return_urls"].([]any), u)
@@ -132,7 +132,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
                  give it to a setup portal to rehearse a failing test login
   SP metadata:   %[1]s/saml/dev/metadata
   gRPC:          %[2]s
-  Dev API key:   %[3]s   (scopes login, admin)
+  Dev API key:   %[3]s   (scopes login, admin, directory)
   Store:         %[4]s
   KEK:           generated beside the SQLite file (set SSOGATE_KEK in production)
 
