@@ -189,6 +189,17 @@ func TestKeyRotationAndUnknownKidRefetch(t *testing.T) {
 		t.Errorf("%d JWKS fetches a second later, want 2", n)
 	}
 
+	// The JWKS is served with max-age=60: a known kid is served from the
+	// cache until then, and fetched again after.
+	clk.add(30 * time.Second)
+	if _, err := v.Verify(ctx, first.AccessToken); err != nil || fetches.n.Load() != 2 {
+		t.Errorf("within max-age: %v, %d fetches, want the cache (2)", err, fetches.n.Load())
+	}
+	clk.add(31 * time.Second)
+	if _, err := v.Verify(ctx, first.AccessToken); err != nil || fetches.n.Load() != 3 {
+		t.Errorf("past max-age: %v, %d fetches, want a refetch (3)", err, fetches.n.Load())
+	}
+
 	if _, err := g.admin.Key.RotateSigningKey(ctx, &ssogatev1.RotateSigningKeyRequest{}); err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -96,12 +97,18 @@ func (h *Handler) configuration(w http.ResponseWriter, r *http.Request) {
 const maxIntrospectBody = 64 << 10
 
 func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
-	key := credential(r)
-	if key == "" {
+	keys := credentials(r)
+	if len(keys) == 0 {
 		h.refuse(w, http.StatusUnauthorized, "invalid_client", `send an API key with the login scope as "Authorization: Bearer <key>" or as the Basic password`)
 		return
 	}
-	if err := h.cfg.Authorize(r.Context(), key); err != nil {
+	var err error
+	for _, key := range keys {
+		if err = h.cfg.Authorize(r.Context(), key); err == nil {
+			break
+		}
+	}
+	if err != nil {
 		h.refuse(w, http.StatusUnauthorized, "invalid_client", err.Error())
 		return
 	}
@@ -134,18 +141,27 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// credential takes the API key from a Bearer header or from Basic
+// credentials takes the API key from a Bearer header or from Basic
 // authentication's password (client_secret_basic; the user name is not
-// checked: the key alone names its holder).
-func credential(r *http.Request) string {
+// checked: the key alone names its holder). RFC 6749 2.3.1 form-encodes
+// the password before Basic, as OAuth libraries do; curl -u does not, so
+// the password is tried decoded and as sent.
+func credentials(r *http.Request) []string {
 	h := r.Header.Get("Authorization")
 	if v, ok := strings.CutPrefix(h, "Bearer "); ok {
-		return strings.TrimSpace(v)
+		if v = strings.TrimSpace(v); v != "" {
+			return []string{v}
+		}
+		return nil
 	}
-	if _, pass, ok := r.BasicAuth(); ok {
-		return pass
+	_, pass, ok := r.BasicAuth()
+	if !ok || pass == "" {
+		return nil
 	}
-	return ""
+	if dec, err := url.QueryUnescape(pass); err == nil && dec != pass {
+		return []string{dec, pass}
+	}
+	return []string{pass}
 }
 
 func (h *Handler) refuse(w http.ResponseWriter, code int, errCode, desc string) {

@@ -9,3 +9,4 @@ buf lint
 buf format --diff --exit-code
 rm -rf gen
 buf generate
+go run ./internal/openapigen -in gen/openapi/openapi.yaml -out gen/openapi

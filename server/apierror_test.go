@@ -196,6 +196,10 @@ func TestErrorReasons(t *testing.T) {
 			if _, err := f.login.RefreshToken(ctx, &ssogatev1.RefreshTokenRequest{RefreshToken: next.TokenSet.RefreshToken}); err != nil {
 				t.Fatal(err)
 			}
+			// Past the retry window, in which a lost answer may be asked again.
+			d := f.ts.srv.cfg.Token.RefreshRetryWindow + time.Second
+			clock.add(d)
+			t.Cleanup(func() { clock.add(-d) })
 			return js(map[string]string{"refreshToken": set.RefreshToken})
 		}, codes.Unauthenticated, "REFRESH_TOKEN_REUSED", nil, nil},
 		{"refresh: session revoked", methodRefreshToken, testLoginKey, func(t *testing.T) string {
@@ -284,16 +288,41 @@ func TestRESTDecoderErrorsReworded(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, e := callREST(t, ts.httpURL, testLoginKey, "/v1/login:start", tc.body)
-			if code != http.StatusBadRequest || e.Status != "INVALID_ARGUMENT" || e.reason != tc.reason {
-				t.Fatalf("%d %s %q, want 400 INVALID_ARGUMENT %s: %s", code, e.Status, e.reason, tc.reason, e.Message)
-			}
-			if strings.Contains(e.Message, "proto:") || strings.Contains(e.Message, "syntax error") {
-				t.Errorf("message leaks the decoder's wording: %q", e.Message)
-			}
-			if tc.field != "" && (len(e.violations) != 1 || e.violations[0] != tc.field) {
-				t.Errorf("field violations %v, want [%s]", e.violations, tc.field)
-			}
+			checkReworded(t, code, e, tc.reason, tc.field)
 		})
+	}
+	t.Run("query parameter of the wrong type", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, ts.httpURL+"/v1/connections?page_size=many", nil)
+		req.Header.Set("Authorization", "Bearer "+testAdminKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e restErr
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		var info struct {
+			Reason string `json:"reason"`
+		}
+		if len(e.Details) > 0 {
+			_ = json.Unmarshal(e.Details[0], &info)
+		}
+		if resp.StatusCode != http.StatusBadRequest || info.Reason != "FIELD_INVALID" || strings.Contains(e.Message, "strconv") {
+			t.Errorf("%d %q %q, want 400 FIELD_INVALID in our words", resp.StatusCode, info.Reason, e.Message)
+		}
+	})
+}
+
+func checkReworded(t *testing.T, code int, e restErr, reason, field string) {
+	t.Helper()
+	if code != http.StatusBadRequest || e.Status != "INVALID_ARGUMENT" || e.reason != reason {
+		t.Fatalf("%d %s %q, want 400 INVALID_ARGUMENT %s: %s", code, e.Status, e.reason, reason, e.Message)
+	}
+	if strings.Contains(e.Message, "proto:") || strings.Contains(e.Message, "syntax error") {
+		t.Errorf("message leaks the decoder's wording: %q", e.Message)
+	}
+	if field != "" && (len(e.violations) != 1 || e.violations[0] != field) {
+		t.Errorf("field violations %v, want [%s]", e.violations, field)
 	}
 }
 

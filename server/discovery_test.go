@@ -76,8 +76,11 @@ func TestIntrospection(t *testing.T) {
 		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+k) }
 	}
 	basicKey := func(r *http.Request) { r.SetBasicAuth("backend", testLoginKey) }
+	// RFC 6749 2.3.1: OAuth clients form-encode the secret (openid-client
+	// sends "-" as %2D).
+	basicEncoded := func(r *http.Request) { r.SetBasicAuth("backend", strings.ReplaceAll(testLoginKey, "-", "%2D")) }
 
-	for name, auth := range map[string]func(*http.Request){"bearer": bearerKey(testLoginKey), "basic": basicKey} {
+	for name, auth := range map[string]func(*http.Request){"bearer": bearerKey(testLoginKey), "basic": basicKey, "basic form-encoded": basicEncoded} {
 		code, _, body := introspect(t, f.ts.httpURL, auth, access)
 		if code != http.StatusOK || body["active"] != true || body["sub"] != res.TokenSet.Identity.Subject ||
 			body["tenant"] != "tenant-acme" || body["iss"] != f.ts.srv.cfg.Token.Issuer || body["exp"] == nil {
@@ -105,4 +108,21 @@ func TestIntrospection(t *testing.T) {
 		t.Fatal(err)
 	}
 	inactive("revoked", access)
+}
+
+// The served OpenAPI document names this build and this server.
+func TestServedOpenAPI(t *testing.T) {
+	ts := startTestServerWith(t, nil, WithVersion("1.2.3-test"))
+	code, body, _ := get(t, ts.httpURL+"/v1/openapi.json")
+	var doc struct {
+		OpenAPI string `json:"openapi"`
+		Info    struct{ Version string }
+		Servers []struct{ URL string }
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || code != http.StatusOK {
+		t.Fatalf("%d %v", code, err)
+	}
+	if doc.Info.Version != "1.2.3-test" || len(doc.Servers) != 1 || doc.Servers[0].URL != ts.srv.cfg.ExternalURL || doc.OpenAPI[:2] != "3." {
+		t.Errorf("served %+v", doc)
+	}
 }

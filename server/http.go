@@ -106,13 +106,13 @@ func acceptRequestID(v string) string {
 // everything and operator is nil.
 func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handler, err error) {
 	gw := runtime.NewServeMux(
+		runtime.WithErrorHandler(restError),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			// Default values (false, 0, "") are always written: a client
 			// reading valid=false must find it, not an absent field.
 			MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
-		runtime.WithErrorHandler(restError),
 		runtime.WithMetadata(func(ctx context.Context, r *http.Request) metadata.MD {
 			return metadata.Pairs("x-request-id", requestID(r.Context()))
 		}),
@@ -146,6 +146,7 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 		ops.HandleFunc("GET /readyz", s.readinessDetail)
 	}
 	ops.Handle("/v1/", s.restGuard(gw))
+	ops.HandleFunc("GET /v1/openapi.json", s.handleOpenAPI)
 	ops.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)

@@ -27,6 +27,7 @@ type restErrorBody struct {
 var (
 	unknownFieldPattern = regexp.MustCompile(`unknown field "([^"]+)"`)
 	badParamPattern     = regexp.MustCompile(`^(?:type mismatch, parameter: |missing parameter )([a-z_.]+)`)
+	badQueryPattern     = regexp.MustCompile(`^parsing field "([^"]+)"`)
 )
 
 // restError writes an RPC error as JSON with its ErrorInfo and field
@@ -84,10 +85,12 @@ func gatewayError(st *status.Status) error {
 		if m := badParamPattern.FindStringSubmatch(msg); m != nil {
 			return badField(reasonFieldInvalid, m[1], fmt.Sprintf("path parameter %s is missing or not of its type", m[1]))
 		}
-		if strings.HasPrefix(msg, "proto:") || strings.Contains(msg, "syntax error") || strings.Contains(msg, "unexpected") || msg == "Bad Request" {
-			return apiError(codes.InvalidArgument, reasonInvalidJSON,
-				"request body is not JSON of this method's request message (an object whose fields are named as in the API, in lowerCamelCase or snake_case)")
+		if m := badQueryPattern.FindStringSubmatch(msg); m != nil {
+			return badField(reasonFieldInvalid, m[1], fmt.Sprintf("query parameter %s is not of its type", m[1]))
 		}
+		// Whatever else the gateway could not read is the body.
+		return apiError(codes.InvalidArgument, reasonInvalidJSON,
+			"request body is not JSON of this method's request message (an object whose fields are named as in the API, in lowerCamelCase or snake_case)")
 	case codes.NotFound:
 		if msg == http.StatusText(http.StatusNotFound) {
 			return apiError(codes.NotFound, "ROUTE_NOT_FOUND", "no API method at this path; see the OpenAPI document for the routes")

@@ -53,6 +53,7 @@ type Server struct {
 	auth        *authenticator
 
 	extraRoutes []func(*http.ServeMux)
+	version     string // the build's, in the served OpenAPI document
 	scim        http.Handler
 	scimLimiter scim.Limiter
 	// beforeSession, when set (tests), runs between a login's admission
@@ -147,6 +148,9 @@ func WithWebhookClient(c *http.Client) Option { return func(s *Server) { s.webho
 func WithWebhookTuning(fn func(*webhook.Config)) Option {
 	return func(s *Server) { s.webhookTuning = append(s.webhookTuning, fn) }
 }
+// WithVersion names the build (the OpenAPI document served at
+// /v1/openapi.json carries it).
+func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
 
 // WithSetupLimiter bounds how often one client may act in the setup
 // portal.

@@ -1,4 +1,6 @@
-// Package token issues and checks ssogate's tokens (docs/architecture.md, "Tokens and keys").
+// Package token issues and checks ssogate's tokens (docs/architecture.md,
+// "Tokens and keys"; the claims, for integrators: README, "Protect your
+// routes").
 //
 // Access tokens are JWTs following RFC 9068: header typ "at+jwt" and the
 // kid of the signing key; signed with ES256 by default, EdDSA or RS256 if

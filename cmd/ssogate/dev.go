@@ -21,6 +21,7 @@ import (
 	"github.com/ssogate/ssogate/config"
 	"github.com/ssogate/ssogate/devidp"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/internal/buildinfo"
 	"github.com/ssogate/ssogate/server"
 )
 
@@ -37,6 +38,11 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	grpcAddr := fs.String("grpc-addr", "127.0.0.1:9090", "gRPC listen address (loopback)")
 	dir := fs.String("dir", "", "folder for the SQLite file (default: a new temporary folder)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	var returnURLs []string
+	fs.Func("allow-return-url", "also let the dev connection return to this URL (a backend of yours on another port); repeatable", func(v string) error {
+		returnURLs = append(returnURLs, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,7 +84,11 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// No KEK: the server generates one beside the SQLite file (and says so
 	// in the log), so that `--dir` reuses keys across runs.
 	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Scopes: []string{"login", "admin", "directory", "events"}}}
-	cfg.Connections = []map[string]any{devConnection(base, idp)}
+	conn := devConnection(base, idp)
+	for _, u := range returnURLs {
+		conn["allowed_return_urls"] = append(conn["allowed_return_urls"].([]any), u)
+	}
+	cfg.Connections = []map[string]any{conn}
 	cfg.Portal.ProductName = "Example App"
 	cfg.Portal.SupportURL = base + "/"
 	if err := cfg.Validate(); err != nil {
@@ -100,7 +110,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 
 	log := newLogger(stderr, cfg.LogLevel)
-	srv, err := server.New(ctx, cfg, log, server.WithRoutes(func(mux *http.ServeMux) {
+	srv, err := server.New(ctx, cfg, log, server.WithVersion(buildinfo.Get().Version), server.WithRoutes(func(mux *http.ServeMux) {
 		mux.Handle("/dev/idp/", http.StripPrefix("/dev/idp", idp.Handler()))
 		d.routes(mux)
 	}))

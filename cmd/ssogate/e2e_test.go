@@ -47,7 +47,7 @@ type devServer struct {
 }
 
 // startDev runs `ssogate dev` in-process on kernel-chosen loopback ports.
-func startDev(t *testing.T) *devServer {
+func startDev(t *testing.T, args ...string) *devServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
@@ -55,7 +55,7 @@ func startDev(t *testing.T) *devServer {
 	var runErr error
 	go func() {
 		defer close(done)
-		runErr = run(ctx, []string{"dev", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--dir", t.TempDir()},
+		runErr = run(ctx, append([]string{"dev", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--dir", t.TempDir()}, args...),
 			func(string) (string, bool) { return "", false }, stdout, stderr)
 	}()
 	t.Cleanup(func() {

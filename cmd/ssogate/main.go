@@ -106,7 +106,7 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 			log.Warn("flush traces at exit", "error", err)
 		}
 	}()
-	srv, err := server.New(ctx, cfg, log, server.WithTracing(tracing))
+	srv, err := server.New(ctx, cfg, log, server.WithTracing(tracing), server.WithVersion(bi.Version))
 	if err == nil {
 		defer srv.Close()
 	}

@@ -337,7 +337,7 @@ var File_ssogate_v1_audit_proto protoreflect.FileDescriptor
 const file_ssogate_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"\x16ssogate/v1/audit.proto\x12\n" +
-	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17ssogate/v1/reason.proto\"\xcb\x02\n" +
+	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17ssogate/v1/reason.proto\"\xcb\x02\n" +
 	"\x16ListAuditEventsRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x129\n" +
@@ -352,21 +352,21 @@ const file_ssogate_v1_audit_proto_rawDesc = "" +
 	"\x06_after\"q\n" +
 	"\x17ListAuditEventsResponse\x12.\n" +
 	"\x06events\x18\x01 \x03(\v2\x16.ssogate.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xff\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb6\x03\n" +
 	"\n" +
-	"AuditEvent\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
-	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
-	"\x04type\x18\x03 \x01(\tR\x04type\x12#\n" +
-	"\rconnection_id\x18\x04 \x01(\tR\fconnectionId\x12\x1b\n" +
-	"\ttenant_id\x18\x05 \x01(\tR\btenantId\x12\x18\n" +
-	"\asubject\x18\x06 \x01(\tR\asubject\x123\n" +
-	"\x06reason\x18\a \x01(\x0e2\x1b.ssogate.v1.RejectionReasonR\x06reason\x12\x18\n" +
-	"\amessage\x18\b \x01(\tR\amessage\x12%\n" +
-	"\x0ecorrelation_id\x18\t \x01(\tR\rcorrelationId\x12/\n" +
+	"AuditEvent\x12\x13\n" +
+	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x03R\x02id\x123\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x04time\x12\x17\n" +
+	"\x04type\x18\x03 \x01(\tB\x03\xe0A\x03R\x04type\x12(\n" +
+	"\rconnection_id\x18\x04 \x01(\tB\x03\xe0A\x03R\fconnectionId\x12 \n" +
+	"\ttenant_id\x18\x05 \x01(\tB\x03\xe0A\x03R\btenantId\x12\x1d\n" +
+	"\asubject\x18\x06 \x01(\tB\x03\xe0A\x03R\asubject\x128\n" +
+	"\x06reason\x18\a \x01(\x0e2\x1b.ssogate.v1.RejectionReasonB\x03\xe0A\x03R\x06reason\x12\x1d\n" +
+	"\amessage\x18\b \x01(\tB\x03\xe0A\x03R\amessage\x12*\n" +
+	"\x0ecorrelation_id\x18\t \x01(\tB\x03\xe0A\x03R\rcorrelationId\x124\n" +
 	"\x06detail\x18\n" +
-	" \x01(\v2\x17.google.protobuf.StructR\x06detail\x12\x1a\n" +
-	"\bsequence\x18\v \x01(\x03R\bsequence2\x84\x01\n" +
+	" \x01(\v2\x17.google.protobuf.StructB\x03\xe0A\x03R\x06detail\x12\x1f\n" +
+	"\bsequence\x18\v \x01(\x03B\x03\xe0A\x03R\bsequence2\x84\x01\n" +
 	"\fAuditService\x12t\n" +
 	"\x0fListAuditEvents\x12\".ssogate.v1.ListAuditEventsRequest\x1a#.ssogate.v1.ListAuditEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/audit-eventsB5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
 

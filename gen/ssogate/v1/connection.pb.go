@@ -1620,11 +1620,11 @@ var File_ssogate_v1_connection_proto protoreflect.FileDescriptor
 const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\n" +
 	"\x1bssogate/v1/connection.proto\x12\n" +
-	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1assogate/v1/directory.proto\x1a\x1bssogate/v1/setup_link.proto\"\xce\r\n" +
+	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1assogate/v1/directory.proto\x1a\x1bssogate/v1/setup_link.proto\"\xd6\r\n" +
 	"\n" +
-	"Connection\x12\x13\n" +
-	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x05R\x02id\x12\x1b\n" +
-	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12!\n" +
+	"Connection\x12\x16\n" +
+	"\x02id\x18\x01 \x01(\tB\x06\xe0A\x02\xe0A\x05R\x02id\x12 \n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x03\xe0A\x02R\btenantId\x12!\n" +
 	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x121\n" +
 	"\x05state\x18\x04 \x01(\x0e2\x1b.ssogate.v1.ConnectionStateR\x05state\x12Q\n" +
 	"\x11identity_provider\x18\x05 \x01(\v2$.ssogate.v1.IdentityProviderSettingsR\x10identityProvider\x12#\n" +

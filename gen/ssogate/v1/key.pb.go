@@ -398,7 +398,7 @@ var File_ssogate_v1_key_proto protoreflect.FileDescriptor
 const file_ssogate_v1_key_proto_rawDesc = "" +
 	"\n" +
 	"\x14ssogate/v1/key.proto\x12\n" +
-	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x10\n" +
+	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x10\n" +
 	"\x0eGetJWKSRequest\">\n" +
 	"\x0fGetJWKSResponse\x12+\n" +
 	"\x04jwks\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x04jwks\"\x18\n" +
@@ -408,20 +408,20 @@ const file_ssogate_v1_key_proto_rawDesc = "" +
 	"\x17RotateSigningKeyRequest\x12\x1c\n" +
 	"\talgorithm\x18\x01 \x01(\tR\talgorithm\"D\n" +
 	"\x18RotateSigningKeyResponse\x12(\n" +
-	"\x03key\x18\x01 \x01(\v2\x16.ssogate.v1.SigningKeyR\x03key\"\x8b\x03\n" +
+	"\x03key\x18\x01 \x01(\v2\x16.ssogate.v1.SigningKeyR\x03key\"\xb3\x03\n" +
 	"\n" +
-	"SigningKey\x12\x10\n" +
-	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x1c\n" +
-	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12;\n" +
-	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x12=\n" +
-	"\fpublish_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vpublishTime\x12?\n" +
-	"\ractivate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\factivateTime\x12;\n" +
-	"\vretire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"retireTime\x12;\n" +
-	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\x12\x16\n" +
-	"\x06status\x18\b \x01(\tR\x06status2\xdc\x02\n" +
+	"SigningKey\x12\x15\n" +
+	"\x03kid\x18\x01 \x01(\tB\x03\xe0A\x03R\x03kid\x12!\n" +
+	"\talgorithm\x18\x02 \x01(\tB\x03\xe0A\x03R\talgorithm\x12@\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\x12B\n" +
+	"\fpublish_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\vpublishTime\x12D\n" +
+	"\ractivate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\factivateTime\x12@\n" +
+	"\vretire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"retireTime\x12@\n" +
+	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"expireTime\x12\x1b\n" +
+	"\x06status\x18\b \x01(\tB\x03\xe0A\x03R\x06status2\xdc\x02\n" +
 	"\n" +
 	"KeyService\x12T\n" +
 	"\aGetJWKS\x12\x1a.ssogate.v1.GetJWKSRequest\x1a\x1b.ssogate.v1.GetJWKSResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
