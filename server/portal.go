@@ -3,12 +3,9 @@ package server
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"time"
 
 	"github.com/ssogate/ssogate/page"
 	"github.com/ssogate/ssogate/portal"
-	"github.com/ssogate/ssogate/ratelimit"
 )
 
 // newPortal builds the HTML pages and the setup portal over the same
@@ -23,7 +20,7 @@ func (s *Server) newPortal() error {
 	}
 	s.pages = pages
 	if s.portalLimiter == nil && s.limiter != nil {
-		s.portalLimiter = setupLimiter{s.limiter}
+		s.portalLimiter = s.limiter.Route("setup")
 	}
 	s.portal, err = portal.New(portal.Config{
 		ExternalURL: s.cfg.ExternalURL,
@@ -45,13 +42,4 @@ func (s *Server) newPortal() error {
 		Now:        s.now,
 	})
 	return err
-}
-
-// setupLimiter gives the setup portal its own buckets of the browser
-// routes' limiter.
-type setupLimiter struct{ l *ratelimit.Limiter }
-
-func (s setupLimiter) Allow(r *http.Request, connectionID string) (bool, time.Duration) {
-	d := s.l.Check(r, "setup", connectionID)
-	return d.OK, d.RetryAfter
 }
