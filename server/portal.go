@@ -43,6 +43,3 @@ func (s *Server) newPortal() error {
 	})
 	return err
 }
-
-// setupLimiter gives the setup portal its own buckets of the browser
-// routes' limiter.
