@@ -72,8 +72,9 @@ type Config struct {
 	// production; `ssogate dev` turns it on.
 	AllowPrivateFetch bool `yaml:"allow_private_fetch"`
 
-	Token TokenConfig `yaml:"token"`
-	SAML  SAMLConfig  `yaml:"saml"`
+	Token  TokenConfig  `yaml:"token"`
+	SAML   SAMLConfig   `yaml:"saml"`
+	Portal PortalConfig `yaml:"portal"`
 
 	// APIKeys authenticate gRPC and REST callers.
 	APIKeys []APIKey `yaml:"api_keys"`
@@ -133,6 +134,16 @@ type RateLimitConfig struct {
 	ClientBurst     int     `yaml:"client_burst"`
 	ConnectionRate  float64 `yaml:"connection_rate"`
 	ConnectionBurst int     `yaml:"connection_burst"`
+}
+
+// PortalConfig brands the setup portal and the end-user pages.
+type PortalConfig struct {
+	// ProductName is the vendor's product, named on every page ("back to
+	// <product>"); default "the application".
+	ProductName string `yaml:"product_name"`
+	// SupportURL is where IT admins and end users ask the vendor for help;
+	// an absolute http(s) URL, optional.
+	SupportURL string `yaml:"support_url"`
 }
 
 // APIKey is one caller credential. Only the SHA-256 of the key is
@@ -208,6 +219,11 @@ func (c Config) Validate() error {
 		}
 		if err := checkListenAddr(a.v); err != nil {
 			bad(a.key, a.v, err.Error())
+		}
+	}
+	if c.Portal.SupportURL != "" {
+		if u, err := url.Parse(c.Portal.SupportURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("portal.support_url", c.Portal.SupportURL, "want an absolute http(s) URL such as https://example.com/support")
 		}
 	}
 	if c.OperatorAddr != "" && (c.OperatorAddr == c.HTTPAddr || c.OperatorAddr == c.GRPCAddr) {

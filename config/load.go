@@ -119,6 +119,8 @@ var settings = []setting{
 	{"saml.max_xml_namespace_declarations", "bound on the namespace declarations of one SAML document", integer(func(c *Config) *int { return &c.SAML.MaxXMLNamespaceDecls })},
 	{"saml.max_concurrent_validations", "ACS/SLO messages validated at once (0: 2 × GOMAXPROCS)", integer(func(c *Config) *int { return &c.SAML.MaxConcurrentValidations })},
 	{"saml.max_inflight_bytes", "ACS/SLO body bytes admitted at once", integer(func(c *Config) *int { return &c.SAML.MaxInflightBytes })},
+	{"portal.product_name", "product name on the setup portal and end-user pages", str(func(c *Config) *string { return &c.Portal.ProductName })},
+	{"portal.support_url", "support link on the setup portal and end-user pages", str(func(c *Config) *string { return &c.Portal.SupportURL })},
 	{"api_keys", "name:sha256hex:scope[+scope],... (replaces the file's list)", func(c *Config, v string) error {
 		keys, err := parseAPIKeys(v)
 		if err != nil {

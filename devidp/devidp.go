@@ -7,11 +7,15 @@ package devidp
 
 import (
 	"bytes"
+	"compress/flate"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"log"
@@ -48,6 +52,20 @@ type IdP struct {
 	base   *url.URL
 	// Certificate is the IdP's signing certificate.
 	Certificate *x509.Certificate
+	// stale is a certificate the IdP never signs with: the one its
+	// stale metadata names, as metadata kept from before a rollover would.
+	stale *x509.Certificate
+	// trust, when set, fetches the SP metadata of an SP the IdP does not
+	// know yet, by its entity ID (TrustServiceProviders).
+	trust func(ctx context.Context, entityID string) (id string, metadata []byte, err error)
+}
+
+// TrustServiceProviders makes the IdP trust any SP that resolve accepts:
+// on an AuthnRequest from an unknown entity ID it asks resolve for the SP's
+// metadata (and the id to file it under), as an IdP admin who imports SP
+// metadata would. `ssogate dev` trusts every connection of its server so.
+func (i *IdP) TrustServiceProviders(resolve func(ctx context.Context, entityID string) (id string, metadata []byte, err error)) {
+	i.trust = resolve
 }
 
 // New builds an IdP whose public base URL is base (its routes live below
@@ -77,7 +95,15 @@ func New(base string, users []User, logw io.Writer) (*IdP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devidp: %w", err)
 	}
-	idp := &IdP{server: srv, base: u, Certificate: cert}
+	staleKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("devidp: generate key: %w", err)
+	}
+	stale, err := selfSigned(staleKey, "ssogate dev IdP (retired)")
+	if err != nil {
+		return nil, err
+	}
+	idp := &IdP{server: srv, base: u, Certificate: cert, stale: stale}
 	for _, user := range users {
 		pw := user.Password
 		body, _ := json.Marshal(samlidp.User{
@@ -96,6 +122,20 @@ func New(base string, users []User, logw io.Writer) (*IdP, error) {
 func (i *IdP) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case r.URL.Path == "/stale-metadata":
+			md, err := i.StaleMetadata()
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", "application/samlmetadata+xml")
+			_, _ = w.Write(md)
+		case r.URL.Path == "/sso" && i.trust != nil:
+			if err := i.learn(r); err != nil {
+				http.Error(w, "devidp: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			i.server.ServeHTTP(w, r)
 		case r.URL.Path == "/metadata", r.URL.Path == "/sso", r.URL.Path == "/slo",
 			r.URL.Path == "/login", r.URL.Path == "/logout":
 			i.server.ServeHTTP(w, r)
@@ -116,6 +156,65 @@ func (i *IdP) Metadata() ([]byte, error) {
 		return nil, fmt.Errorf("devidp: metadata: status %d", rec.Code)
 	}
 	return rec.Body.Bytes(), nil
+}
+
+// StaleMetadata is the IdP's metadata with a certificate it does not sign
+// with: what an SP holds when it kept the metadata from before a
+// certificate rollover. A login then fails on an untrusted certificate.
+func (i *IdP) StaleMetadata() ([]byte, error) {
+	md, err := i.Metadata()
+	if err != nil {
+		return nil, err
+	}
+	cur := base64.StdEncoding.EncodeToString(i.Certificate.Raw)
+	if !bytes.Contains(md, []byte(cur)) {
+		return nil, fmt.Errorf("devidp: metadata does not hold the signing certificate")
+	}
+	return bytes.ReplaceAll(md, []byte(cur), []byte(base64.StdEncoding.EncodeToString(i.stale.Raw))), nil
+}
+
+// learn registers the SP that sent the AuthnRequest in r, from the
+// metadata trust finds for its Issuer. It refetches every time, so a
+// changed SP (a new key) is picked up as well.
+func (i *IdP) learn(r *http.Request) error {
+	var raw []byte
+	switch r.Method {
+	case http.MethodGet:
+		b, err := base64.StdEncoding.DecodeString(r.URL.Query().Get("SAMLRequest"))
+		if err != nil {
+			return fmt.Errorf("SAMLRequest is not base64: %w", err)
+		}
+		raw, err = io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(b)), 1<<20))
+		if err != nil {
+			return fmt.Errorf("SAMLRequest does not inflate: %w", err)
+		}
+	case http.MethodPost:
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			return err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return err
+		}
+		if raw, err = base64.StdEncoding.DecodeString(form.Get("SAMLRequest")); err != nil {
+			return fmt.Errorf("SAMLRequest is not base64: %w", err)
+		}
+	default:
+		return nil
+	}
+	var req struct {
+		Issuer string `xml:"urn:oasis:names:tc:SAML:2.0:assertion Issuer"`
+	}
+	if err := xml.Unmarshal(raw, &req); err != nil || req.Issuer == "" {
+		return fmt.Errorf("AuthnRequest has no Issuer")
+	}
+	id, md, err := i.trust(r.Context(), strings.TrimSpace(req.Issuer))
+	if err != nil {
+		return fmt.Errorf("SP %q is not trusted: %w", req.Issuer, err)
+	}
+	return i.RegisterServiceProvider(id, md)
 }
 
 // RegisterServiceProvider trusts a Service Provider from its metadata.

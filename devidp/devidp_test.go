@@ -50,3 +50,22 @@ func TestAdminRoutesAreNotExposed(t *testing.T) {
 		}
 	}
 }
+
+func TestStaleMetadataNamesAnotherCertificate(t *testing.T) {
+	idp, err := New("http://127.0.0.1:1/idp", DefaultUsers, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := idp.StaleMetadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ed saml.EntityDescriptor
+	if err := xml.Unmarshal(raw, &ed); err != nil {
+		t.Fatalf("stale metadata does not parse: %v", err)
+	}
+	if strings.Contains(string(raw), base64.StdEncoding.EncodeToString(idp.Certificate.Raw)) ||
+		!strings.Contains(string(raw), base64.StdEncoding.EncodeToString(idp.stale.Raw)) {
+		t.Error("stale metadata still names the signing certificate, or not the retired one")
+	}
+}

@@ -311,10 +311,12 @@ func (e *Error) Error() string { return e.Problem }
 // Unwrap returns the detailed cause, for the operator's log only.
 func (e *Error) Unwrap() error { return e.cause }
 
-// classify turns a transport error into an *Error. Dial failures (refused,
+// Classify turns an error of a NewClient client's Do (or of reading its
+// answer) into an *Error, for callers that send their own requests
+// (webhook POSTs, SCIM) and must not pass the cause on. Dial failures (refused,
 // reset, unreachable) and TLS failures read the same, so open and closed
 // ports cannot be told apart.
-func classify(err error) *Error {
+func Classify(err error) *Error {
 	var ne net.Error
 	switch {
 	case errors.Is(err, ErrAddressNotAllowed):
@@ -342,7 +344,7 @@ func Fetch(ctx context.Context, c *http.Client, rawURL, accept string, maxBytes 
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, classify(err)
+		return nil, Classify(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -351,7 +353,7 @@ func Fetch(ctx context.Context, c *http.Client, rawURL, accept string, maxBytes 
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
 	if err != nil {
-		return nil, classify(err)
+		return nil, Classify(err)
 	}
 	if int64(len(body)) > maxBytes {
 		return nil, &Error{Problem: fmt.Sprintf("%s (more than %d bytes)", ProblemTooLarge, maxBytes)}

@@ -113,11 +113,26 @@ type Decision struct {
 	Scope string
 }
 
-// Allow reports whether r may proceed on route for connectionID ("" when
-// the route has none), and if not, when to retry. It is the method other
-// packages need: see Middleware for the HTTP answer.
-func (l *Limiter) Allow(r *http.Request, connectionID string) (ok bool, retryAfter time.Duration) {
-	d := l.Check(r, "", connectionID)
+// Route is the limit of one named route. Its Allow is the small interface
+// a package with its own routes declares (setup portal, SCIM):
+//
+//	type limiter interface {
+//		Allow(r *http.Request, connectionID string) (ok bool, retryAfter time.Duration)
+//	}
+type Route struct {
+	l    *Limiter
+	name string
+}
+
+// Route returns the limit of the route called name (a metric label: keep
+// names few and fixed, e.g. "setup", "scim").
+func (l *Limiter) Route(name string) Route { return Route{l: l, name: name} }
+
+// Allow reports whether r may proceed for connectionID ("" when the route
+// has none), and if not, when to retry; answer a refusal with
+// TooManyRequests. The refusal is counted in the metric.
+func (rt Route) Allow(r *http.Request, connectionID string) (ok bool, retryAfter time.Duration) {
+	d := rt.l.Check(r, rt.name, connectionID)
 	return d.OK, d.RetryAfter
 }
 
@@ -299,26 +314,4 @@ func ClientKey(ip netip.Addr) string {
 		return p.String()
 	}
 	return ip.String()
-}
-
-// ParsePrefixes parses a CIDR list ("10.0.0.0/8, 192.168.1.7"); a bare
-// address is a single-address prefix.
-func ParsePrefixes(list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range list {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		ip, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a CIDR prefix or IP address", s)
-		}
-		out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
-	}
-	return out, nil
 }

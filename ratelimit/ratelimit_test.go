@@ -36,10 +36,7 @@ func req(remote string, xff ...string) *http.Request {
 }
 
 func TestClientAddr(t *testing.T) {
-	trusted, err := ParsePrefixes([]string{"10.0.0.0/8", "192.168.1.7"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32")}
 	for _, tc := range []struct {
 		name, remote string
 		xff          []string
@@ -168,6 +165,25 @@ func TestMiddleware(t *testing.T) {
 	}
 	if !strings.Contains(last.Body.String(), "try again") {
 		t.Errorf("429 body %q says nothing useful", last.Body.String())
+	}
+}
+
+func TestRouteAllow(t *testing.T) {
+	l, err := New(Config{ClientRate: 1, ClientBurst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scim interface {
+		Allow(*http.Request, string) (bool, time.Duration)
+	} = l.Route("scim")
+	if ok, _ := scim.Allow(req("1.1.1.1:1"), "acme"); !ok {
+		t.Fatal("first refused")
+	}
+	if ok, retry := scim.Allow(req("1.1.1.1:1"), "acme"); ok || retry <= 0 {
+		t.Fatalf("second: %v %v, want refused with a retry time", ok, retry)
+	}
+	if ok, _ := l.Route("setup").Allow(req("1.1.1.1:1"), "acme"); !ok {
+		t.Fatal("another route shares the scim bucket")
 	}
 }
 

@@ -54,6 +54,8 @@ func DefaultAttributeMapping() AttributeMapping {
 			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
 			"urn:oid:0.9.2342.19200300.100.1.3",
 			"email", "Email", "emailAddress", "EmailAddress", "mail", "User.email",
+			"urn:mace:dir:attribute-def:mail", "urn:mace:dir:attribute-def:email",
+			"urn:mace:dir:attribute-def:eduPersonPrincipalName", "urn:oid:1.3.6.1.4.1.5923.1.1.1.6",
 			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
 			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
 		},
@@ -61,16 +63,19 @@ func DefaultAttributeMapping() AttributeMapping {
 			"http://schemas.microsoft.com/identity/claims/displayname",
 			"urn:oid:2.16.840.1.113730.3.1.241",
 			"displayName", "DisplayName", "name", "fullName", "cn", "urn:oid:2.5.4.3",
+			"urn:mace:dir:attribute-def:displayName", "urn:mace:dir:attribute-def:cn",
 		},
 		ClaimGivenName: {
 			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
 			"urn:oid:2.5.4.42",
 			"givenName", "firstName", "FirstName", "first_name", "given_name", "User.FirstName",
+			"urn:mace:dir:attribute-def:givenName",
 		},
 		ClaimFamilyName: {
 			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
 			"urn:oid:2.5.4.4",
 			"sn", "surname", "lastName", "LastName", "last_name", "family_name", "User.LastName",
+			"urn:mace:dir:attribute-def:sn",
 		},
 		ClaimGroups: {
 			"http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
@@ -78,8 +83,25 @@ func DefaultAttributeMapping() AttributeMapping {
 			"http://schemas.microsoft.com/ws/2008/06/identity/claims/role",
 			"urn:oid:1.3.6.1.4.1.5923.1.5.1.1",
 			"groups", "Groups", "memberOf", "member_of", "group", "Role",
+			"urn:mace:dir:attribute-def:isMemberOf",
 		},
 	}
+}
+
+// NameIDFormatEmail is the emailAddress NameID format.
+const NameIDFormatEmail = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+
+// withNameIDEmail fills an empty email from a NameID whose format is
+// emailAddress (and which looks like one), when the mapping does not name
+// the email claim itself.
+func (m AttributeMapping) withNameIDEmail(out MappedAttributes, nameID, format string) MappedAttributes {
+	if _, overridden := m[ClaimEmail]; overridden || out.Email != "" || format != NameIDFormatEmail {
+		return out
+	}
+	if at := strings.LastIndexByte(nameID, '@'); at > 0 && at < len(nameID)-1 && !strings.ContainsAny(nameID, " \t\r\n") {
+		out.Email = nameID
+	}
+	return out
 }
 
 var standardClaims = []string{ClaimEmail, ClaimName, ClaimGivenName, ClaimFamilyName, ClaimGroups}

@@ -60,6 +60,18 @@ func TestAttributeMappingDefaultsPerIdP(t *testing.T) {
 			"urn:oid:1.3.6.1.4.1.5923.1.5.1.1":  {"staff"},
 		}, MappedAttributes{Email: "alice@uni.example", Name: "Alice Liddell", GivenName: "Alice", FamilyName: "Liddell",
 			Groups: []string{"staff"}}},
+		{"pysaml2 / Shibboleth (urn:mace:dir names)", map[string][]string{
+			"urn:mace:dir:attribute-def:uid":         {"alice"},
+			"urn:mace:dir:attribute-def:mail":        {"alice@uni.example"},
+			"urn:mace:dir:attribute-def:givenName":   {"Alice"},
+			"urn:mace:dir:attribute-def:sn":          {"Liddell"},
+			"urn:mace:dir:attribute-def:displayName": {"Alice P. Liddell"},
+			"urn:mace:dir:attribute-def:isMemberOf":  {"staff"},
+		}, MappedAttributes{Email: "alice@uni.example", Name: "Alice P. Liddell", GivenName: "Alice", FamilyName: "Liddell",
+			Groups: []string{"staff"}}},
+		{"urn:mace:dir email and eduPersonPrincipalName", map[string][]string{
+			"urn:mace:dir:attribute-def:eduPersonPrincipalName": {"alice@uni.example"},
+		}, MappedAttributes{Email: "alice@uni.example"}},
 		{"Keycloak", map[string][]string{
 			"email": {"alice@kc.example"}, "givenName": {"Alice"}, "surname": {"Liddell"}, "Role": {"user", "admin"},
 		}, MappedAttributes{Email: "alice@kc.example", Name: "Alice Liddell", GivenName: "Alice", FamilyName: "Liddell",
@@ -76,6 +88,31 @@ func TestAttributeMappingDefaultsPerIdP(t *testing.T) {
 				if got := m.Apply(tc.raw); !reflect.DeepEqual(got, tc.want) {
 					t.Errorf("Apply (mapping %#v)\n got  %+v\n want %+v", m, got, tc.want)
 				}
+			}
+		})
+	}
+}
+
+func TestNameIDEmailFallback(t *testing.T) {
+	tests := []struct {
+		name    string
+		m       AttributeMapping
+		raw     map[string][]string
+		nameID  string
+		format  string
+		wantOut string
+	}{
+		{"emailAddress NameID fills a missing email", nil, nil, "alice@acme.com", NameIDFormatEmail, "alice@acme.com"},
+		{"an email attribute wins", nil, map[string][]string{"mail": {"a@x.example"}}, "alice@acme.com", NameIDFormatEmail, "a@x.example"},
+		{"other formats do not count", nil, nil, "alice@acme.com", "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent", ""},
+		{"not an address", nil, nil, "alice", NameIDFormatEmail, ""},
+		{"a mapping naming email is obeyed", AttributeMapping{ClaimEmail: {"workEmail"}}, nil, "alice@acme.com", NameIDFormatEmail, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.m.withNameIDEmail(tc.m.Apply(tc.raw), tc.nameID, tc.format)
+			if got.Email != tc.wantOut {
+				t.Errorf("email = %q, want %q", got.Email, tc.wantOut)
 			}
 		})
 	}

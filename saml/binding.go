@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
-	xrv "github.com/mattermost/xml-roundtrip-validator"
 	dsig "github.com/russellhaering/goxmldsig"
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
@@ -84,9 +83,6 @@ func parseXML(data []byte, limit int, lim xmlLimits) (*etree.Element, error) {
 	}
 	if _, rerr := guardXML(data, lim); rerr != nil {
 		return nil, rerr
-	}
-	if err := xrv.Validate(bytes.NewReader(data)); err != nil {
-		return nil, &Error{Reason: ReasonMalformedXML, Message: "the XML does not survive a parse round trip: " + truncate(err.Error(), 200), Err: err}
 	}
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(data); err != nil {

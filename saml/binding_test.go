@@ -181,6 +181,24 @@ func TestParseXMLShape(t *testing.T) {
 		{"encoding UTF-16", `<?xml version="1.0" encoding="UTF-16"?><a/>`, ReasonMalformedXML, 0},
 		{"encoding ISO-8859-1", `<?xml version='1.0' encoding='ISO-8859-1'?><a/>`, ReasonMalformedXML, 0},
 		{"malformed declaration", `<?xml version="1.0" encoding?><a/>`, ReasonMalformedXML, 0},
+		// Names encoding/xml does not write back as read (mattermost's
+		// xml-roundtrip-validator cases), and end tags that close another
+		// element (encoding/xml's RawToken, which etree reads with, does not
+		// check).
+		{"colons in an element name", `<x::Root/>`, ReasonMalformedXML, 0},
+		{"colons in a nested element name", `<Root><x::Element></x::Element></Root>`, ReasonMalformedXML, 0},
+		{"two prefixes", `<a:b:c xmlns:a="urn:a"/>`, ReasonMalformedXML, 0},
+		{"colons in an attribute name", `<Root><Element ::attr="foo"></Element></Root>`, ReasonMalformedXML, 0},
+		{"empty local name", `<x:/>`, ReasonMalformedXML, 0},
+		{"empty attribute name", `<Root :="value"/>`, ReasonMalformedXML, 0},
+		{"empty attribute local name", `<Root x:="value"/>`, ReasonMalformedXML, 0},
+		{"empty xmlns local name", `<Root xmlns="x" xmlns:="y"></Root>`, ReasonMalformedXML, 0},
+		{"leading colon", `<:Root/>`, ReasonMalformedXML, 0},
+		{"local name starting with a digit", `<A:0000/>`, ReasonMalformedXML, 0},
+		{"attribute local name starting with a dot", `<a xmlns:p="urn:x" p:.x="1"/>`, ReasonMalformedXML, 0},
+		{"end tag closes another element", `<a><b></c></a>`, ReasonMalformedXML, 0},
+		{"end tag with colons", `<Root></x::Element></Root>`, ReasonMalformedXML, 0},
+		{"directive", `<Root><! <<!-- -->!-- x --> y></Root>`, ReasonForbiddenXML, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -49,11 +49,18 @@
 //     (standard alphabet, padding, canonical trailing bits; line breaks
 //     tolerated); deflated data is refused; no DTD, entity declaration or
 //     processing instruction (the XML declaration aside); exactly one root
-//     element, samlp:Response, no text beside it; element depth at most 48;
-//     at most 64 namespace declarations in scope at any element
-//     (canonicalization copies the in-scope set per element, which is what
-//     makes a nested namespace flood expensive). The bounds leave room for
-//     a genuine assertion with 2,000 attribute values.
+//     element, samlp:Response, no text beside it; UTF-8 only (another
+//     declared encoding is refused); no element with two attributes of one
+//     expanded name; element depth at most 48; at most 64 namespace
+//     declarations in scope at any element (canonicalization copies the
+//     in-scope set per element, which is what makes a nested namespace
+//     flood expensive); and at most MaxXMLElements elements,
+//     MaxXMLAttributes attributes and MaxXMLNamespaceDecls declarations in
+//     the document (parsing and canonicalization cost per element, which is
+//     what makes a flood of small elements expensive). All of it is one
+//     scan that builds no tree, so a refusal costs about what a bad
+//     signature costs. The bounds leave room for a genuine assertion with
+//     2,000 attribute values, each declaring its namespaces.
 //   - Version 2.0, and Status Success; other statuses map to
 //     IDP_AUTHN_FAILED, IDP_REQUEST_DENIED, IDP_NO_PASSIVE or IDP_STATUS.
 //   - Exactly one Assertion or EncryptedAssertion anywhere in the document,
@@ -77,9 +84,10 @@
 //     failure, from key transport to parsing the plaintext (which passes the
 //     same shape guard), has the same reason and message, and a key that
 //     does not unwrap is replaced by a random one so that the content
-//     decryption still runs (no padding or key-transport oracle). With
-//     unauthenticated CBC under an unsigned Response, a bad Assertion
-//     signature is also reported as DECRYPTION_FAILED.
+//     decryption still runs (no key-transport oracle). AES-CBC, which has
+//     no integrity of its own, is decrypted only under a verified Response
+//     signature; under an unsigned Response it is refused before any key is
+//     used, so no timing tells a sender about altered ciphertext.
 //   - Issuer of the Response (when present) and of the Assertion equal
 //     IdP.EntityID. Destination equals the ACS URL; it is required when the
 //     Response is signed (saml-bindings 3.5.5.2) and, when the Response is
@@ -98,12 +106,17 @@
 //     may not claim a request the signed Assertion does not name. No
 //     InResponseTo is an IdP-initiated login, refused unless
 //     AllowIdPInitiated.
+//   - The Assertion carries an AuthnStatement (saml-profiles 4.1.4.2).
 //
 // Only then does ValidateResponse call the store: ReplayCache records the
 // Assertion ID until the assertion could no longer be accepted (its
 // earliest NotOnOrAfter or IssueInstant+MaxIssueAge, plus ClockSkew), and
 // RequestConsumer consumes the pending request. A message that fails
 // earlier never burns a real user's pending request.
+//
+// ParseLogoutRequest records each LogoutRequest ID in the same
+// ReplayCache, so an IdP's logout is acted on once, and says which
+// sessions it may end (those created before its IssueInstant).
 //
 // Left to the caller: access policy, connection state, sessions, and
 // turning an *Error into an HTTP page or gRPC status.

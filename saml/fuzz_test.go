@@ -1,11 +1,15 @@
 package saml
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/beevik/etree"
+	rtvalidator "github.com/mattermost/xml-roundtrip-validator"
 )
 
 // FuzzValidateResponse feeds mutated Response XML (base64-encoded, as the
@@ -60,6 +64,43 @@ func FuzzValidateResponse(f *testing.F) {
 		if id.NameID != want.NameID || id.Issuer != want.Issuer || id.SessionIndex != want.SessionIndex ||
 			(id.InResponseTo != "" && id.InResponseTo != "id-r") || !reflect.DeepEqual(id.Attributes, want.Attributes) {
 			t.Fatalf("accepted identity differs from what was signed:\n got %+v\nwant %+v", id, want)
+		}
+	})
+}
+
+// FuzzGuardRoundTrip checks that guardXML keeps the round-trip property
+// ValidateResponse relies on: whatever it and etree both accept,
+// mattermost's xml-roundtrip-validator (a second, token-by-token
+// encoding/xml round trip, which gosaml2 runs) accepts too. Seeds are the
+// validator's own attack cases and genuine responses.
+//
+//	go test ./saml -run '^$' -fuzz FuzzGuardRoundTrip -fuzztime 60s
+func FuzzGuardRoundTrip(f *testing.F) {
+	fx := newFixture(f, nil)
+	for _, o := range []issue{{requestID: "id-r"}, {requestID: "id-r", encrypt: gcmEncrypter()}} {
+		raw, _ := base64.StdEncoding.DecodeString(fx.issue(f, o))
+		f.Add(raw)
+	}
+	for _, doc := range []string{
+		`<x::Root/>`, `<Root><x::Element></::Element></Root>`, `<Root><Element ::attr="foo"></Element></Root>`,
+		`<Root></x::Element></Root>`, `<x:>`, `</x:>`, `<Root :="value"/>`, `<Root x:="value"/>`,
+		`<Root xmlns="x" xmlns:="y"></Root>`, `<Root><! <<!-- -->!-- x --> y></Root>`,
+		`<x:Root xmlns="http://example.com/1" x:attr="y" x:attr2="z"/>`,
+		`<x:Root xmlns:x="http://example.com/"><Element xmlns:x="http://example.com/"/></x:Root>`,
+		`<?xml version="1.0" encoding="UTF-8"?><Root>text &quot;hello&quot;<![CDATA[x]]><!-- c --></Root>`,
+		"<a xml:lang='en' b='\t\r\n'>\r\n&#x10FFFF;</a>",
+	} {
+		f.Add([]byte(doc))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		if _, rerr := guardXML(doc, defaultXMLLimits); rerr != nil {
+			return
+		}
+		if err := etree.NewDocument().ReadFromBytes(doc); err != nil {
+			return
+		}
+		if err := rtvalidator.Validate(bytes.NewReader(doc)); err != nil {
+			t.Fatalf("guardXML and etree accept %q, which does not survive encoding/xml's round trip: %v", doc, err)
 		}
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
-	rtvalidator "github.com/mattermost/xml-roundtrip-validator"
 )
 
 // Sentinel errors a RequestConsumer or ReplayCache wraps so that
@@ -158,11 +157,6 @@ func parseGuarded(raw []byte, lim xmlLimits) (*etree.Element, *Error) {
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(raw); err != nil {
 		return nil, &Error{Reason: ReasonMalformedXML, Message: "XML is not well-formed: " + truncate(err.Error(), 200), Err: err}
-	}
-	// encoding/xml has had round-trip bugs that let a signed and a read
-	// value differ; gosaml2 refuses documents that trip them, and so do we.
-	if err := rtvalidator.Validate(bytes.NewReader(raw)); err != nil {
-		return nil, &Error{Reason: ReasonMalformedXML, Message: "XML does not survive a parse round trip: " + truncate(err.Error(), 200), Err: err}
 	}
 	root := doc.Root()
 	if root == nil {

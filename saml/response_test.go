@@ -138,6 +138,14 @@ func rejections() []rejection {
 				return editRaw(t, f.issue(t, issue{requestID: f.pend("id-r")}), "<samlp:Response ",
 					`<samlp:Response xmlns:p="urn:x" xmlns:q="urn:x" p:n="1" q:n="2" `)
 			}},
+		{name: "attribute name that does not survive encoding/xml's round trip", want: ReasonMalformedXML, msg: "x::ID",
+			build: func(t *testing.T, f *fixture) string {
+				return editRaw(t, f.issue(t, issue{requestID: f.pend("id-r")}), "<samlp:Response ", `<samlp:Response x::ID="id-evil" `)
+			}},
+		{name: "end tag that closes another element", want: ReasonMalformedXML, msg: "closes",
+			build: func(t *testing.T, f *fixture) string {
+				return editRaw(t, f.issue(t, issue{requestID: f.pend("id-r")}), "</saml:Issuer>", "</saml:Audience>")
+			}},
 		{name: "UTF-16 declared on UTF-8 bytes", want: ReasonMalformedXML, msg: "UTF-16",
 			build: func(t *testing.T, f *fixture) string {
 				return editRaw(t, f.issue(t, issue{requestID: f.pend("id-r")}), "<samlp:Response ",

@@ -52,7 +52,7 @@ func (sp *ServiceProvider) checkValues(v *verifiedResponse, now time.Time) (*Ide
 	if rerr := attributes(a, id.Attributes); rerr != nil {
 		return nil, time.Time{}, rerr
 	}
-	id.Mapped = sp.cfg.Attributes.Apply(id.Attributes)
+	id.Mapped = sp.cfg.Attributes.withNameIDEmail(sp.cfg.Attributes.Apply(id.Attributes), id.NameID, id.NameIDFormat)
 
 	// The assertion is refused once any of its limits passes; until then
 	// its ID must stay in the replay cache.

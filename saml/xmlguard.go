@@ -7,6 +7,8 @@ import (
 	"html"
 	"io"
 	"slices"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Shape bounds checked before any XML parser or signature code sees a
@@ -70,7 +72,15 @@ type xmlLimits struct {
 // or namespace declarations in the document than lim allows. It also
 // refuses an element with two attributes of one name (the same qualified
 // name, or prefixes bound to one namespace), which XML forbids and which
-// would let a signature and a reader see different values.
+// would let a signature and a reader see different values, names that
+// are not QNames, and end tags that do not close the open element.
+//
+// Together with the parser's own checks this keeps the round-trip
+// property: nothing passes that encoding/xml would not write back token
+// for token. Those are the documents whose signed form (canonicalized from
+// the tree) and read form could differ; FuzzGuardRoundTrip checks the
+// property against mattermost's xml-roundtrip-validator, which tokenises
+// the document a second time to find out.
 // Well-formedness in full is left to the parser that runs next; this scan
 // only has to be strict enough that the parser never sees what it refuses.
 func guardXML(b []byte, lim xmlLimits) (xmlShape, *Error) {
@@ -119,9 +129,17 @@ func guardXML(b []byte, lim xmlLimits) (xmlShape, *Error) {
 			if depth == 0 {
 				return shape, Rejectf(ReasonMalformedXML, "end tag without a start tag")
 			}
-			if !g.skipPast(">") {
+			g.i += 2
+			name := g.name()
+			g.spaces()
+			if g.i >= len(b) || b[g.i] != '>' {
 				return shape, Rejectf(ReasonMalformedXML, "unterminated end tag")
 			}
+			g.i++
+			if open := g.open[len(g.open)-1]; !bytes.Equal(name, open) {
+				return shape, Rejectf(ReasonMalformedXML, "the XML is not well-formed: end tag </%s> closes <%s>", truncate(string(name), 64), truncate(string(open), 64))
+			}
+			g.open = g.open[:len(g.open)-1]
 			g.bindings = g.bindings[:nsStart[depth]]
 			depth--
 			nsStart = nsStart[:depth+1]
@@ -166,6 +184,7 @@ func guardXML(b []byte, lim xmlLimits) (xmlShape, *Error) {
 				return shape, Rejectf(ReasonXMLTooComplex, "elements nested deeper than %d levels", maxElementDepth)
 			}
 			nsStart = append(nsStart, mark)
+			g.open = append(g.open, tag.name)
 		}
 	}
 	if roots == 0 {
@@ -188,6 +207,8 @@ type scanner struct {
 	keys  []attrKey
 	// bindings are the prefix declarations in scope, innermost last.
 	bindings []nsBinding
+	// open are the names of the elements not yet closed, innermost last.
+	open [][]byte
 }
 
 type startTag struct {
@@ -308,6 +329,9 @@ func (s *scanner) startTag() (startTag, *Error) {
 	if len(t.name) == 0 {
 		return t, Rejectf(ReasonMalformedXML, "invalid start tag at byte %d", s.i)
 	}
+	if !isQName(t.name) {
+		return t, Rejectf(ReasonMalformedXML, "element name %q is not a prefix and a local name", truncate(string(t.name), 64))
+	}
 	prefix, local := splitQName(t.name)
 	t.prefix, t.local = string(prefix), string(local)
 	name := func() string { return truncate(string(t.name), 64) }
@@ -336,6 +360,9 @@ func (s *scanner) startTag() (startTag, *Error) {
 		if len(attr) == 0 || s.i >= len(s.b) || s.b[s.i] != '=' {
 			return t, Rejectf(ReasonMalformedXML, "invalid attribute in <%s>", name())
 		}
+		if !isQName(attr) {
+			return t, Rejectf(ReasonMalformedXML, "attribute name %q in <%s> is not a prefix and a local name", truncate(string(attr), 64), name())
+		}
 		s.i++
 		s.spaces()
 		if s.i >= len(s.b) || (s.b[s.i] != '"' && s.b[s.i] != '\'') {
@@ -353,6 +380,28 @@ func (s *scanner) startTag() (startTag, *Error) {
 		}
 		s.attrs = append(s.attrs, rawAttr{name: attr, value: value})
 	}
+}
+
+// isQName reports whether name is a QName of Namespaces in XML as far as
+// encoding/xml's round trip needs: a local name, or a prefix, one colon
+// and a local name that could start a name by itself. encoding/xml splits
+// other names (":a", "a:", "a:b:c") in ways that do not survive a round
+// trip, and writes "a:0" back as a tag named "0", which it then cannot
+// read, so what etree reads and what canonicalization writes could
+// differ. The local name must start with a letter (modifier letters
+// aside) or '_': a little stricter than XML, never looser. The other
+// characters of a name are left to the parser, which refuses what XML
+// does not allow.
+func isQName(name []byte) bool {
+	i := bytes.IndexByte(name, ':')
+	if i < 0 {
+		return true
+	}
+	if i == 0 || i == len(name)-1 || bytes.IndexByte(name[i+1:], ':') >= 0 {
+		return false
+	}
+	r, _ := utf8.DecodeRune(name[i+1:])
+	return r == '_' || unicode.IsLetter(r) && !unicode.Is(unicode.Lm, r)
 }
 
 func isNSDecl(attr []byte) bool {
@@ -511,4 +560,21 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// PeekInResponseTo reads the InResponseTo of a posted SAMLResponse without
+// verifying anything, under the same size and shape bounds as validation.
+// The value is unauthenticated: use it only to look up which request a
+// response claims to answer (to choose how to explain a refusal), never to
+// decide anything about the login.
+func PeekInResponseTo(samlResponse string, maxBody, maxXML int) string {
+	raw, rerr := decodePOSTValue(samlResponse, maxBody, maxXML)
+	if rerr != nil {
+		return ""
+	}
+	root, err := parseXML(raw, maxXML, defaultXMLLimits)
+	if err != nil {
+		return ""
+	}
+	return root.SelectAttrValue("InResponseTo", "")
 }

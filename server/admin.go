@@ -2,11 +2,11 @@ package server
 
 import (
 	"context"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/portal"
 	"github.com/ssogate/ssogate/saml"
 	"github.com/ssogate/ssogate/store"
 )
@@ -32,25 +33,16 @@ type connectionService struct {
 	s *Server
 }
 
-// applyIdPMetadata fills the IdP side of a connection from its metadata.
+// applyIdPMetadata fills the IdP side of a connection from its metadata,
+// keeping the metadata URL and its refresh state.
 func applyIdPMetadata(c *ssogatev1.Connection, md saml.IdentityProvider) {
 	idp := c.IdentityProvider
 	if idp == nil {
 		idp = &ssogatev1.IdentityProviderSettings{}
 		c.IdentityProvider = idp
 	}
-	idp.EntityId = md.EntityID
-	idp.SsoUrl, idp.SsoPostUrl = md.SSORedirectURL, ""
-	if idp.SsoUrl == "" {
-		idp.SsoPostUrl = md.SSOPostURL
-	}
-	idp.SloUrl = md.SLORedirectURL
-	idp.Certificates = nil
-	for _, cert := range md.Certificates {
-		idp.Certificates = append(idp.Certificates, &ssogatev1.Certificate{
-			Pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})),
-		})
-	}
+	from := portal.SettingsFromMetadata(md)
+	idp.EntityId, idp.SsoUrl, idp.SsoPostUrl, idp.SloUrl, idp.SloPostUrl, idp.Certificates = from.EntityId, from.SsoUrl, from.SsoPostUrl, from.SloUrl, from.SloPostUrl, from.Certificates
 }
 
 // invalid turns validation problems into INVALID_ARGUMENT naming fields.
@@ -101,7 +93,8 @@ func (cs connectionService) CreateConnection(ctx context.Context, req *ssogatev1
 		c.IdentityProvider.MetadataUrl = req.IdpMetadataUrl
 		c.IdentityProvider.MetadataRefreshTime = timestamppb.New(s.now())
 	}
-	stored, err := s.saveConnection(ctx, c, 0)
+	c.LastTestPassTime, c.IdentityProviderChangeTime = nil, nil
+	stored, err := s.saveConnection(ctx, c, saveOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -110,41 +103,128 @@ func (cs connectionService) CreateConnection(ctx context.Context, req *ssogatev1
 	return &ssogatev1.CreateConnectionResponse{Connection: stored}, nil
 }
 
-// saveConnection validates and stores a connection: created when
-// expectVersion is 0, else updated if the version still matches.
-func (s *Server) saveConnection(ctx context.Context, c *ssogatev1.Connection, expectVersion int64) (*ssogatev1.Connection, error) {
+// saveOptions say what a save replaces.
+type saveOptions struct {
+	// prev is the stored connection being replaced; nil on create.
+	prev *ssogatev1.Connection
+	// version is prev's stored version.
+	version int64
+	// forceActivation moves to ACTIVE without a passing test login.
+	forceActivation bool
+}
+
+// saveConnection validates and stores a connection: created when o.prev is
+// nil, else updated if the version still matches. It keeps the output-only
+// test and IdP-change times, refuses IdP certificates that have all
+// expired, and refuses activation without a test login that passed since
+// the IdP settings last changed (unless forced).
+func (s *Server) saveConnection(ctx context.Context, c *ssogatev1.Connection, o saveOptions) (*ssogatev1.Connection, error) {
 	c.ServiceProvider, c.Etag = nil, ""
 	now := timestamppb.New(s.now())
 	if c.CreateTime == nil {
 		c.CreateTime = now
 	}
 	c.UpdateTime = now
+	c.LastTestPassTime, c.IdentityProviderChangeTime = o.prev.GetLastTestPassTime(), o.prev.GetIdentityProviderChangeTime()
+	idpChanged := o.prev == nil || idpKey(o.prev) != idpKey(c)
+	if idpChanged {
+		c.IdentityProviderChangeTime = now
+	}
 	if err := validateConnection(c, s.allowHTTP); err != nil {
 		return nil, invalid(err)
+	}
+	activating := c.State == ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE && o.prev != nil &&
+		o.prev.State != ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE
+	if idpChanged || activating {
+		if err := checkCertificatesUsable(c, s.now()); err != nil {
+			return nil, invalid(err)
+		}
+	}
+	if activating && !o.forceActivation && !testedSinceChange(c) {
+		return nil, apiError(codes.FailedPrecondition, reasonActivationUntested, fmt.Sprintf("connection %q cannot be activated: no test login has passed since its IdP "+
+			"settings last changed (%s); run a test login (StartLogin with test: true, or the setup portal) and check its result "+
+			"page, or set force_activation", c.Id, c.IdentityProviderChangeTime.AsTime().UTC().Format(time.RFC3339)), "connection_id", c.Id)
 	}
 	raw, err := marshalConnection(c)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "encode connection: %v", err)
 	}
 	row := store.Connection{ID: c.Id, TenantID: c.TenantId, State: c.State.String(), Domains: c.EmailDomains, Config: raw}
-	if expectVersion == 0 {
+	if o.prev == nil {
 		if err := s.store.CreateConnection(ctx, row); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return nil, apiError(codes.AlreadyExists, reasonConnectionExists, fmt.Sprintf("connection %q or one of its email domains %v is already taken: %v", c.Id, c.EmailDomains, err), "connection_id", c.Id)
+				return nil, s.conflict(ctx, c, true)
 			}
 			return nil, s.storeErr("connection", err)
 		}
 		row.Version = 1
 	} else {
-		row, err = s.store.UpdateConnection(ctx, row, expectVersion)
+		row, err = s.store.UpdateConnection(ctx, row, o.version)
 		if errors.Is(err, store.ErrConflict) {
-			return nil, status.Errorf(codes.Aborted, "connection %q changed meanwhile, or an email domain is taken: %v; read it again and retry", c.Id, err)
+			return nil, s.conflict(ctx, c, false)
 		}
 		if err != nil {
 			return nil, s.storeErr("connection", err)
 		}
 	}
 	return s.connectionOut(c, row.Version), nil
+}
+
+// conflict explains a store conflict in the caller's terms: which value
+// is taken, and by whom; only a lost race is worth retrying.
+func (s *Server) conflict(ctx context.Context, c *ssogatev1.Connection, creating bool) error {
+	for _, d := range c.EmailDomains {
+		owner, err := s.store.ConnectionByDomain(ctx, d)
+		if err == nil && owner.ID != c.Id {
+			return apiError(codes.AlreadyExists, reasonEmailDomainTaken, fmt.Sprintf("email domain %s already belongs to connection %s", d, owner.ID),
+				"connection_id", c.Id, "email_domain", d, "owner_connection_id", owner.ID)
+		}
+	}
+	if _, err := s.store.GetConnection(ctx, c.Id); err == nil && creating {
+		return apiError(codes.AlreadyExists, reasonConnectionExists, fmt.Sprintf("connection %s already exists", c.Id), "connection_id", c.Id)
+	}
+	return apiError(codes.Aborted, reasonConnectionChanged, fmt.Sprintf("connection %s changed meanwhile; read it again and retry", c.Id), "connection_id", c.Id)
+}
+
+// idpKey is what a test login depends on of the IdP side: a change to any
+// of it needs a new test before activation.
+func idpKey(c *ssogatev1.Connection) string {
+	idp := c.GetIdentityProvider()
+	key := strings.Join([]string{idp.GetEntityId(), idp.GetSsoUrl(), idp.GetSsoPostUrl()}, "\n")
+	for _, cert := range idp.GetCertificates() {
+		key += "\n" + strings.TrimSpace(cert.GetPem())
+	}
+	return key
+}
+
+// testedSinceChange reports whether a test login passed after the IdP
+// settings last changed.
+func testedSinceChange(c *ssogatev1.Connection) bool {
+	pass := c.GetLastTestPassTime()
+	if pass == nil {
+		return false
+	}
+	change := c.GetIdentityProviderChangeTime()
+	return change == nil || pass.AsTime().After(change.AsTime())
+}
+
+// checkCertificatesUsable refuses IdP certificates that have all expired:
+// every login would fail. It names each one and its expiry.
+func checkCertificatesUsable(c *ssogatev1.Connection, now time.Time) error {
+	certs := c.GetIdentityProvider().GetCertificates()
+	if len(certs) == 0 {
+		return nil
+	}
+	var expired []string
+	for _, pc := range certs {
+		if pc.NotAfter == nil || now.Before(pc.NotAfter.AsTime()) {
+			return nil
+		}
+		expired = append(expired, fmt.Sprintf("%q (SHA-256 %s) expired %s", pc.Subject, pc.Sha256Fingerprint,
+			pc.NotAfter.AsTime().UTC().Format(time.RFC3339)))
+	}
+	return &fieldError{"identity_provider.certificates", "every IdP signing certificate has expired, so every login would fail: " +
+		strings.Join(expired, "; ") + "; add the IdP's current signing certificate (or its fresh metadata)"}
 }
 
 // connectionOut adds the output-only fields.
@@ -222,11 +302,14 @@ func (cs connectionService) UpdateConnection(ctx context.Context, req *ssogatev1
 		next.IdentityProvider.MetadataRefreshTime = cur.msg.GetIdentityProvider().GetMetadataRefreshTime()
 		next.IdentityProvider.MetadataRefreshError = cur.msg.GetIdentityProvider().GetMetadataRefreshError()
 	}
-	stored, err := s.saveConnection(ctx, next, cur.version)
+	stored, err := s.saveConnection(ctx, next, saveOptions{prev: cur.msg, version: cur.version, forceActivation: req.ForceActivation})
 	if err != nil {
 		return nil, err
 	}
 	detail := map[string]any{"caller": caller(ctx), "fields": paths}
+	if req.ForceActivation && next.State != cur.msg.State && next.State == ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE {
+		detail["force_activation"] = true
+	}
 	if cur.msg.State != next.State {
 		detail["state_from"], detail["state_to"] = cur.msg.State.String(), next.State.String()
 	}
@@ -296,7 +379,7 @@ type auditService struct {
 
 func (as auditService) ListAuditEvents(ctx context.Context, req *ssogatev1.ListAuditEventsRequest) (*ssogatev1.ListAuditEventsResponse, error) {
 	size := pageSize(req.PageSize)
-	q := store.AuditQuery{ConnectionID: req.ConnectionId, Type: req.Type, PageSize: size, PageToken: req.PageToken}
+	q := store.AuditQuery{ConnectionID: req.ConnectionId, Type: req.Type, CorrelationID: req.CorrelationId, PageSize: size, PageToken: req.PageToken}
 	if req.StartTime != nil {
 		q.Since = req.StartTime.AsTime()
 	}

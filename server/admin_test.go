@@ -119,10 +119,11 @@ func TestConnectionLifecycleOverRPC(t *testing.T) {
 	}
 
 	// DRAFT -> TESTING: only test logins.
-	upd := func(state ssogatev1.ConnectionState) *ssogatev1.Connection {
+	upd := func(state ssogatev1.ConnectionState, force ...bool) *ssogatev1.Connection {
 		t.Helper()
 		r, err := admin.UpdateConnection(ctx, &ssogatev1.UpdateConnectionRequest{
-			Connection: &ssogatev1.Connection{Id: "acme", State: state}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"state"}}})
+			Connection: &ssogatev1.Connection{Id: "acme", State: state}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"state"}},
+			ForceActivation: len(force) > 0 && force[0]})
 		if err != nil {
 			t.Fatalf("update to %v: %v", state, err)
 		}
@@ -135,8 +136,15 @@ func TestConnectionLifecycleOverRPC(t *testing.T) {
 	if _, err := login.StartLogin(ctx, &ssogatev1.StartLoginRequest{ConnectionId: "acme", ReturnTo: "https://app.example.com/x", Test: true}); err != nil {
 		t.Fatalf("test login on TESTING: %v", err)
 	}
-	// TESTING -> ACTIVE: logins by email domain work.
-	upd(ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE)
+	// TESTING -> ACTIVE needs a passing test login, or the operator's
+	// force_activation; then logins by email domain work.
+	_, err = admin.UpdateConnection(ctx, &ssogatev1.UpdateConnectionRequest{
+		Connection: &ssogatev1.Connection{Id: "acme", State: ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"state"}}})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "force_activation") {
+		t.Fatalf("activation without a passing test = %v, want FAILED_PRECONDITION naming force_activation", err)
+	}
+	upd(ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE, true)
 	start, err := login.StartLogin(ctx, &ssogatev1.StartLoginRequest{Email: "jo@Acme.com", ReturnTo: "https://app.example.com/x"})
 	if err != nil || start.ConnectionId != "acme" || !strings.HasPrefix(start.RedirectUrl, "https://idp.example.com/idp/sso?SAMLRequest=") {
 		t.Fatalf("StartLogin on ACTIVE: %v %v", start, err)
@@ -146,7 +154,7 @@ func TestConnectionLifecycleOverRPC(t *testing.T) {
 	if _, err := login.StartLogin(ctx, &ssogatev1.StartLoginRequest{ConnectionId: "acme", ReturnTo: "https://app.example.com/x"}); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("login on DISABLED: %v", err)
 	}
-	upd(ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE)
+	upd(ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE, true)
 
 	// The IdP rotates its key: a refresh picks up the new certificate.
 	md.set(idpMetadata(t, second), http.StatusOK)

@@ -2,16 +2,21 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"errors"
-	"html/template"
 	"net/http"
-	"sort"
-	"time"
+	"net/url"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/page"
+	"github.com/ssogate/ssogate/portal"
 	"github.com/ssogate/ssogate/saml"
+	"github.com/ssogate/ssogate/store"
 )
 
 // browserRoutes registers the routes browsers and IdPs reach without an API
@@ -19,11 +24,13 @@ import (
 func (s *Server) browserRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /saml/{connection_id}/login", s.limited(routeLogin, s.handleBrowserLogin))
 	mux.Handle("POST /saml/{connection_id}/acs", s.validating(routeACS, s.handleACS))
-	mux.HandleFunc("GET /saml/{connection_id}/authn/{request_id}", s.handlePostAuthn)
+	mux.Handle("GET /saml/{connection_id}/authn/{request_id}", s.limited(routeAuthn, s.handlePostAuthn))
+	mux.Handle("POST /saml/{connection_id}/continue", s.limited(routeContinue, s.handleContinue))
 	mux.Handle("GET /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
 	mux.Handle("POST /saml/{connection_id}/slo", s.validating(routeSLO, s.handleSLO))
 	mux.HandleFunc("GET /saml/{connection_id}/metadata", s.handleMetadata)
 	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+	s.portal.Register(mux)
 }
 
 // handleBrowserLogin starts a login from a link: 302 to the IdP.
@@ -35,6 +42,12 @@ func (s *Server) handleBrowserLogin(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		st := status.Convert(err)
+		if test := q.Get("test"); (test == "1" || test == "true") && st.Code() == codes.FailedPrecondition {
+			// A refused test login is for the admin: say what to do.
+			portal.RenderTestResult(s.pages, w, portal.TestResult{ConnectionID: r.PathValue("connection_id"),
+				Reason: saml.ReasonConnectionInactive, Message: st.Message(), CorrelationID: requestID(r.Context()), Now: s.now()})
+			return
+		}
 		s.errorPage(w, r, httpStatusOf(st.Code().String()), "This sign-in link cannot be used: "+st.Message())
 		return
 	}
@@ -114,6 +127,20 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 		s.acsFailure(w, r, c.msg, saml.Rejectf(saml.ReasonConnectionInactive, "IdP-initiated login on connection %q, which has no default_return_url", c.msg.Id))
 		return
 	}
+	// An unsolicited response may be an attacker's own, posted cross-site
+	// (login CSRF): the user confirms on our page before anything is issued.
+	if res.pending == nil && wantsConsent(c.msg) {
+		s.askConsent(w, r, res, returnTo)
+		return
+	}
+	s.issueLogin(w, r, res, returnTo, state)
+}
+
+// issueLogin creates the session and its code and sends the browser to
+// returnTo with them.
+func (s *Server) issueLogin(w http.ResponseWriter, r *http.Request, res *loginResult, returnTo, state string) {
+	ctx := r.Context()
+	c := res.conn
 	sess, err := s.createSession(ctx, res)
 	if err != nil {
 		s.acsFailure(w, r, c.msg, err)
@@ -130,8 +157,11 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) acsFailure(w http.ResponseWriter, r *http.Request, c *ssogatev1.Connection, err error) {
 	reason := s.rejectLogin(r.Context(), c, err)
+	if s.testRefusal(w, r, c, reason, err, r.PostForm.Get("SAMLResponse")) {
+		return
+	}
 	code, msg := endUserMessage(reason)
-	s.errorPage(w, r, code, msg)
+	s.errorPageBack(w, r, code, msg, backURL(c))
 }
 
 // handleSLO serves Single Logout in both directions: an IdP's
@@ -141,12 +171,12 @@ func (s *Server) handleSLO(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, int64(s.cfg.SAML.MaxBodyBytes)+4096)
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusRequestEntityTooLarge, "The sign-out message was too large or malformed.")
+		s.signOutErrorPage(w, r, http.StatusRequestEntityTooLarge, "The sign-out message was too large or malformed.")
 		return
 	}
 	c, err := s.registry.get(ctx, r.PathValue("connection_id"))
 	if err != nil {
-		s.errorPage(w, r, http.StatusNotFound, "This sign-out address is not known.")
+		s.signOutErrorPage(w, r, http.StatusNotFound, "This sign-out address is not known.")
 		return
 	}
 	in := saml.PostMessage(r.PostForm)
@@ -159,7 +189,7 @@ func (s *Server) handleSLO(w http.ResponseWriter, r *http.Request) {
 	case r.Form.Get("SAMLResponse") != "":
 		s.logoutAnswered(w, r, c, in)
 	default:
-		s.errorPage(w, r, http.StatusBadRequest, "This sign-out message is empty.")
+		s.signOutErrorPage(w, r, http.StatusBadRequest, "This sign-out message is empty.")
 	}
 }
 
@@ -168,7 +198,7 @@ func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in s
 	req, err := c.sp.ParseLogoutRequest(ctx, in, replayCache{s})
 	if err != nil {
 		s.rejectLogout(ctx, c.msg, err)
-		s.errorPage(w, r, http.StatusBadRequest, "The sign-out request could not be accepted.")
+		s.signOutErrorPage(w, r, http.StatusBadRequest, "The sign-out request could not be accepted.")
 		return
 	}
 	indexes := req.SessionIndexes
@@ -179,7 +209,7 @@ func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in s
 	for _, idx := range indexes {
 		sessions, err := s.store.FindSessions(ctx, c.msg.Id, req.NameID, idx)
 		if err != nil {
-			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
+			s.signOutErrorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
 			return
 		}
 		for _, sess := range sessions {
@@ -195,22 +225,44 @@ func (s *Server) idpLogout(w http.ResponseWriter, r *http.Request, c *conn, in s
 	}
 	s.audit(ctx, auditEvent{Type: auditLogout, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
 		Detail: map[string]any{"initiator": "idp", "sessions": len(ids)}})
+	// The sessions are revoked (or the revocation failed and the IdP hears
+	// so): from here on the browser gets an answer, never a 500 for want of
+	// an endpoint. The LogoutResponse goes over the binding the request
+	// came by when the IdP has an endpoint for it, else over the other.
 	resp, err := c.sp.NewLogoutResponse(req.ID, statusURI, req.RelayState)
 	if err != nil {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
+		s.log.WarnContext(ctx, "idp logout: no LogoutResponse sent", "request_id", requestID(ctx), "connection_id", c.msg.Id, "error", err)
+		s.signedOutPage(w, r, statusURI)
+		return
+	}
+	hasPost := c.msg.GetIdentityProvider().GetSloPostUrl() != ""
+	usePost := hasPost && (req.Binding == saml.BindingHTTPPost || resp.RedirectURL == "")
+	if !usePost && resp.RedirectURL == "" {
+		s.signedOutPage(w, r, statusURI)
 		return
 	}
 	setPageSecurityHeaders(w.Header())
-	if req.Binding == saml.BindingHTTPPost || resp.RedirectURL == "" {
+	if usePost {
 		form, err := resp.PostForm()
 		if err != nil {
-			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
+			s.log.ErrorContext(ctx, "idp logout: LogoutResponse form", "request_id", requestID(ctx), "error", err)
+			s.signedOutPage(w, r, statusURI)
 			return
 		}
 		writePostForm(w, form)
 		return
 	}
 	http.Redirect(w, r, resp.RedirectURL, http.StatusFound)
+}
+
+// signedOutPage ends an IdP-initiated logout whose answer cannot go back to
+// the IdP: the user is told the outcome, on our page.
+func (s *Server) signedOutPage(w http.ResponseWriter, r *http.Request, statusURI string) {
+	if statusURI != saml.StatusSuccess {
+		s.signOutErrorPage(w, r, http.StatusInternalServerError, "Something went wrong on our side while signing you out. Please try again.")
+		return
+	}
+	s.infoPage(w, r, "You are signed out", "You are signed out of this application.")
 }
 
 // writePostForm answers with a self-submitting form; the CSP admits its one
@@ -226,7 +278,7 @@ func (s *Server) logoutAnswered(w http.ResponseWriter, r *http.Request, c *conn,
 	resp, err := c.sp.ParseLogoutResponse(ctx, in)
 	if err != nil {
 		s.rejectLogout(ctx, c.msg, err)
-		s.errorPage(w, r, http.StatusBadRequest, "The sign-out answer could not be accepted. You are signed out of this application.")
+		s.signOutErrorPage(w, r, http.StatusBadRequest, "The sign-out answer could not be accepted. You are signed out of this application.")
 		return
 	}
 	pending, err := s.store.ConsumePendingRequest(ctx, c.msg.Id, resp.InResponseTo, s.now())
@@ -266,111 +318,50 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(doc)
 }
 
-var errorPageTemplate = template.Must(template.New("error").Parse(pageHead + `<h1>We could not sign you in</h1>
-<p>{{.Message}}</p>
-<p>If this keeps happening, contact your IT administrator and give them this reference:
-<code id="correlation-id">{{.CorrelationID}}</code></p>
-` + pageFoot))
-
-var infoPageTemplate = template.Must(template.New("info").Parse(pageHead + `<h1>{{.Title}}</h1>
-<p>{{.Message}}</p>
-` + pageFoot))
-
-const pageHead = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ssogate</title>
-<style>body{font-family:system-ui,sans-serif;max-width:48rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a}code,pre{background:#f2f2f2;padding:.1rem .3rem}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}.ok{color:#176117}.bad{color:#a11}</style>
-</head>
-<body>
-<main>
-`
-
-const pageFoot = `</main>
-</body>
-</html>
-`
-
-// setPageSecurityHeaders makes a page unframable, uncached and unable to
-// load anything but its own inline style.
+// setPageSecurityHeaders makes a response unframable, uncached and unable
+// to load anything (redirects and self-submitting forms).
 func setPageSecurityHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
+	page.SecurityHeaders(h, "")
 }
 
 // errorPage answers the end user with a generic page that carries the
 // request id as correlation id; details belong in the audit log.
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, message string) {
-	setPageSecurityHeaders(w.Header())
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	_ = errorPageTemplate.Execute(w, struct{ Message, CorrelationID string }{message, requestID(r.Context())})
+	s.errorPageBack(w, r, status, message, "")
+}
+
+// signOutErrorPage is errorPage for Single Logout: it says "sign out".
+func (s *Server) signOutErrorPage(w http.ResponseWriter, r *http.Request, status int, message string) {
+	s.pages.RenderError(w, status, page.Error{Message: message, CorrelationID: requestID(r.Context()), Heading: "We could not sign you out"})
+}
+
+// errorPageBack is errorPage with a "back to <product>" link to back.
+func (s *Server) errorPageBack(w http.ResponseWriter, r *http.Request, status int, message, back string) {
+	s.pages.RenderError(w, status, page.Error{Message: message, CorrelationID: requestID(r.Context()), Back: back})
 }
 
 func (s *Server) infoPage(w http.ResponseWriter, r *http.Request, title, message string) {
-	setPageSecurityHeaders(w.Header())
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = infoPageTemplate.Execute(w, struct{ Title, Message string }{title, message})
+	s.pages.RenderInfo(w, http.StatusOK, title, message, "")
 }
 
-var testPageTemplate = template.Must(template.New("test").Parse(pageHead + `<h1>Test login: {{if .Denied}}<span class="bad">verified, but the access policy denies</span>{{else}}<span class="ok">success</span>{{end}}</h1>
-<p>Connection <code>{{.ConnectionID}}</code> verified this response from your IdP. Nothing was issued: this was a test login.
-When this page shows what you expect, activate the connection.</p>
-<h2>Subject</h2>
-<table>
-<tr><th>NameID</th><td id="nameid">{{.NameID}}</td></tr>
-<tr><th>NameID format</th><td>{{.NameIDFormat}}</td></tr>
-<tr><th>SessionIndex</th><td>{{.SessionIndex}}</td></tr>
-<tr><th>AuthnContextClassRef</th><td>{{.ACR}}</td></tr>
-<tr><th>AuthnInstant</th><td>{{.AuthnInstant}}</td></tr>
-</table>
-<h2>Attributes as received</h2>
-<table id="attributes">{{range .Attributes}}<tr><th>{{.Name}}</th><td>{{range .Values}}{{.}}<br>{{end}}</td></tr>{{else}}<tr><td>none</td></tr>{{end}}</table>
-<h2>Attributes as mapped</h2>
-<table id="mapped">
-<tr><th>email</th><td>{{.Mapped.Email}}</td></tr>
-<tr><th>name</th><td>{{.Mapped.Name}}</td></tr>
-<tr><th>given_name</th><td>{{.Mapped.GivenName}}</td></tr>
-<tr><th>family_name</th><td>{{.Mapped.FamilyName}}</td></tr>
-<tr><th>groups</th><td>{{range .Mapped.Groups}}{{.}}<br>{{end}}</td></tr>
-</table>
-<h2>Signature and clock</h2>
-<table>
-<tr><th>Response signed</th><td>{{.Diag.ResponseSigned}}</td></tr>
-<tr><th>Assertion signed</th><td>{{.Diag.AssertionSigned}}</td></tr>
-<tr><th>Encrypted</th><td>{{.Diag.Encrypted}}</td></tr>
-<tr><th>Signature algorithm</th><td>{{.Diag.SignatureAlgorithm}}</td></tr>
-<tr><th>Digest algorithm</th><td>{{.Diag.DigestAlgorithm}}</td></tr>
-<tr><th>Certificate</th><td>{{.Diag.CertificateSubject}} (expires {{.CertExpiry}})</td></tr>
-<tr><th>IssueInstant</th><td>{{.Diag.IssueInstant}}</td></tr>
-<tr><th>Valid</th><td>{{.Diag.NotBefore}} to {{.Diag.NotOnOrAfter}}</td></tr>
-<tr><th>Clock skew allowed</th><td>{{.Diag.ClockSkew}}</td></tr>
-<tr><th>Our clock</th><td>{{.Now}}</td></tr>
-</table>
-<h2>Access policy</h2>
-<p id="policy">{{if .Denied}}<span class="bad">Denied:</span> {{.Denied}}{{else}}<span class="ok">Admitted</span> with roles: {{range .Roles}}<code>{{.}}</code> {{else}}none{{end}}{{end}}</p>
-<p>Reference: <code>{{.CorrelationID}}</code></p>
-` + pageFoot))
-
-type attr struct {
-	Name   string
-	Values []string
+// backURL is where an end user of c goes back to: the origin of its
+// default return URL, when it has one.
+func backURL(c *ssogatev1.Connection) string {
+	if c == nil || c.DefaultReturnUrl == "" {
+		return ""
+	}
+	u, err := url.Parse(c.DefaultReturnUrl)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host + "/"
 }
 
 // testLoginPage shows an IdP admin what their IdP sent and what ssogate
-// made of it, instead of issuing a code.
+// made of it, instead of issuing a code, and records a passing test on the
+// connection (activation needs one).
 func (s *Server) testLoginPage(w http.ResponseWriter, r *http.Request, res *loginResult) {
-	id := res.identity
-	var attrs []attr
-	for name, v := range id.Attributes {
-		attrs = append(attrs, attr{name, v})
-	}
-	sort.Slice(attrs, func(i, j int) bool { return attrs[i].Name < attrs[j].Name })
+	ctx := r.Context()
 	denied := ""
 	if res.denied != nil {
 		var se *saml.Error
@@ -378,18 +369,62 @@ func (s *Server) testLoginPage(w http.ResponseWriter, r *http.Request, res *logi
 			denied = se.Message
 		}
 	}
-	s.audit(r.Context(), auditEvent{Type: auditLoginTested, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
+	s.audit(ctx, auditEvent{Type: auditLoginTested, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
 		Message: denied, Detail: map[string]any{"admitted": denied == ""}})
 	s.metrics.acsOutcomes.WithLabelValues(res.conn.msg.Id, "TEST").Inc()
-	setPageSecurityHeaders(w.Header())
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = testPageTemplate.Execute(w, map[string]any{
-		"ConnectionID": res.conn.msg.Id, "NameID": id.NameID, "NameIDFormat": id.NameIDFormat,
-		"SessionIndex": id.SessionIndex, "ACR": id.AuthnContextClassRef, "AuthnInstant": id.AuthnInstant.UTC().Format(time.RFC3339),
-		"Attributes": attrs, "Mapped": id.Mapped, "Diag": id.Diagnostics,
-		"CertExpiry": id.Diagnostics.CertificateNotAfter.UTC().Format(time.RFC3339),
-		"Now":        s.now().UTC().Format(time.RFC3339), "Denied": denied, "Roles": res.roles, "CorrelationID": requestID(r.Context()),
-	})
+	if denied == "" {
+		s.recordTestPass(ctx, res.conn)
+	}
+	state := ""
+	if res.pending != nil {
+		state = res.pending.State
+	}
+	portal.RenderTestResult(s.pages, w, portal.TestResult{ConnectionID: res.conn.msg.Id, State: state, Identity: res.identity,
+		Roles: res.roles, Denied: denied, CorrelationID: requestID(ctx), Now: s.now()})
+}
+
+// recordTestPass stamps last_test_pass_time, only if the connection is
+// still the version the test ran against: a test of settings that changed
+// meanwhile does not count.
+func (s *Server) recordTestPass(ctx context.Context, c *conn) {
+	next := proto.Clone(c.msg).(*ssogatev1.Connection)
+	next.LastTestPassTime = timestamppb.New(s.now())
+	raw, err := marshalConnection(next)
+	if err == nil {
+		_, err = s.store.UpdateConnection(ctx, store.Connection{ID: next.Id, TenantID: next.TenantId, State: next.State.String(),
+			Domains: next.EmailDomains, Config: raw}, c.version)
+	}
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		s.log.ErrorContext(ctx, "record passing test login", "request_id", requestID(ctx), "connection_id", next.Id, "error", err)
+	}
+}
+
+// testRefusal renders a refused test login for its admin: reason, message
+// and fix. It reports false when the response does not belong to a test
+// login, which then gets the end user's generic page.
+func (s *Server) testRefusal(w http.ResponseWriter, r *http.Request, c *ssogatev1.Connection, reason saml.Reason, err error, samlResponse string) bool {
+	if c == nil || samlResponse == "" {
+		return false
+	}
+	// The request id is unverified here: it only chooses which page
+	// explains the refusal, and a test request's id is known only to the
+	// admin's browser.
+	id := saml.PeekInResponseTo(samlResponse, s.cfg.SAML.MaxBodyBytes, s.cfg.SAML.MaxXMLBytes)
+	if id == "" {
+		return false
+	}
+	p, perr := s.store.GetPendingRequest(r.Context(), c.Id, id)
+	if perr != nil || !p.Test {
+		return false
+	}
+	msg := "internal error"
+	var se *saml.Error
+	if errors.As(err, &se) {
+		msg = se.Message
+	}
+	portal.RenderTestResult(s.pages, w, portal.TestResult{ConnectionID: c.Id, State: p.State, Reason: reason, Message: msg,
+		CorrelationID: requestID(r.Context()), Now: s.now()})
+	return true
 }
 
 // handlePostAuthn serves the self-submitting form of a pending

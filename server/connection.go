@@ -117,6 +117,11 @@ func validateConnection(c *ssogatev1.Connection, allowHTTP func(host string) boo
 			bad("identity_provider.slo_url", "%v", err)
 		}
 	}
+	if idp.SloPostUrl != "" {
+		if err := checkEndpoint(idp.SloPostUrl, allowHTTP); err != nil {
+			bad("identity_provider.slo_post_url", "%v", err)
+		}
+	}
 	if idp.MetadataUrl != "" {
 		if err := checkEndpoint(idp.MetadataUrl, allowHTTP); err != nil {
 			bad("identity_provider.metadata_url", "%v", err)
@@ -237,6 +242,7 @@ func samlConfig(c *ssogatev1.Connection) (saml.Config, error) {
 			SSORedirectURL: idp.GetSsoUrl(),
 			SSOPostURL:     idp.GetSsoPostUrl(),
 			SLORedirectURL: idp.GetSloUrl(),
+			SLOPostURL:     idp.GetSloPostUrl(),
 		},
 		AllowIdPInitiated:       c.AllowIdpInitiated,
 		SignRequests:            c.SignRequests,

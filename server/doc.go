@@ -6,9 +6,12 @@
 //     listener (the gateway reaches the services in memory, behind the same
 //     interceptors);
 //   - the browser and IdP routes (docs/architecture.md, "Surfaces"): /saml/{id}/login, /acs,
-//     /slo, /metadata, /authn/{request_id}, /.well-known/jwks.json;
+//     /slo, /metadata, /authn/{request_id}, /continue (the consent page's
+//     button, package consent), /.well-known/jwks.json;
 //   - the operator routes /healthz, /readyz and /metrics, and
-//     grpc.health.v1 per service.
+//     grpc.health.v1 per service. With operator_addr set, /metrics, /v1/,
+//     the detailed /readyz and gRPC reflection are served on that listener
+//     only.
 //
 // It guarantees:
 //
@@ -19,7 +22,15 @@
 //     response, the connection's lifecycle admits it and its access policy
 //     admits the user; the pending request and the assertion ID are used
 //     once across replicas (the store decides); codes work once within 60 s;
-//     refresh tokens rotate and a reused one revokes its session.
+//     refresh tokens rotate and a reused one revokes its session (unless it
+//     is a retry within the retry window while its successor is unused);
+//     an IdP-initiated login issues nothing before the user confirms on the
+//     consent page (unless the connection opts out); the asserted email is
+//     bound to the connection's email domains by its email_domain_policy.
+//   - A store that cannot be reached or written is UNAVAILABLE to callers
+//     with a message naming the store and nothing of the driver (mapped
+//     once, in the interceptors); health of the store-dependent services
+//     is NOT_SERVING meanwhile and SERVING again after recovery.
 //   - Every refusal has a saml.Reason, an audit event with the admin-facing
 //     message, a metric, and for browsers a generic page with a correlation
 //     id equal to the request id.
@@ -28,6 +39,14 @@
 //   - Every request gets a request id, echoed in X-Request-Id and logged on
 //     exactly one JSON line with method, route, status and duration; query
 //     strings, bodies, assertions, codes, tokens and keys are never logged.
+//   - The unauthenticated edge is bounded: the browser routes are rate
+//     limited per client and per connection (package ratelimit), ACS and
+//     SLO validations pass a gate of concurrent slots and body bytes (503
+//     beyond it), a REST body is bounded and read only after its API key is
+//     known, unauthenticated refusals are audited once per kind, client and
+//     minute with a count, and every outbound fetch goes through netguard.
+//   - The public /readyz says only "ready" or "not ready"; readinessDetail
+//     (for an operator listener) says why.
 //   - On shutdown, health and /readyz turn NOT_SERVING first, then in-flight
 //     requests get up to the configured bound to finish.
 package server

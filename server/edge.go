@@ -22,6 +22,7 @@ import (
 // Route names of the limited browser routes (metric labels).
 const (
 	routeLogin = "login"
+	routeAuthn = "authn" // the POST-binding AuthnRequest page
 	routeACS   = "acs"
 	routeSLO   = "slo"
 )

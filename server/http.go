@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/portal"
 	"github.com/ssogate/ssogate/ratelimit"
 )
 
@@ -244,6 +245,10 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		if pattern == "" {
 			pattern = "unmatched"
 		}
+		path := r.URL.Path
+		if pattern == portal.OpenPattern {
+			path = portal.Prefix + "[setup link secret]" // never logged
+		}
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
@@ -258,7 +263,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 			slog.String("request_id", id),
 			slog.String("method", r.Method),
 			slog.String("route", pattern),
-			slog.String("path", r.URL.Path),
+			slog.String("path", path),
 			slog.Int("status", rec.status),
 			slog.Float64("duration", elapsed.Seconds()),
 			slog.String("remote", r.RemoteAddr),

@@ -115,7 +115,7 @@ func (s *Server) refreshMetadata(ctx context.Context, id string) (*ssogatev1.Con
 		next.IdentityProvider.MetadataRefreshError = ""
 		next.IdentityProvider.MetadataRefreshTime = timestamppb.New(s.now())
 	}
-	stored, err := s.saveConnection(ctx, next, cur.version)
+	stored, err := s.saveConnection(ctx, next, saveOptions{prev: cur.msg, version: cur.version})
 	if err != nil {
 		return nil, err
 	}

@@ -89,6 +89,12 @@ func loginAllowed(c *ssogatev1.Connection, test bool) error {
 		}
 		return saml.Rejectf(saml.ReasonConnectionInactive,
 			"connection %q is in TESTING: only test logins are served until an admin activates it", c.Id)
+	case ssogatev1.ConnectionState_CONNECTION_STATE_DRAFT:
+		if test {
+			return saml.Rejectf(saml.ReasonConnectionInactive,
+				"connection %q is still DRAFT: it has no IdP settings to test yet; give it the IdP's metadata (setup portal step 3, or UpdateConnection), which moves it to TESTING, then start the test again", c.Id)
+		}
+		return saml.Rejectf(saml.ReasonConnectionInactive, "connection %q is DRAFT: it refuses logins until it is set up and activated", c.Id)
 	default:
 		return saml.Rejectf(saml.ReasonConnectionInactive,
 			"connection %q is %s: it refuses logins", c.Id, strings.TrimPrefix(c.State.String(), "CONNECTION_STATE_"))
@@ -240,6 +246,8 @@ func (p *pendingConsumer) ConsumeRequest(ctx context.Context, connectionID, requ
 	switch {
 	case err == nil && string(r.Data) == pendingLogout:
 		return fmt.Errorf("%w: %s answers a LogoutRequest, not an AuthnRequest", saml.ErrRequestUnknown, requestID)
+	case err == nil && strings.HasPrefix(string(r.Data), pendingConsent):
+		return fmt.Errorf("%w: %s is no AuthnRequest", saml.ErrRequestUnknown, requestID)
 	case err == nil:
 		p.consumed = &r
 		return nil

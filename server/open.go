@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ssogate/ssogate/config"
+	"github.com/ssogate/ssogate/consent"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/store"
 	"github.com/ssogate/ssogate/token"
@@ -60,6 +61,11 @@ func (s *Server) open(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("tokens: %w", err)
+	}
+	s.consent, err = consent.New(consent.Config{Store: consentStore{st, s.now}, Now: s.now, Rand: s.rand,
+		InsecureCookie: strings.HasPrefix(s.cfg.ExternalURL, "http://")})
+	if err != nil {
+		return err
 	}
 	if err := s.seedConnections(ctx); err != nil {
 		return err
@@ -162,10 +168,16 @@ func (s *Server) seedConnection(ctx context.Context, i int, m map[string]any) er
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		typ = auditConnectionCreated
-		_, err = s.saveConnection(ctx, c, 0)
+		_, err = s.saveConnection(ctx, c, saveOptions{})
 	default:
 		stored, uerr := unmarshalConnection(cur.Config)
+		prev := stored
+		if prev == nil {
+			prev = &ssogatev1.Connection{}
+		}
 		if uerr == nil {
+			stored = proto.Clone(stored).(*ssogatev1.Connection)
+			stored.LastTestPassTime, stored.IdentityProviderChangeTime = nil, nil
 			c.CreateTime = stored.CreateTime
 			probe := proto.Clone(c).(*ssogatev1.Connection)
 			for _, x := range []*ssogatev1.Connection{probe, stored} {
@@ -178,7 +190,9 @@ func (s *Server) seedConnection(ctx context.Context, i int, m map[string]any) er
 				return nil // unchanged: no write, no audit
 			}
 		}
-		_, err = s.saveConnection(ctx, c, cur.Version)
+		// A config file states the intended state: activation from it
+		// is the operator's decision, as force_activation is.
+		_, err = s.saveConnection(ctx, c, saveOptions{prev: prev, version: cur.Version, forceActivation: true})
 	}
 	if err != nil {
 		// Another replica seeding the same file at once is fine.
@@ -228,6 +242,7 @@ func (s *Server) sweep(ctx context.Context, every time.Duration) error {
 			s.log.Info("audit events past retention deleted", "deleted", pruned, "retention", s.cfg.AuditRetention.String())
 		}
 		s.revoked.forgetBefore(s.now().Add(-s.cfg.Token.AccessTTL - 2*token.DefaultLeeway))
+		s.limiter.Sweep() // refilled rate-limit buckets
 		return err
 	})
 }

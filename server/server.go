@@ -27,7 +27,10 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ssogate/ssogate/config"
+	"github.com/ssogate/ssogate/consent"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/page"
+	"github.com/ssogate/ssogate/portal"
 	"github.com/ssogate/ssogate/ratelimit"
 	"github.com/ssogate/ssogate/store"
 	"github.com/ssogate/ssogate/telemetry"
@@ -48,6 +51,11 @@ type Server struct {
 
 	extraRoutes []func(*http.ServeMux)
 
+	// pages render every HTML page; portal serves /setup/.
+	pages         *page.Set
+	portal        *portal.Portal
+	portalLimiter portal.Limiter
+
 	store    store.Store
 	registry *registry
 	keys     *token.KeySet
@@ -57,6 +65,7 @@ type Server struct {
 	// keysLoaded is when the key set was last reloaded on demand (UnixNano).
 	keysLoaded atomic.Int64
 	spCreds    *spCredentials
+	consent    *consent.Consent
 	// allowHTTP admits plain-http IdP endpoints (loopback only).
 	allowHTTP func(host string) bool
 	// httpClient, when a test sets it, replaces the guarded fetch client;
@@ -112,6 +121,10 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithHTTPClient sets the client that fetches IdP metadata, bypassing the
 // address guard (tests only; prefer WithFetchTLSConfig).
 func WithHTTPClient(c *http.Client) Option { return func(s *Server) { s.httpClient = c } }
+
+// WithSetupLimiter bounds how often one client may act in the setup
+// portal.
+func WithSetupLimiter(l portal.Limiter) Option { return func(s *Server) { s.portalLimiter = l } }
 
 // WithFetchTLSConfig sets the TLS configuration of the guarded client that
 // fetches IdP metadata (tests give one trusting their TLS server).
@@ -176,6 +189,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		if s.store != nil {
 			s.store.Close()
 		}
+		return nil, err
+	}
+	if err := s.newPortal(); err != nil {
+		s.store.Close()
 		return nil, err
 	}
 	s.grpc = s.newGRPCServer(cfg.OperatorAddr == "", creds...)

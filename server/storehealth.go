@@ -112,16 +112,10 @@ func (s *Server) applyHealth() {
 
 // watchStore probes the store until ctx ends.
 func (s *Server) watchStore(ctx context.Context) error {
-	t := time.NewTicker(storeProbeEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			s.probeStore(ctx)
-		}
-	}
+	return s.periodically(ctx, "store probe", storeProbeEvery, func(ctx context.Context) error {
+		s.probeStore(ctx)
+		return nil
+	})
 }
 
 // probeStore pings the store once and records the outcome.

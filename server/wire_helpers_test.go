@@ -360,14 +360,16 @@ type unsolicitedIdP struct {
 	idp *crewsaml.IdentityProvider
 }
 
-func newUnsolicitedIdP(t *testing.T) *unsolicitedIdP {
+// signingKey makes an RSA key and a self-signed certificate for it, as an
+// IdP's signing credential.
+func signingKey(t *testing.T, name string) (*rsa.PrivateKey, *x509.Certificate) {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "unsolicited IdP"},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature,
 	}
@@ -379,6 +381,12 @@ func newUnsolicitedIdP(t *testing.T) *unsolicitedIdP {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return key, cert
+}
+
+func newUnsolicitedIdP(t *testing.T) *unsolicitedIdP {
+	t.Helper()
+	key, cert := signingKey(t, "unsolicited IdP")
 	md, _ := url.Parse("https://unsolicited-idp.example.com/metadata")
 	sso, _ := url.Parse("https://unsolicited-idp.example.com/sso")
 	return &unsolicitedIdP{idp: &crewsaml.IdentityProvider{

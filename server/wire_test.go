@@ -232,8 +232,9 @@ func TestWireIdPInitiated(t *testing.T) {
 	const home = wireReturnTo + "/home"
 	f := newWireFixture(t, []wireConn{
 		{id: "closed", set: map[string]any{"identity_provider": idp.identityProvider()}},
+		// Opted out of the consent page: the code comes with the ACS answer.
 		{id: "open", set: map[string]any{"identity_provider": idp.identityProvider(),
-			"allow_idp_initiated": true, "default_return_url": home}},
+			"allow_idp_initiated": true, "default_return_url": home, "idp_initiated_consent": false}},
 		{id: "nowhere", set: map[string]any{"identity_provider": idp.identityProvider(), "allow_idp_initiated": true}},
 	})
 
@@ -343,9 +344,9 @@ func TestWireConnectionLifecycle(t *testing.T) {
 			}
 			for _, want := range []string{
 				`<td id="nameid">` + tc.user.Email + `</td>`,
-				`<tr><th>email</th><td>` + tc.user.Email + `</td></tr>`,
-				"Access policy", tc.policy,
-				`<code>` + a.requestID + `</code>`,
+				`<tr><th scope="row">email</th><td>` + tc.user.Email + `</td></tr>`,
+				"Access rules", tc.policy,
+				`<code id="correlation-id">` + a.requestID + `</code>`,
 			} {
 				if !strings.Contains(a.body, want) {
 					t.Errorf("diagnostic page lacks %q:\n%s", want, a.body)

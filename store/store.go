@@ -176,6 +176,20 @@ type Store interface {
 	// returns how many. Sweep never touches the audit log.
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 
+	// PutSetupLink stores a setup link by the SHA-256 hash of its secret.
+	// ErrConflict on a duplicate id or hash; ErrNotFound when its
+	// connection does not exist.
+	PutSetupLink(ctx context.Context, l SetupLink) error
+	// SetupLinkByHash finds a link by its secret's hash, whatever its
+	// state (the caller checks Usable): ErrNotFound.
+	SetupLinkByHash(ctx context.Context, hash []byte) (SetupLink, error)
+	// ListSetupLinks returns a connection's links, newest CreatedAt first.
+	ListSetupLinks(ctx context.Context, connectionID string) ([]SetupLink, error)
+	// RevokeSetupLink sets RevokedAt (once; revoking again keeps the first
+	// time) and returns the link. ErrNotFound, also for another
+	// connection's link.
+	RevokeSetupLink(ctx context.Context, connectionID, id string, at time.Time) (SetupLink, error)
+
 	// Sweep deletes what has expired by now: pending requests, assertion
 	// IDs, codes, refresh tokens, sessions and the revocations of expired
 	// sessions. It returns how many rows it deleted. Any number of replicas
@@ -330,14 +344,33 @@ type AuditEvent struct {
 	Detail        []byte // JSON
 }
 
+// SetupLink grants one connection to whoever holds its secret, until it
+// expires or is revoked. Only the secret's SHA-256 is kept.
+type SetupLink struct {
+	ID           string
+	ConnectionID string
+	Hash         []byte
+	Features     []string
+	Creator      string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	RevokedAt    time.Time // zero unless revoked
+}
+
+// Usable reports whether the link still opens the portal at now.
+func (l SetupLink) Usable(now time.Time) bool {
+	return l.RevokedAt.IsZero() && now.Before(l.ExpiresAt)
+}
+
 // AuditQuery filters and pages ListAudit. Empty fields do not filter.
 type AuditQuery struct {
-	ConnectionID string
-	Type         string
-	Since        time.Time // inclusive
-	Until        time.Time // exclusive
-	PageSize     int       // <= 0: DefaultPageSize; capped at MaxPageSize
-	PageToken    string
+	ConnectionID  string
+	Type          string
+	CorrelationID string
+	Since         time.Time // inclusive
+	Until         time.Time // exclusive
+	PageSize      int       // <= 0: DefaultPageSize; capped at MaxPageSize
+	PageToken     string
 }
 
 // Options are the injectable parts of a backend.

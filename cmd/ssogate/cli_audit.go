@@ -35,6 +35,7 @@ func (c *cli) auditTail(ctx context.Context, args []string) error {
 	fs, cf := c.flagSet("audit tail", "", "Show the latest audit events, oldest first; with -f keep printing new ones until\ninterrupted (-o json: one event per line).")
 	conn := fs.String("connection", "", "only events of this connection")
 	typ := fs.String("type", "", "only events of this type, e.g. login.failed, connection.created")
+	ref := fs.String("reference", "", "only events with this reference (the correlation id on an end user's error page)")
 	since := fs.String("since", "", "only events since this long ago (30m, 1h, 7d) or this RFC 3339 time")
 	n := fs.Int("n", 20, "show at most the latest n events; 0: all (the default with --since)")
 	var follow bool
@@ -57,7 +58,7 @@ func (c *cli) auditTail(ctx context.Context, args []string) error {
 	}
 	return withClient(c, cf, ssogatev1.NewAuditServiceClient, func(client ssogatev1.AuditServiceClient) error {
 		t := &tailer{c: c, cf: cf, client: client, seen: map[string]time.Time{},
-			filter: &ssogatev1.ListAuditEventsRequest{ConnectionId: *conn, Type: *typ}}
+			filter: &ssogatev1.ListAuditEventsRequest{ConnectionId: *conn, Type: *typ, CorrelationId: *ref}}
 		events, err := t.latest(ctx, start, limit)
 		if err != nil {
 			return err
@@ -112,7 +113,8 @@ type tailer struct {
 // fetch returns the events at or after start, newest first, at most limit
 // (0: all).
 func (t *tailer) fetch(ctx context.Context, start time.Time, limit int) ([]*ssogatev1.AuditEvent, error) {
-	req := &ssogatev1.ListAuditEventsRequest{ConnectionId: t.filter.ConnectionId, Type: t.filter.Type, PageSize: 500}
+	req := &ssogatev1.ListAuditEventsRequest{ConnectionId: t.filter.ConnectionId, Type: t.filter.Type,
+		CorrelationId: t.filter.CorrelationId, PageSize: 500}
 	if !start.IsZero() {
 		req.StartTime = timestamppb.New(start)
 	}

@@ -7,10 +7,13 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/api/annotations"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
@@ -24,6 +27,7 @@ func (c *cli) connections(ctx context.Context, args []string) error {
 		{"get", "show one connection", c.connGet},
 		{"update", "change fields of a connection (--set, --state, --from-file)", c.connUpdate},
 		{"activate", "move a connection to ACTIVE: its users sign in", c.connActivate},
+		{"setup-link", "make a setup link for the customer's IT admin (--ttl 72h)", c.connSetupLink},
 		{"sp-metadata", "print the SP metadata XML to give the IdP admin", c.connSPMetadata},
 		{"refresh-metadata", "fetch the connection's IdP metadata URL now", c.connRefresh},
 		{"delete", "delete a connection and revoke its sessions (--yes)", c.connDelete},
@@ -279,17 +283,38 @@ func checkSettable(path string) error {
 }
 
 func (c *cli) connActivate(ctx context.Context, args []string) error {
-	fs, cf := c.flagSet("connections activate", "ID", "Move a connection to ACTIVE: its users sign in. Run a test login in TESTING first.")
+	fs, cf := c.flagSet("connections activate", "ID", "Move a connection to ACTIVE: its users sign in. It needs a test login that passed since the\nIdP settings last changed, unless --force.")
+	force := fs.Bool("force", false, "activate without a passing test login (force_activation)")
 	pos, err := parse(fs, cf, args, "ID")
 	if err != nil {
 		return err
 	}
 	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
-		return c.activate(ctx, cf, client, pos[0])
+		return c.activate(ctx, cf, client, pos[0], *force)
 	})
 }
 
-func (c *cli) activate(ctx context.Context, cf *clientFlags, client ssogatev1.ConnectionServiceClient, id string) error {
+func (c *cli) connSetupLink(ctx context.Context, args []string) error {
+	fs, cf := c.flagSet("connections setup-link", "ID", "Make a setup link: send it to the customer's IT admin, who configures, tests and activates\nthis one connection in the setup portal without an API key. The link is shown once.")
+	ttl := fs.Duration("ttl", 7*24*time.Hour, "how long the link works (at most 720h)")
+	pos, err := parse(fs, cf, args, "ID")
+	if err != nil {
+		return err
+	}
+	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
+		resp, err := call(ctx, cf, client.CreateSetupLink, &ssogatev1.CreateSetupLinkRequest{ConnectionId: pos[0], Ttl: durationpb.New(*ttl)})
+		if err != nil {
+			return err
+		}
+		return c.emit(cf, resp, func(w io.Writer) {
+			l := resp.SetupLink
+			fmt.Fprintf(w, "%s\n\nSend this link to the IT admin of %q; it works until %s and is not shown again.\nRevoke it with: DELETE /v1/connections/%s/setupLinks/%s\n",
+				l.Url, pos[0], l.ExpireTime.AsTime().UTC().Format(time.RFC3339), pos[0], l.Id)
+		})
+	})
+}
+
+func (c *cli) activate(ctx context.Context, cf *clientFlags, client ssogatev1.ConnectionServiceClient, id string, force bool) error {
 	cur, err := call(ctx, cf, client.GetConnection, &ssogatev1.GetConnectionRequest{ConnectionId: id})
 	if err != nil {
 		return err
@@ -302,9 +327,13 @@ func (c *cli) activate(ctx context.Context, cf *clientFlags, client ssogatev1.Co
 	// The etag makes this refuse if someone changed the connection since
 	// we read its state.
 	resp, err := call(ctx, cf, client.UpdateConnection, &ssogatev1.UpdateConnectionRequest{
-		Connection: &ssogatev1.Connection{Id: id, State: ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE, Etag: cur.Connection.Etag},
-		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"state"}},
+		Connection:      &ssogatev1.Connection{Id: id, State: ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE, Etag: cur.Connection.Etag},
+		UpdateMask:      &fieldmaskpb.FieldMask{Paths: []string{"state"}},
+		ForceActivation: force,
 	})
+	if ce := (*cliError)(nil); errors.As(err, &ce) && ce.code == codes.FailedPrecondition {
+		c.hint(cf, "Run a test login first (%s, or the setup portal), or pass --force to activate without one.", testLoginURL(cur.Connection))
+	}
 	if err != nil {
 		return err
 	}

@@ -267,19 +267,43 @@ func TestCLIConnectionLifecycle(t *testing.T) {
 	})
 
 	t.Run("activate", func(t *testing.T) {
-		fromTesting := s.cli(t, "connections", "activate", "acme").ok(t)
+		untested := s.cli(t, "connections", "activate", "acme")
+		if untested.err == nil || !strings.HasPrefix(untested.err.Error(), "FAILED_PRECONDITION") || !strings.Contains(untested.stderr+untested.err.Error(), "--force") {
+			t.Errorf("activate without a passing test: %v\n%s, want FAILED_PRECONDITION and a --force hint", untested.err, untested.stderr)
+		}
+		fromTesting := s.cli(t, "connections", "activate", "acme", "--force").ok(t)
 		if got := fromTesting.field(t, "State"); got != "ACTIVE" {
 			t.Errorf("after activate: %q", got)
 		}
 		if strings.Contains(fromTesting.stderr, "without a test login") {
 			t.Errorf("TESTING → ACTIVE warned about a missing test login:\n%s", fromTesting.stderr)
 		}
-		fromDraft := s.cli(t, "connections", "activate", "beta").ok(t)
+		fromDraft := s.cli(t, "connections", "activate", "beta", "--force").ok(t)
 		if !strings.Contains(fromDraft.stderr, "without a test login") || !strings.Contains(fromDraft.stderr, "/saml/beta/login?test=1") {
 			t.Errorf("DRAFT → ACTIVE gave no test-login hint:\n%s", fromDraft.stderr)
 		}
 		if got := s.cli(t, "connections", "get", "beta", "-o", "json").ok(t).connection(t).State; got != ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE {
 			t.Errorf("beta is %v after activate", got)
+		}
+	})
+
+	t.Run("setup-link", func(t *testing.T) {
+		out := s.cli(t, "connections", "setup-link", "acme", "--ttl", "72h").ok(t)
+		if !strings.Contains(out.stdout, "http://localhost:8080/setup/") || !strings.Contains(out.stdout, "not shown again") {
+			t.Errorf("setup-link output:\n%s", out.stdout)
+		}
+		var resp ssogatev1.CreateSetupLinkResponse
+		if err := protojson.Unmarshal([]byte(s.cli(t, "connections", "setup-link", "acme", "-o", "json").ok(t).stdout), &resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Secret == "" || !strings.HasSuffix(resp.SetupLink.GetUrl(), "/setup/"+resp.Secret) {
+			t.Errorf("setup-link -o json: %v", &resp)
+		}
+		if left := time.Until(resp.SetupLink.ExpireTime.AsTime()); left < 7*24*time.Hour-time.Hour || left > 7*24*time.Hour {
+			t.Errorf("default ttl gives %s", left)
+		}
+		if long := s.cli(t, "connections", "setup-link", "acme", "--ttl", "800h"); long.err == nil || !strings.HasPrefix(long.err.Error(), "INVALID_ARGUMENT") {
+			t.Errorf("ttl over 30 days: %v, want INVALID_ARGUMENT", long.err)
 		}
 	})
 

@@ -20,7 +20,9 @@ import (
 // through ssogate over gRPC, exactly as a real backend would, and shows what
 // comes back. It keeps its tokens server-side, keyed by a random cookie.
 type demo struct {
-	login        ssogatev1.LoginServiceClient
+	login ssogatev1.LoginServiceClient
+	// connections makes rehearsal connections and their setup links.
+	connections  ssogatev1.ConnectionServiceClient
 	baseURL      string
 	connectionID string
 
@@ -29,9 +31,10 @@ type demo struct {
 }
 
 type demoSession struct {
-	state   string // expected on the callback
-	tokens  *ssogatev1.TokenSet
-	message string // result of the last action
+	lastSetup string // the connection the last setup link was made for
+	state     string // expected on the callback
+	tokens    *ssogatev1.TokenSet
+	message   string // result of the last action
 }
 
 const demoCookie = "ssogate_demo"
@@ -47,6 +50,42 @@ func (d *demo) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /demo/refresh", d.refresh)
 	mux.HandleFunc("POST /demo/validate", d.validate)
 	mux.HandleFunc("POST /demo/logout", d.logout)
+	mux.HandleFunc("POST /demo/setup", d.setup)
+}
+
+// setup makes a DRAFT connection, as a vendor's onboarding would for a new
+// customer, and sends the browser to its setup link: the IT admin's side
+// of the journey, with the built-in IdP playing the customer's.
+func (d *demo) setup(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) || d.connections == nil {
+		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		return
+	}
+	s := d.session(w, r)
+	id := "customer-" + strings.Map(func(c rune) rune {
+		if (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') {
+			return c
+		}
+		return 'x'
+	}, strings.ToLower(randomToken()[:6]))
+	_, err := d.connections.CreateConnection(r.Context(), &ssogatev1.CreateConnectionRequest{Connection: &ssogatev1.Connection{
+		Id: id, TenantId: id, DisplayName: "A new customer (" + id + ")",
+		AllowedReturnUrls: []string{d.baseURL + "/"}, DefaultReturnUrl: d.baseURL + "/",
+	}})
+	if err != nil {
+		s.message = "CreateConnection failed: " + status.Convert(err).Message()
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	link, err := d.connections.CreateSetupLink(r.Context(), &ssogatev1.CreateSetupLinkRequest{ConnectionId: id})
+	if err != nil {
+		s.message = "CreateSetupLink failed: " + status.Convert(err).Message()
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	s.message = "Made DRAFT connection " + id + "; once its setup is done, sign in through it below."
+	s.lastSetup = id
+	http.Redirect(w, r, link.SetupLink.Url, http.StatusSeeOther)
 }
 
 func randomToken() string {
@@ -84,7 +123,9 @@ func (d *demo) start(w http.ResponseWriter, r *http.Request) {
 	s := d.session(w, r)
 	s.state = randomToken()
 	req := &ssogatev1.StartLoginRequest{ReturnTo: d.baseURL + "/demo/callback", State: s.state}
-	if email := strings.TrimSpace(r.PostFormValue("email")); email != "" {
+	if conn := strings.TrimSpace(r.PostFormValue("connection")); conn != "" {
+		req.ConnectionId = conn
+	} else if email := strings.TrimSpace(r.PostFormValue("email")); email != "" {
 		req.Email = email
 	} else {
 		req.ConnectionId = d.connectionID
@@ -196,7 +237,9 @@ func (d *demo) home(w http.ResponseWriter, r *http.Request) {
 		Tokens         *ssogatev1.TokenSet
 		Header, Claims string
 		Expires        string
-	}{Message: s.message}
+		LastSetup      string
+		Base           string
+	}{Message: s.message, LastSetup: s.lastSetup, Base: d.baseURL}
 	if s.tokens != nil {
 		data.Tokens = s.tokens
 		data.Header, data.Claims = decodeJWT(s.tokens.AccessToken)
@@ -253,6 +296,15 @@ The built-in IdP knows <b>alice</b> / alice (groups eng, admins) and <b>bob</b> 
 <label><input type="checkbox" name="force"> force re-authentication</label>
 <button id="login">Sign in with SSO</button>
 </form>
+{{if .LastSetup}}<form method="post" action="/demo/login">
+<input type="hidden" name="connection" value="{{.LastSetup}}">
+<button id="login-setup">Sign in through {{.LastSetup}}</button>
+</form>{{end}}
+<h2>Rehearse a customer's setup</h2>
+<p>Make a new DRAFT connection, as your onboarding would for a new customer, and open its setup link: you play the customer's IT admin,
+and the built-in IdP plays their IdP (it trusts every connection here). Give the portal <code>{{.Base}}/dev/idp/metadata</code>
+(or <code>/dev/idp/stale-metadata</code> first, to see a failing test explained).</p>
+<form method="post" action="/demo/setup"><button id="new-setup">New connection and setup link</button></form>
 </main>
 </body>
 </html>

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -78,6 +79,8 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// in the log), so that `--dir` reuses keys across runs.
 	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Scopes: []string{"login", "admin"}}}
 	cfg.Connections = []map[string]any{devConnection(base, idp)}
+	cfg.Portal.ProductName = "Example App"
+	cfg.Portal.SupportURL = base + "/"
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -89,6 +92,12 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer cc.Close()
 	d := newDemo(ssogatev1.NewLoginServiceClient(cc), base, devConnectionID)
+	d.connections = ssogatev1.NewConnectionServiceClient(cc)
+	// The test IdP trusts every connection of this server, from its SP
+	// metadata, so any new connection can be rehearsed end to end.
+	idp.TrustServiceProviders(func(ctx context.Context, entityID string) (string, []byte, error) {
+		return fetchSPMetadata(ctx, base, entityID)
+	})
 
 	log := newLogger(stderr, cfg.LogLevel)
 	srv, err := server.New(ctx, cfg, log, server.WithRoutes(func(mux *http.ServeMux) {
@@ -108,7 +117,9 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, `ssogate dev is running (development only: generated keys, no persistence guarantees).
 
   Demo backend:  %[1]s/            sign in as alice/alice or bob/bob
-  Test IdP:      %[1]s/dev/idp/metadata
+  Test IdP:      %[1]s/dev/idp/metadata   (trusts every connection here)
+                 %[1]s/dev/idp/stale-metadata names a retired certificate:
+                 give it to a setup portal to rehearse a failing test login
   SP metadata:   %[1]s/saml/dev/metadata
   gRPC:          %[2]s
   Dev API key:   %[3]s   (scopes login, admin)
@@ -150,6 +161,29 @@ func devConnection(base string, idp *devidp.IdP) map[string]any {
 		},
 		"allow_idp_initiated": true,
 	}
+}
+
+// fetchSPMetadata returns the SP metadata of this server's connection
+// whose entity ID is entityID ({base}/saml/{id}), and the id.
+func fetchSPMetadata(ctx context.Context, base, entityID string) (string, []byte, error) {
+	id, ok := strings.CutPrefix(entityID, base+"/saml/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return "", nil, fmt.Errorf("%q is not a connection of this server", entityID)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, entityID+"/metadata", nil)
+	if err != nil {
+		return "", nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return "", nil, fmt.Errorf("SP metadata of %q: status %d", id, resp.StatusCode)
+	}
+	return id, body, nil
 }
 
 func registerWithIdP(ctx context.Context, base string, idp *devidp.IdP) error {

@@ -72,6 +72,7 @@ func testAudit(t *testing.T, st store.Store) {
 		{"pages split a tie", store.AuditQuery{PageSize: 3}, []string{"[e2 e6 e4]", "[e3 e5 e1]", "[e7]"}},
 		{"by connection", store.AuditQuery{ConnectionID: "acme", PageSize: 2}, []string{"[e2 e4]", "[e5 e1]"}},
 		{"by type", store.AuditQuery{Type: "login"}, []string{"[e6 e4 e3 e1]"}},
+		{"by correlation id", store.AuditQuery{CorrelationID: "corr"}, []string{"[e2]"}},
 		{"since inclusive, until exclusive", store.AuditQuery{Since: t0.Add(2 * time.Second), Until: t0.Add(4 * time.Second)},
 			[]string{"[e4 e3 e5]"}},
 		{"everything at once", store.AuditQuery{ConnectionID: "acme", Type: "login", Since: t0.Add(time.Second), PageSize: 1},

@@ -86,6 +86,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"Audit", testAudit},
 		{"Sweep", testSweep},
 		{"PruneAudit", testPruneAudit},
+		{"SetupLinks", testSetupLinks},
 		{"Times", testTimes},
 		{"InvalidArguments", testInvalidArguments},
 		{"Ping", func(t *testing.T, st store.Store) {

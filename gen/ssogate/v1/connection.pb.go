@@ -209,8 +209,13 @@ type Connection struct {
 	// continue (a defence against login CSRF); unset means true. false sends
 	// the code at once, as the IdP's POST arrives.
 	IdpInitiatedConsent *bool `protobuf:"varint,23,opt,name=idp_initiated_consent,json=idpInitiatedConsent,proto3,oneof" json:"idp_initiated_consent,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// When a test login last passed (verified and admitted).
+	LastTestPassTime *timestamppb.Timestamp `protobuf:"bytes,26,opt,name=last_test_pass_time,json=lastTestPassTime,proto3" json:"last_test_pass_time,omitempty"`
+	// When the IdP side (entity ID, SSO URLs, certificates) last changed.
+	// Activation needs last_test_pass_time after it, unless forced.
+	IdentityProviderChangeTime *timestamppb.Timestamp `protobuf:"bytes,27,opt,name=identity_provider_change_time,json=identityProviderChangeTime,proto3" json:"identity_provider_change_time,omitempty"`
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -402,6 +407,20 @@ func (x *Connection) GetIdpInitiatedConsent() bool {
 		return *x.IdpInitiatedConsent
 	}
 	return false
+}
+
+func (x *Connection) GetLastTestPassTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastTestPassTime
+	}
+	return nil
+}
+
+func (x *Connection) GetIdentityProviderChangeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IdentityProviderChangeTime
+	}
+	return nil
 }
 
 // IdentityProviderSettings describe the customer's IdP.
@@ -1178,9 +1197,12 @@ type UpdateConnectionRequest struct {
 	Connection *Connection `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
 	// Which fields to change, e.g. "state,allowed_return_urls". Empty means
 	// every field that is set in connection.
-	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// Move to ACTIVE even without a test login that passed since the IdP
+	// settings last changed (which activation otherwise needs).
+	ForceActivation bool `protobuf:"varint,3,opt,name=force_activation,json=forceActivation,proto3" json:"force_activation,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *UpdateConnectionRequest) Reset() {
@@ -1225,6 +1247,13 @@ func (x *UpdateConnectionRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 		return x.UpdateMask
 	}
 	return nil
+}
+
+func (x *UpdateConnectionRequest) GetForceActivation() bool {
+	if x != nil {
+		return x.ForceActivation
+	}
+	return false
 }
 
 // UpdateConnectionResponse returns the updated connection.
@@ -1555,8 +1584,7 @@ var File_ssogate_v1_connection_proto protoreflect.FileDescriptor
 const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\n" +
 	"\x1bssogate/v1/connection.proto\x12\n" +
-	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\n" +
-	"\n" +
+	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bssogate/v1/setup_link.proto\"\xff\v\n" +
 	"\n" +
 	"Connection\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x05R\x02id\x12\x1b\n" +
@@ -1585,7 +1613,9 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"updateTime\x12\x12\n" +
 	"\x04etag\x18\x15 \x01(\tR\x04etag\x12M\n" +
 	"\x13email_domain_policy\x18\x16 \x01(\x0e2\x1d.ssogate.v1.EmailDomainPolicyR\x11emailDomainPolicy\x127\n" +
-	"\x15idp_initiated_consent\x18\x17 \x01(\bH\x00R\x13idpInitiatedConsent\x88\x01\x01\x1a_\n" +
+	"\x15idp_initiated_consent\x18\x17 \x01(\bH\x00R\x13idpInitiatedConsent\x88\x01\x01\x12N\n" +
+	"\x13last_test_pass_time\x18\x1a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x10lastTestPassTime\x12b\n" +
+	"\x1didentity_provider_change_time\x18\x1b \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x1aidentityProviderChangeTime\x1a_\n" +
 	"\x15AttributeMappingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
 	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01B\x18\n" +
@@ -1648,13 +1678,14 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\ttenant_id\x18\x03 \x01(\tR\btenantId\"{\n" +
 	"\x17ListConnectionsResponse\x128\n" +
 	"\vconnections\x18\x01 \x03(\v2\x16.ssogate.v1.ConnectionR\vconnections\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x93\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbe\x01\n" +
 	"\x17UpdateConnectionRequest\x12;\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\x16.ssogate.v1.ConnectionB\x03\xe0A\x02R\n" +
 	"connection\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\"R\n" +
+	"updateMask\x12)\n" +
+	"\x10force_activation\x18\x03 \x01(\bR\x0fforceActivation\"R\n" +
 	"\x18UpdateConnectionResponse\x126\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\x16.ssogate.v1.ConnectionR\n" +
@@ -1683,7 +1714,7 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x1fEMAIL_DOMAIN_POLICY_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bEMAIL_DOMAIN_POLICY_REQUIRE\x10\x01\x12\"\n" +
 	"\x1eEMAIL_DOMAIN_POLICY_DROP_CLAIM\x10\x02\x12\x1d\n" +
-	"\x19EMAIL_DOMAIN_POLICY_ALLOW\x10\x032\x9c\b\n" +
+	"\x19EMAIL_DOMAIN_POLICY_ALLOW\x10\x032\xdf\v\n" +
 	"\x11ConnectionService\x12y\n" +
 	"\x10CreateConnection\x12#.ssogate.v1.CreateConnectionRequest\x1a$.ssogate.v1.CreateConnectionResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/connections\x12}\n" +
 	"\rGetConnection\x12 .ssogate.v1.GetConnectionRequest\x1a!.ssogate.v1.GetConnectionResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/connections/{connection_id}\x12s\n" +
@@ -1692,7 +1723,10 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"connection2\x1f/v1/connections/{connection.id}\x12\x86\x01\n" +
 	"\x10DeleteConnection\x12#.ssogate.v1.DeleteConnectionRequest\x1a$.ssogate.v1.DeleteConnectionResponse\"'\x82\xd3\xe4\x93\x02!*\x1f/v1/connections/{connection_id}\x12\xb0\x01\n" +
 	"\x1aGetServiceProviderMetadata\x12-.ssogate.v1.GetServiceProviderMetadataRequest\x1a..ssogate.v1.GetServiceProviderMetadataResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/connections/{connection_id}/sp-metadata\x12\xc6\x01\n" +
-	"\x1fRefreshIdentityProviderMetadata\x122.ssogate.v1.RefreshIdentityProviderMetadataRequest\x1a3.ssogate.v1.RefreshIdentityProviderMetadataResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/connections/{connection_id}:refreshMetadataB5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
+	"\x1fRefreshIdentityProviderMetadata\x122.ssogate.v1.RefreshIdentityProviderMetadataRequest\x1a3.ssogate.v1.RefreshIdentityProviderMetadataResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/connections/{connection_id}:refreshMetadata\x12\x91\x01\n" +
+	"\x0fCreateSetupLink\x12\".ssogate.v1.CreateSetupLinkRequest\x1a#.ssogate.v1.CreateSetupLinkResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/connections/{connection_id}/setupLinks\x12\x8b\x01\n" +
+	"\x0eListSetupLinks\x12!.ssogate.v1.ListSetupLinksRequest\x1a\".ssogate.v1.ListSetupLinksResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/connections/{connection_id}/setupLinks\x12\x9e\x01\n" +
+	"\x0fRevokeSetupLink\x12\".ssogate.v1.RevokeSetupLinkRequest\x1a#.ssogate.v1.RevokeSetupLinkResponse\"B\x82\xd3\xe4\x93\x02<*:/v1/connections/{connection_id}/setupLinks/{setup_link_id}B5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
 
 var (
 	file_ssogate_v1_connection_proto_rawDescOnce sync.Once
@@ -1732,11 +1766,17 @@ var file_ssogate_v1_connection_proto_goTypes = []any{
 	(*GetServiceProviderMetadataResponse)(nil),      // 20: ssogate.v1.GetServiceProviderMetadataResponse
 	(*RefreshIdentityProviderMetadataRequest)(nil),  // 21: ssogate.v1.RefreshIdentityProviderMetadataRequest
 	(*RefreshIdentityProviderMetadataResponse)(nil), // 22: ssogate.v1.RefreshIdentityProviderMetadataResponse
-	nil,                           // 23: ssogate.v1.Connection.AttributeMappingEntry
-	nil,                           // 24: ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 27: google.protobuf.FieldMask
+	nil,                             // 23: ssogate.v1.Connection.AttributeMappingEntry
+	nil,                             // 24: ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	(*durationpb.Duration)(nil),     // 25: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 27: google.protobuf.FieldMask
+	(*CreateSetupLinkRequest)(nil),  // 28: ssogate.v1.CreateSetupLinkRequest
+	(*ListSetupLinksRequest)(nil),   // 29: ssogate.v1.ListSetupLinksRequest
+	(*RevokeSetupLinkRequest)(nil),  // 30: ssogate.v1.RevokeSetupLinkRequest
+	(*CreateSetupLinkResponse)(nil), // 31: ssogate.v1.CreateSetupLinkResponse
+	(*ListSetupLinksResponse)(nil),  // 32: ssogate.v1.ListSetupLinksResponse
+	(*RevokeSetupLinkResponse)(nil), // 33: ssogate.v1.RevokeSetupLinkResponse
 }
 var file_ssogate_v1_connection_proto_depIdxs = []int32{
 	0,  // 0: ssogate.v1.Connection.state:type_name -> ssogate.v1.ConnectionState
@@ -1748,41 +1788,49 @@ var file_ssogate_v1_connection_proto_depIdxs = []int32{
 	26, // 6: ssogate.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
 	26, // 7: ssogate.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 8: ssogate.v1.Connection.email_domain_policy:type_name -> ssogate.v1.EmailDomainPolicy
-	4,  // 9: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
-	26, // 10: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
-	26, // 11: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	24, // 12: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	7,  // 13: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
-	2,  // 14: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	2,  // 15: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	2,  // 16: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	2,  // 17: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
-	2,  // 18: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	27, // 19: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 20: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	8,  // 21: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
-	2,  // 22: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
-	5,  // 23: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
-	5,  // 24: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
-	9,  // 25: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
-	11, // 26: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
-	13, // 27: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
-	15, // 28: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
-	17, // 29: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
-	19, // 30: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
-	21, // 31: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
-	10, // 32: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
-	12, // 33: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
-	14, // 34: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
-	16, // 35: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
-	18, // 36: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
-	20, // 37: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
-	22, // 38: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
-	32, // [32:39] is the sub-list for method output_type
-	25, // [25:32] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	26, // 9: ssogate.v1.Connection.last_test_pass_time:type_name -> google.protobuf.Timestamp
+	26, // 10: ssogate.v1.Connection.identity_provider_change_time:type_name -> google.protobuf.Timestamp
+	4,  // 11: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
+	26, // 12: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
+	26, // 13: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	24, // 14: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	7,  // 15: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
+	2,  // 16: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	2,  // 17: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	2,  // 18: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	2,  // 19: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
+	2,  // 20: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	27, // 21: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 22: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	8,  // 23: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
+	2,  // 24: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
+	5,  // 25: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
+	5,  // 26: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
+	9,  // 27: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
+	11, // 28: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
+	13, // 29: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
+	15, // 30: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
+	17, // 31: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
+	19, // 32: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
+	21, // 33: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
+	28, // 34: ssogate.v1.ConnectionService.CreateSetupLink:input_type -> ssogate.v1.CreateSetupLinkRequest
+	29, // 35: ssogate.v1.ConnectionService.ListSetupLinks:input_type -> ssogate.v1.ListSetupLinksRequest
+	30, // 36: ssogate.v1.ConnectionService.RevokeSetupLink:input_type -> ssogate.v1.RevokeSetupLinkRequest
+	10, // 37: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
+	12, // 38: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
+	14, // 39: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
+	16, // 40: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
+	18, // 41: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
+	20, // 42: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
+	22, // 43: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
+	31, // 44: ssogate.v1.ConnectionService.CreateSetupLink:output_type -> ssogate.v1.CreateSetupLinkResponse
+	32, // 45: ssogate.v1.ConnectionService.ListSetupLinks:output_type -> ssogate.v1.ListSetupLinksResponse
+	33, // 46: ssogate.v1.ConnectionService.RevokeSetupLink:output_type -> ssogate.v1.RevokeSetupLinkResponse
+	37, // [37:47] is the sub-list for method output_type
+	27, // [27:37] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_ssogate_v1_connection_proto_init() }
@@ -1790,6 +1838,7 @@ func file_ssogate_v1_connection_proto_init() {
 	if File_ssogate_v1_connection_proto != nil {
 		return
 	}
+	file_ssogate_v1_setup_link_proto_init()
 	file_ssogate_v1_connection_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

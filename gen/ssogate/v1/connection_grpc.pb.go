@@ -26,6 +26,9 @@ const (
 	ConnectionService_DeleteConnection_FullMethodName                = "/ssogate.v1.ConnectionService/DeleteConnection"
 	ConnectionService_GetServiceProviderMetadata_FullMethodName      = "/ssogate.v1.ConnectionService/GetServiceProviderMetadata"
 	ConnectionService_RefreshIdentityProviderMetadata_FullMethodName = "/ssogate.v1.ConnectionService/RefreshIdentityProviderMetadata"
+	ConnectionService_CreateSetupLink_FullMethodName                 = "/ssogate.v1.ConnectionService/CreateSetupLink"
+	ConnectionService_ListSetupLinks_FullMethodName                  = "/ssogate.v1.ConnectionService/ListSetupLinks"
+	ConnectionService_RevokeSetupLink_FullMethodName                 = "/ssogate.v1.ConnectionService/RevokeSetupLink"
 )
 
 // ConnectionServiceClient is the client API for ConnectionService service.
@@ -62,6 +65,13 @@ type ConnectionServiceClient interface {
 	// RefreshIdentityProviderMetadata fetches the connection's metadata URL
 	// now. A failed fetch keeps the last good metadata and reports why.
 	RefreshIdentityProviderMetadata(ctx context.Context, in *RefreshIdentityProviderMetadataRequest, opts ...grpc.CallOption) (*RefreshIdentityProviderMetadataResponse, error)
+	// CreateSetupLink makes a setup link: the URL a customer's IT admin opens
+	// to configure, test and activate this one connection without an API key.
+	CreateSetupLink(ctx context.Context, in *CreateSetupLinkRequest, opts ...grpc.CallOption) (*CreateSetupLinkResponse, error)
+	// ListSetupLinks lists a connection's setup links (without their URLs).
+	ListSetupLinks(ctx context.Context, in *ListSetupLinksRequest, opts ...grpc.CallOption) (*ListSetupLinksResponse, error)
+	// RevokeSetupLink ends a setup link and every portal session opened with it.
+	RevokeSetupLink(ctx context.Context, in *RevokeSetupLinkRequest, opts ...grpc.CallOption) (*RevokeSetupLinkResponse, error)
 }
 
 type connectionServiceClient struct {
@@ -142,6 +152,36 @@ func (c *connectionServiceClient) RefreshIdentityProviderMetadata(ctx context.Co
 	return out, nil
 }
 
+func (c *connectionServiceClient) CreateSetupLink(ctx context.Context, in *CreateSetupLinkRequest, opts ...grpc.CallOption) (*CreateSetupLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateSetupLinkResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_CreateSetupLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) ListSetupLinks(ctx context.Context, in *ListSetupLinksRequest, opts ...grpc.CallOption) (*ListSetupLinksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSetupLinksResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_ListSetupLinks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) RevokeSetupLink(ctx context.Context, in *RevokeSetupLinkRequest, opts ...grpc.CallOption) (*RevokeSetupLinkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeSetupLinkResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_RevokeSetupLink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionServiceServer is the server API for ConnectionService service.
 // All implementations must embed UnimplementedConnectionServiceServer
 // for forward compatibility.
@@ -176,6 +216,13 @@ type ConnectionServiceServer interface {
 	// RefreshIdentityProviderMetadata fetches the connection's metadata URL
 	// now. A failed fetch keeps the last good metadata and reports why.
 	RefreshIdentityProviderMetadata(context.Context, *RefreshIdentityProviderMetadataRequest) (*RefreshIdentityProviderMetadataResponse, error)
+	// CreateSetupLink makes a setup link: the URL a customer's IT admin opens
+	// to configure, test and activate this one connection without an API key.
+	CreateSetupLink(context.Context, *CreateSetupLinkRequest) (*CreateSetupLinkResponse, error)
+	// ListSetupLinks lists a connection's setup links (without their URLs).
+	ListSetupLinks(context.Context, *ListSetupLinksRequest) (*ListSetupLinksResponse, error)
+	// RevokeSetupLink ends a setup link and every portal session opened with it.
+	RevokeSetupLink(context.Context, *RevokeSetupLinkRequest) (*RevokeSetupLinkResponse, error)
 	mustEmbedUnimplementedConnectionServiceServer()
 }
 
@@ -206,6 +253,15 @@ func (UnimplementedConnectionServiceServer) GetServiceProviderMetadata(context.C
 }
 func (UnimplementedConnectionServiceServer) RefreshIdentityProviderMetadata(context.Context, *RefreshIdentityProviderMetadataRequest) (*RefreshIdentityProviderMetadataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RefreshIdentityProviderMetadata not implemented")
+}
+func (UnimplementedConnectionServiceServer) CreateSetupLink(context.Context, *CreateSetupLinkRequest) (*CreateSetupLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSetupLink not implemented")
+}
+func (UnimplementedConnectionServiceServer) ListSetupLinks(context.Context, *ListSetupLinksRequest) (*ListSetupLinksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSetupLinks not implemented")
+}
+func (UnimplementedConnectionServiceServer) RevokeSetupLink(context.Context, *RevokeSetupLinkRequest) (*RevokeSetupLinkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeSetupLink not implemented")
 }
 func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
 func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
@@ -354,6 +410,60 @@ func _ConnectionService_RefreshIdentityProviderMetadata_Handler(srv interface{},
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionService_CreateSetupLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSetupLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).CreateSetupLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_CreateSetupLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).CreateSetupLink(ctx, req.(*CreateSetupLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_ListSetupLinks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSetupLinksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).ListSetupLinks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_ListSetupLinks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).ListSetupLinks(ctx, req.(*ListSetupLinksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_RevokeSetupLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeSetupLinkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).RevokeSetupLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_RevokeSetupLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).RevokeSetupLink(ctx, req.(*RevokeSetupLinkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -388,6 +498,18 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RefreshIdentityProviderMetadata",
 			Handler:    _ConnectionService_RefreshIdentityProviderMetadata_Handler,
+		},
+		{
+			MethodName: "CreateSetupLink",
+			Handler:    _ConnectionService_CreateSetupLink_Handler,
+		},
+		{
+			MethodName: "ListSetupLinks",
+			Handler:    _ConnectionService_ListSetupLinks_Handler,
+		},
+		{
+			MethodName: "RevokeSetupLink",
+			Handler:    _ConnectionService_RevokeSetupLink_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

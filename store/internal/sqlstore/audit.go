@@ -74,6 +74,9 @@ func (db *DB) ListAudit(ctx context.Context, aq store.AuditQuery) (_ []store.Aud
 	if aq.Type != "" {
 		q.where("type = " + q.arg(aq.Type))
 	}
+	if aq.CorrelationID != "" {
+		q.where("correlation_id = " + q.arg(aq.CorrelationID))
+	}
 	if !aq.Since.IsZero() {
 		q.where("time >= " + q.arg(db.t(aq.Since)))
 	}

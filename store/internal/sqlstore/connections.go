@@ -217,6 +217,9 @@ func (db *DB) DeleteConnection(ctx context.Context, id string) (err error) {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM connection_domains WHERE connection_id = $1", id); err != nil {
 			return fmt.Errorf("%s: release domains: %w", what, err)
 		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM setup_links WHERE connection_id = $1", id); err != nil {
+			return fmt.Errorf("%s: drop setup links: %w", what, err)
+		}
 		return nil
 	})
 }

@@ -130,5 +130,20 @@ func Migrations(t ColumnTypes) []Migration {
 			`ALTER TABLE refresh_tokens ADD COLUMN next_hash ` + t.Bytes,
 			`ALTER TABLE refresh_tokens ADD COLUMN sealed ` + t.Bytes,
 		},
+		{ // 3: setup links (the setup portal) and audit lookup by reference id
+			`CREATE TABLE setup_links (
+			id TEXT PRIMARY KEY,
+			connection_id TEXT NOT NULL,
+			hash ` + t.Bytes + ` NOT NULL UNIQUE,
+			features TEXT NOT NULL,
+			creator TEXT NOT NULL,
+			created_at ` + t.Time + ` NOT NULL,
+			expires_at ` + t.Time + ` NOT NULL,
+			revoked_at ` + t.Time + `
+		)` + t.TableSuffix,
+			`CREATE INDEX setup_links_connection ON setup_links (connection_id, created_at)`,
+			`CREATE INDEX setup_links_expiry ON setup_links (expires_at)`,
+			`CREATE INDEX audit_events_correlation ON audit_events (correlation_id)`,
+		},
 	}
 }

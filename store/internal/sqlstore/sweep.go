@@ -12,7 +12,7 @@ func (db *DB) Sweep(ctx context.Context, now time.Time) (_ int64, err error) {
 	defer db.classify(&err)
 	// Revocations go with their sessions: once a session has expired no
 	// token of it verifies.
-	tables := [...]string{"pending_requests", "assertions", "codes", "refresh_tokens", "sessions", "revocations"}
+	tables := [...]string{"pending_requests", "assertions", "codes", "refresh_tokens", "sessions", "revocations", "setup_links"}
 	var total int64
 	for _, table := range tables {
 		n, err := affected(ctx, db.w, "sweep "+table, "DELETE FROM "+table+" WHERE expires_at <= $1", db.t(now))
