@@ -281,10 +281,14 @@ func TestRefusalReasonOnTheRequestLine(t *testing.T) {
 	}
 	resp.Body.Close()
 	id := resp.Header.Get("X-Request-Id")
+	// The line is written once the handler returns, which may be after the
+	// headers reached us (a page larger than the write buffer): wait for it.
 	var lines []string
-	for _, l := range strings.Split(ts.logs.String(), "\n") {
-		if strings.Contains(l, `"request_id":"`+id+`"`) {
-			lines = append(lines, l)
+	for deadline := time.Now().Add(5 * time.Second); len(lines) == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, l := range strings.Split(ts.logs.String(), "\n") {
+			if strings.Contains(l, `"request_id":"`+id+`"`) {
+				lines = append(lines, l)
+			}
 		}
 	}
 	if len(lines) != 1 || !strings.Contains(lines[0], `"reason":"CONNECTION_NOT_FOUND"`) || strings.Contains(lines[0], "PHNhbWw") {
