@@ -339,11 +339,11 @@ func (c Config) Validate() error {
 			bad(key+".sha256", "", "want the hex SHA-256 of the key (64 hex digits): echo -n KEY | sha256sum")
 		}
 		if len(k.Scopes) == 0 {
-			bad(key+".scopes", "", "want at least one of login, admin")
+			bad(key+".scopes", "", "want at least one of login, admin, directory")
 		}
 		for _, s := range k.Scopes {
-			if s != "login" && s != "admin" {
-				bad(key+".scopes", s, "want login or admin")
+			if s != "login" && s != "admin" && s != "directory" {
+				bad(key+".scopes", s, "want login, admin or directory")
 			}
 		}
 	}

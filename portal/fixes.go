@@ -107,6 +107,11 @@ var fixes = map[saml.Reason]fix{
 	saml.ReasonAssertionReplayed:     {General: "This exact assertion was used before (a reload or a copied response). Start a new test from this portal."},
 	saml.ReasonConnectionNotFound:    {General: "The response went to a connection that does not exist. Paste our ACS URL exactly (copy button in step 2)."},
 	saml.ReasonConnectionInactive:    {General: "Test logins work once the connection has its IdP settings. Give us your IdP's metadata in step 3 first, then start the test again."},
-	saml.ReasonPolicyDenied:          {General: "Your IdP signed the user in, but this application's access rules do not admit them (for example a required group). Check the groups sent (above) against what the product expects, or ask the product's support which group is required."},
-	saml.ReasonInternal:              {General: "Something went wrong on our side; nothing in your IdP needs changing. Try again in a minute; if it repeats, send the reference to support."},
+	saml.ReasonAuthnStatementMissing: {General: "The assertion says nothing about how the user signed in (no AuthnStatement), which SAML web sign-in requires. Use a SAML 2.0 web SSO application (not an attribute query or a custom token template)."},
+	saml.ReasonEmailDomainMismatch: {General: "The user's email is outside the email domains this connection serves. Send the user's company email (for example the mail attribute instead of a personal or onmicrosoft.com address), or ask the product to add the domain.",
+		PerIdP: map[string]string{
+			"entra": "Attributes & Claims → emailaddress: source attribute user.mail (not user.userprincipalname when UPNs use another domain).",
+		}},
+	saml.ReasonPolicyDenied: {General: "Your IdP signed the user in, but this application's access rules do not admit them (for example a required group). Check the groups sent (above) against what the product expects, or ask the product's support which group is required."},
+	saml.ReasonInternal:     {General: "Something went wrong on our side; nothing in your IdP needs changing. Try again in a minute; if it repeats, send the reference to support."},
 }

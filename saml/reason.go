@@ -73,6 +73,12 @@ const (
 	// The asserted email's domain is not one of the connection's email
 	// domains.
 	ReasonEmailDomainMismatch Reason = "EMAIL_DOMAIN_MISMATCH"
+	// ReasonUserDeprovisioned: the directory (SCIM) deactivated or deleted
+	// the user, whatever the IdP's assertion says.
+	ReasonUserDeprovisioned Reason = "USER_DEPROVISIONED"
+	// ReasonUserNotProvisioned: the connection requires provisioned users
+	// and the directory has none linked to the NameID.
+	ReasonUserNotProvisioned Reason = "USER_NOT_PROVISIONED"
 )
 
 // Reasons lists every Reason, in API enum order.
@@ -89,6 +95,7 @@ var Reasons = []Reason{
 	ReasonConnectionNotFound, ReasonConnectionInactive, ReasonPolicyDenied, ReasonInternal,
 	ReasonAuthnStatementMissing,
 	ReasonEmailDomainMismatch,
+	ReasonUserDeprovisioned, ReasonUserNotProvisioned,
 }
 
 // Error is a rejection: a Reason for machines and a Message for the IdP

@@ -71,7 +71,7 @@ func (cs connectionService) CreateConnection(ctx context.Context, req *ssogatev1
 	}
 	c := proto.Clone(req.Connection).(*ssogatev1.Connection)
 	// Output-only fields are ours to set, whatever the caller sent.
-	c.CreateTime, c.UpdateTime = nil, nil
+	c.CreateTime, c.UpdateTime, c.ScimBaseUrl = nil, nil, ""
 	if idp := c.IdentityProvider; idp != nil {
 		idp.MetadataRefreshTime, idp.MetadataRefreshError = nil, ""
 	}

@@ -20,6 +20,8 @@ import (
 const (
 	scopeLogin = "login"
 	scopeAdmin = "admin"
+	// scopeDirectory reads what SCIM provisioned.
+	scopeDirectory = "directory"
 	// scopeAny admits any authenticated caller.
 	scopeAny = "*"
 )
@@ -38,6 +40,7 @@ var methodScopes = func() map[string]string {
 	add(ssogatev1.ConnectionService_ServiceDesc, scopeAdmin)
 	add(ssogatev1.AuditService_ServiceDesc, scopeAdmin)
 	add(ssogatev1.KeyService_ServiceDesc, scopeAdmin)
+	add(ssogatev1.DirectoryService_ServiceDesc, scopeDirectory)
 	m[ssogatev1.KeyService_GetJWKS_FullMethodName] = scopeAny
 	return m
 }()

@@ -76,6 +76,10 @@ func endUserMessage(reason saml.Reason) (int, string) {
 		return http.StatusNotFound, "This sign-in address is not known."
 	case saml.ReasonConnectionInactive:
 		return http.StatusForbidden, "Single sign-on is not enabled for your organisation yet."
+	case saml.ReasonUserDeprovisioned:
+		return http.StatusForbidden, "Your account has been deactivated by your organisation. Ask your IT administrator if you need access again."
+	case saml.ReasonUserNotProvisioned:
+		return http.StatusForbidden, "Your account has not been set up for this application yet. Ask your IT administrator to assign it to you."
 	case saml.ReasonPolicyDenied:
 		return http.StatusForbidden, "Your account is not allowed to use this application. Ask your IT administrator for access."
 	case saml.ReasonEmailDomainMismatch:

@@ -20,6 +20,7 @@ import (
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/policy"
 	"github.com/ssogate/ssogate/saml"
+	"github.com/ssogate/ssogate/scim"
 	"github.com/ssogate/ssogate/token"
 )
 
@@ -293,6 +294,7 @@ func withServiceProvider(c *ssogatev1.Connection, externalURL string) *ssogatev1
 		SloUrl:      entity + "/slo",
 		MetadataUrl: entity + "/metadata",
 	}
+	out.ScimBaseUrl = scim.BaseURL(externalURL, c.Id)
 	return out
 }
 

@@ -28,6 +28,7 @@ import (
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/portal"
 	"github.com/ssogate/ssogate/ratelimit"
+	"github.com/ssogate/ssogate/scim"
 )
 
 const requestIDHeader = "X-Request-Id"
@@ -128,6 +129,7 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 		ssogatev1.RegisterConnectionServiceHandler,
 		ssogatev1.RegisterKeyServiceHandler,
 		ssogatev1.RegisterAuditServiceHandler,
+		ssogatev1.RegisterDirectoryServiceHandler,
 	} {
 		if err := register(ctx, gw, conn); err != nil {
 			return nil, nil, fmt.Errorf("register REST gateway: %w", err)
@@ -147,6 +149,7 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	s.browserRoutes(mux)
+	mux.Handle(scim.Prefix, s.scim)
 	if err := s.discoveryRoutes(mux); err != nil {
 		return nil, nil, err
 	}

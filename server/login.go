@@ -311,6 +311,9 @@ func (s *Server) verifyLogin(ctx context.Context, c *conn, samlResponse string) 
 		}
 		return nil, err
 	}
+	if err := s.admitDirectory(ctx, c.msg, ident); err != nil {
+		return nil, err
+	}
 	roles, err := c.policy.Decide(policy.Subject{Groups: ident.Mapped.Groups, Attributes: ident.Attributes})
 	if err != nil {
 		var d *policy.Denied
@@ -394,8 +397,14 @@ func (s *Server) createSession(ctx context.Context, res *loginResult) (store.Ses
 		NameID: res.identity.NameID, NameIDFormat: res.identity.NameIDFormat, SessionIndex: res.identity.SessionIndex,
 		Identity: raw, CreatedAt: now, ExpiresAt: end,
 	}
+	if s.beforeSession != nil {
+		s.beforeSession()
+	}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return store.Session{}, fmt.Errorf("create session: %w", err)
+	}
+	if err := s.recheckDirectory(ctx, res.conn.msg, sess); err != nil {
+		return store.Session{}, err
 	}
 	s.audit(ctx, auditEvent{Type: auditLoginSucceeded, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
 		Subject: ident.Subject, Detail: map[string]any{"session_id": sid, "idp_initiated": res.pending == nil}})

@@ -2,7 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -14,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 )
@@ -316,5 +323,71 @@ func TestSetupPortalRefusesCrossSitePosts(t *testing.T) {
 	form := url.Values{"csrf": {token}, "method": {"fields"}}
 	if resp, body := f.do(t, "POST", "/setup/metadata", cookie, form, map[string]string{"Origin": portalOrigin, "Sec-Fetch-Site": "same-origin"}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Paste your IdP&#39;s entity ID") {
 		t.Errorf("same-site post = %d:\n%s", resp.StatusCode, body)
+	}
+}
+
+func TestConflictNamesTheOwner(t *testing.T) {
+	f := newPortalFixture(t)
+	ctx := context.Background()
+	_, err := f.admin.CreateConnection(ctx, &ssogatev1.CreateConnectionRequest{Connection: &ssogatev1.Connection{
+		Id: "gamma", TenantId: "t-g", EmailDomains: []string{"acme.com"}}})
+	if status.Code(err) != codes.AlreadyExists || status.Convert(err).Message() != "email domain acme.com already belongs to connection acme" {
+		t.Errorf("create with a taken domain = %v", err)
+	}
+	_, err = f.admin.UpdateConnection(ctx, &ssogatev1.UpdateConnectionRequest{
+		Connection: &ssogatev1.Connection{Id: "beta", EmailDomains: []string{"beta.com", "ACME.com"}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"email_domains"}}})
+	if status.Code(err) != codes.AlreadyExists || !strings.Contains(status.Convert(err).Message(), "already belongs to connection acme") ||
+		strings.Contains(status.Convert(err).Message(), "retry") {
+		t.Errorf("update with a taken domain = %v", err)
+	}
+	_, err = f.admin.CreateConnection(ctx, &ssogatev1.CreateConnectionRequest{Connection: &ssogatev1.Connection{Id: "acme", TenantId: "x"}})
+	if status.Code(err) != codes.AlreadyExists || status.Convert(err).Message() != "connection acme already exists" {
+		t.Errorf("duplicate id = %v", err)
+	}
+}
+
+func TestOnlyExpiredCertificatesRefused(t *testing.T) {
+	f := newPortalFixture(t)
+	ctx := context.Background()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "old idp"},
+		NotBefore: time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	idp := &ssogatev1.IdentityProviderSettings{EntityId: "https://idp.example.com", SsoUrl: "https://idp.example.com/sso",
+		Certificates: []*ssogatev1.Certificate{{Pem: expired}}}
+	_, err = f.admin.CreateConnection(ctx, &ssogatev1.CreateConnectionRequest{Connection: &ssogatev1.Connection{
+		Id: "old", TenantId: "t", State: ssogatev1.ConnectionState_CONNECTION_STATE_TESTING, IdentityProvider: idp}})
+	msg := status.Convert(err).Message()
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(msg, `"CN=old idp"`) || !strings.Contains(msg, "expired 2021-01-01T00:00:00Z") {
+		t.Errorf("create with only an expired certificate = %v", err)
+	}
+	// With a current certificate beside it, the expired one is accepted
+	// (a rollover in progress).
+	idp.Certificates = append(idp.Certificates, &ssogatev1.Certificate{Pem: pemOf(newDevIdP(t, "https://idp.example.com").Certificate)})
+	if _, err := f.admin.CreateConnection(ctx, &ssogatev1.CreateConnectionRequest{Connection: &ssogatev1.Connection{
+		Id: "old", TenantId: "t", State: ssogatev1.ConnectionState_CONNECTION_STATE_TESTING, IdentityProvider: idp}}); err != nil {
+		t.Errorf("create with a current certificate too: %v", err)
+	}
+}
+
+func TestDraftTestLoginSaysWhatToDo(t *testing.T) {
+	f := newPortalFixture(t)
+	code, body, _ := get(t, f.ts.httpURL+"/saml/beta/login?test=1")
+	if code != http.StatusBadRequest || !strings.Contains(body, "CONNECTION_INACTIVE") || !strings.Contains(body, "metadata") ||
+		strings.Contains(body, "contact your IT administrator") {
+		t.Errorf("test login on DRAFT = %d:\n%s", code, body)
+	}
+	// A non-test login of an end user still gets the plain page.
+	code, body, _ = get(t, f.ts.httpURL+"/saml/beta/login")
+	if strings.Contains(body, "CONNECTION_INACTIVE") || code == http.StatusOK {
+		t.Errorf("end-user login on DRAFT = %d:\n%s", code, body)
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/ssogate/ssogate/page"
 	"github.com/ssogate/ssogate/portal"
 	"github.com/ssogate/ssogate/ratelimit"
+	"github.com/ssogate/ssogate/scim"
 	"github.com/ssogate/ssogate/store"
 	"github.com/ssogate/ssogate/telemetry"
 	"github.com/ssogate/ssogate/token"
@@ -50,6 +51,11 @@ type Server struct {
 	auth        *authenticator
 
 	extraRoutes []func(*http.ServeMux)
+	scim        http.Handler
+	scimLimiter scim.Limiter
+	// beforeSession, when set (tests), runs between a login's admission
+	// and the session's creation: the window a deactivation can race.
+	beforeSession func()
 
 	// pages render every HTML page; portal serves /setup/.
 	pages         *page.Set
@@ -195,6 +201,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		s.store.Close()
 		return nil, err
 	}
+	scimHandler, err := s.newSCIM()
+	if err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	s.scim = scimHandler
 	s.grpc = s.newGRPCServer(cfg.OperatorAddr == "", creds...)
 	// The REST gateway reaches the same services through an in-memory
 	// listener: it never crosses the network, and needs no client
@@ -217,6 +229,7 @@ func (s *Server) newGRPCServer(withReflection bool, opts ...grpc.ServerOption) *
 	ssogatev1.RegisterConnectionServiceServer(g, connectionService{s: s})
 	ssogatev1.RegisterKeyServiceServer(g, keyService{s: s})
 	ssogatev1.RegisterAuditServiceServer(g, auditService{s: s})
+	ssogatev1.RegisterDirectoryServiceServer(g, directoryService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	if withReflection {
 		reflection.Register(g)

@@ -343,7 +343,7 @@ func TestWireConnectionLifecycle(t *testing.T) {
 				t.Fatalf("test login ACS = %d Location %q, want the 200 diagnostic page", a.status, a.header.Get("Location"))
 			}
 			for _, want := range []string{
-				`<td id="nameid">` + tc.user.Email + `</td>`,
+				`<td id="nameid" class="long">` + tc.user.Email + `</td>`,
 				`<tr><th scope="row">email</th><td>` + tc.user.Email + `</td></tr>`,
 				"Access rules", tc.policy,
 				`<code id="correlation-id">` + a.requestID + `</code>`,

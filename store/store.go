@@ -66,6 +66,8 @@ const (
 // Store is everything ssogate remembers. All methods are safe for
 // concurrent use, also by several processes sharing one database.
 type Store interface {
+	Directory
+
 	// CreateConnection stores a new connection with Version 1. Zero
 	// CreatedAt/UpdatedAt are set to the store's clock. ErrConflict on a
 	// duplicate id or a domain owned by another connection.

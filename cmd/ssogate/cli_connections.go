@@ -30,6 +30,7 @@ func (c *cli) connections(ctx context.Context, args []string) error {
 		{"setup-link", "make a setup link for the customer's IT admin (--ttl 72h)", c.connSetupLink},
 		{"sp-metadata", "print the SP metadata XML to give the IdP admin", c.connSPMetadata},
 		{"refresh-metadata", "fetch the connection's IdP metadata URL now", c.connRefresh},
+		{"scim-token", "make a SCIM bearer token for the IdP's provisioning (shown once)", c.connScimToken},
 		{"delete", "delete a connection and revoke its sessions (--yes)", c.connDelete},
 	}, args)
 }
@@ -362,6 +363,24 @@ func (c *cli) connSPMetadata(ctx context.Context, args []string) error {
 		}
 		_, err = io.WriteString(c.stdout, strings.TrimSuffix(resp.MetadataXml, "\n")+"\n")
 		return err
+	})
+}
+
+func (c *cli) connScimToken(ctx context.Context, args []string) error {
+	fs, cf := c.flagSet("connections scim-token", "ID", "Make a SCIM bearer token for the connection and print it with the SCIM base URL. The token is shown only now.")
+	pos, err := parse(fs, cf, args, "ID")
+	if err != nil {
+		return err
+	}
+	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
+		resp, err := call(ctx, cf, client.CreateScimToken, &ssogatev1.CreateScimTokenRequest{ConnectionId: pos[0]})
+		if err != nil {
+			return err
+		}
+		return c.emit(cf, resp, func(w io.Writer) {
+			fmt.Fprintf(w, "SCIM base URL: %s\nSCIM token:    %s\n", resp.ScimBaseUrl, resp.Secret)
+			c.hint(cf, "\nPaste both into the IdP's provisioning settings (Entra ID: Tenant URL and Secret Token; Okta: SCIM connector base URL and HTTP Header bearer token). The token is not shown again.")
+		})
 	})
 }
 

@@ -321,6 +321,21 @@ func TestCLIConnectionLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("scim-token", func(t *testing.T) {
+		out := s.cli(t, "connections", "scim-token", "acme").ok(t)
+		m := regexp.MustCompile(`SCIM token: +(scim_\S+)`).FindStringSubmatch(out.stdout)
+		if !strings.Contains(out.stdout, "SCIM base URL: http://localhost:8080/scim/v2/acme") || m == nil {
+			t.Fatalf("scim-token output:\n%s", out.stdout)
+		}
+		var resp ssogatev1.CreateScimTokenResponse
+		if err := protojson.Unmarshal([]byte(s.cli(t, "connections", "scim-token", "acme", "-o", "json").ok(t).stdout), &resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.ScimToken.GetConnectionId() != "acme" || !strings.HasPrefix(resp.Secret, "scim_"+resp.ScimToken.GetId()+".") || resp.Secret == m[1] {
+			t.Errorf("scim-token -o json: %v", &resp)
+		}
+	})
+
 	t.Run("delete", func(t *testing.T) {
 		if r := s.cli(t, "connections", "delete", "beta"); r.err == nil || !strings.Contains(r.err.Error(), "--yes") {
 			t.Fatalf("delete without --yes: %v", r.err)

@@ -77,7 +77,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.ShutdownTimeout = 5 * time.Second
 	// No KEK: the server generates one beside the SQLite file (and says so
 	// in the log), so that `--dir` reuses keys across runs.
-	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Scopes: []string{"login", "admin"}}}
+	cfg.APIKeys = []config.APIKey{{Name: "dev", SHA256: hex.EncodeToString(sum[:]), Scopes: []string{"login", "admin", "directory"}}}
 	cfg.Connections = []map[string]any{devConnection(base, idp)}
 	cfg.Portal.ProductName = "Example App"
 	cfg.Portal.SupportURL = base + "/"
@@ -122,7 +122,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
                  give it to a setup portal to rehearse a failing test login
   SP metadata:   %[1]s/saml/dev/metadata
   gRPC:          %[2]s
-  Dev API key:   %[3]s   (scopes login, admin)
+  Dev API key:   %[3]s   (scopes login, admin, directory)
   Store:         %[4]s
   KEK:           generated beside the SQLite file (set SSOGATE_KEK in production)
 

@@ -47,7 +47,7 @@ commands:
 
 admin commands (gRPC to --server, default $SSOGATE_SERVER or 127.0.0.1:9090,
 with an admin API key from $SSOGATE_API_KEY; -o json for protojson):
-  connections create|list|get|update|activate|sp-metadata|refresh-metadata|delete
+  connections create|list|get|update|activate|sp-metadata|refresh-metadata|scim-token|delete
   keys list|rotate
   audit tail [-f]
 

@@ -35,7 +35,7 @@ func TestRevocationPropagation(t *testing.T) {
 	if _, err := fmt.Sscan(os.Getenv(EnvMeasurePropagation), &rounds); err != nil || rounds <= 0 {
 		t.Skipf("a measurement: set %s to the number of rounds (e.g. 150 for 300 samples)", EnvMeasurePropagation)
 	}
-	r, _ := startReplicas(t, nil)
+	r := startReplicas(t, nil).r
 	ctx := context.Background()
 	login := func(user string) string {
 		t.Helper()

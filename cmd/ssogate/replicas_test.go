@@ -62,14 +62,104 @@ func postACS(t *testing.T, r replica, connectionID string, posted devidp.Posted)
 	return resp.StatusCode, resp.Header.Get("Location")
 }
 
-func TestReplicasBehaveAsOneService(t *testing.T) {
+// replicaSet is three `ssogate serve` processes on one PostgreSQL schema,
+// with connection "acme" to a test IdP.
+type replicaSet struct {
+	r      [3]replica
+	idp    *devidp.IdP
+	apiKey string
+}
+
+const replicaExternal = "http://sso.example.test"
+
+// startReplicas starts the set; set's fields go over connection acme's.
+func startReplicas(t *testing.T, set map[string]any) replicaSet {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts three processes")
 	}
-	r, _ := startReplicas(t, map[string]any{
-		"email_domains":     []string{"example.com"},
-		"attribute_mapping": map[string]any{"groups": map[string]any{"names": []string{devidp.GroupsAttribute}}},
+	dsn := storetest.PostgresDSN(t)
+	bin := buildBinary(t)
+
+	// The customer's IdP.
+	mux := http.NewServeMux()
+	idpServer := httptest.NewServer(mux)
+	t.Cleanup(idpServer.Close)
+	idp, err := devidp.New(idpServer.URL+"/idp", devidp.DefaultUsers, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/idp/", http.StripPrefix("/idp", idp.Handler()))
+
+	// One configuration for every replica: same store, KEK, keys, external
+	// URL (a load balancer would sit there) and connection.
+	apiKey := "replica-test-key-" + hex.EncodeToString(randomBytes(t, 8))
+	sum := sha256.Sum256([]byte(apiKey))
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idp.Certificate.Raw}))
+	acme := map[string]any{
+		"id": "acme", "tenant_id": "acme-inc", "state": "CONNECTION_STATE_ACTIVE",
+		"identity_provider": map[string]any{
+			"entity_id": idpServer.URL + "/idp/metadata", "sso_url": idpServer.URL + "/idp/sso",
+			"certificates": []any{map[string]any{"pem": certPEM}},
+		},
+		"email_domains":       []string{"example.com"},
+		"allowed_return_urls": []string{"https://app.example.test/"},
+		"attribute_mapping":   map[string]any{"groups": map[string]any{"names": []string{devidp.GroupsAttribute}}},
+	}
+	maps.Copy(acme, set)
+	cfgYAML, err := yaml.Marshal(map[string]any{
+		"external_url": replicaExternal,
+		"connections":  []any{acme},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "ssogate.yaml")
+	if err := os.WriteFile(cfgFile, cfgYAML, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{
+		"SSOGATE_STORE=" + dsn,
+		"SSOGATE_KEK=" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
+		"SSOGATE_API_KEYS=backend:" + hex.EncodeToString(sum[:]) + ":login+admin+directory",
+		"SSOGATE_SHUTDOWN_TIMEOUT=2s",
+	}
+	// Start the three at once: migrations, key bootstrap and connection
+	// seeding race, as they do in a rolling deploy.
+	var procs [3]*process
+	var wg sync.WaitGroup
+	for i := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			procs[i] = startProcess(t, bin, []string{"--config", cfgFile}, env)
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	var r [3]replica
+	for i, p := range procs {
+		r[i] = dialReplica(t, p, apiKey)
+	}
+	// The IdP trusts our SP metadata, as served by any replica.
+	resp, err := http.Get("http://" + r[0].httpAddr + "/saml/acme/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := idp.RegisterServiceProvider("acme", md); err != nil {
+		t.Fatal(err)
+	}
+	return replicaSet{r: r, idp: idp, apiKey: apiKey}
+}
+
+func TestReplicasBehaveAsOneService(t *testing.T) {
+	rs := startReplicas(t, nil)
+	r := rs.r
+	const external = replicaExternal
 	ctx := context.Background()
 
 	// A login started on replica 1 ...
@@ -82,7 +172,7 @@ func TestReplicasBehaveAsOneService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if posted.ACSURL != replicaExternalURL+"/saml/acme/acs" {
+	if posted.ACSURL != external+"/saml/acme/acs" {
 		t.Fatalf("IdP posts to %s", posted.ACSURL)
 	}
 	// ... completes its ACS on replica 2 ...
@@ -147,80 +237,6 @@ func TestReplicasBehaveAsOneService(t *testing.T) {
 	if _, err := r[2].login.RefreshToken(ctx, &ssogatev1.RefreshTokenRequest{RefreshToken: ex.TokenSet.RefreshToken}); err == nil {
 		t.Error("refresh token of a revoked subject still works")
 	}
-}
-
-// replicaExternalURL is the external URL every replica shares (a load
-// balancer would sit there).
-const replicaExternalURL = "http://sso.example.test"
-
-// startReplicas starts three `ssogate serve` processes at once on one fresh
-// PostgreSQL schema, with one configuration: same store, KEK, keys,
-// external URL and connection "acme" (extra put over its defaults) to a
-// devidp IdP that trusts their SP metadata. Starting them together makes
-// migrations, key bootstrap and connection seeding race, as they do in a
-// rolling deploy.
-func startReplicas(t *testing.T, extra map[string]any) ([3]replica, *devidp.IdP) {
-	t.Helper()
-	dsn := storetest.PostgresDSN(t)
-	bin := buildBinary(t)
-	mux := http.NewServeMux()
-	idpServer := httptest.NewServer(mux)
-	t.Cleanup(idpServer.Close)
-	idp, err := devidp.New(idpServer.URL+"/idp", devidp.DefaultUsers, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/idp/", http.StripPrefix("/idp", idp.Handler()))
-
-	apiKey := "replica-test-key-" + hex.EncodeToString(randomBytes(t, 8))
-	sum := sha256.Sum256([]byte(apiKey))
-	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idp.Certificate.Raw}))
-	conn := map[string]any{
-		"id": "acme", "tenant_id": "acme-inc", "state": "CONNECTION_STATE_ACTIVE",
-		"identity_provider": map[string]any{
-			"entity_id": idpServer.URL + "/idp/metadata", "sso_url": idpServer.URL + "/idp/sso",
-			"certificates": []any{map[string]any{"pem": certPEM}},
-		},
-		"allowed_return_urls": []string{"https://app.example.test/"},
-	}
-	maps.Copy(conn, extra)
-	cfgYAML, err := yaml.Marshal(map[string]any{"external_url": replicaExternalURL, "connections": []any{conn}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := filepath.Join(t.TempDir(), "ssogate.yaml")
-	if err := os.WriteFile(cfgFile, cfgYAML, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{
-		"SSOGATE_STORE=" + dsn,
-		"SSOGATE_KEK=" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
-		"SSOGATE_API_KEYS=backend:" + hex.EncodeToString(sum[:]) + ":login+admin",
-		"SSOGATE_SHUTDOWN_TIMEOUT=2s",
-	}
-	var procs [3]*process
-	var wg sync.WaitGroup
-	for i := range procs {
-		wg.Go(func() { procs[i] = startProcess(t, bin, []string{"--config", cfgFile}, env) })
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
-	var r [3]replica
-	for i, p := range procs {
-		r[i] = dialReplica(t, p, apiKey)
-	}
-	resp, err := http.Get("http://" + r[0].httpAddr + "/saml/acme/metadata")
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err := idp.RegisterServiceProvider("acme", md); err != nil {
-		t.Fatal(err)
-	}
-	return r, idp
 }
 
 func randomBytes(t *testing.T, n int) []byte {

@@ -89,6 +89,10 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"SetupLinks", testSetupLinks},
 		{"Times", testTimes},
 		{"InvalidArguments", testInvalidArguments},
+		{"DirectoryUsers", testDirectoryUsers},
+		{"DirectoryGroups", testDirectoryGroups},
+		{"ScimTokens", testScimTokens},
+		{"ScimRequests", testScimRequests},
 		{"Ping", func(t *testing.T, st store.Store) {
 			if err := st.Ping(context.Background()); err != nil {
 				t.Fatalf("Ping: %v", err)
@@ -111,6 +115,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"ClaimDomain", raceClaimDomain},
 		{"RevocationFollower", raceRevocationFollower},
 		{"Sweep", raceSweep},
+		{"GroupMembers", raceGroupMembers},
 	}
 	t.Run("Race", func(t *testing.T) {
 		for _, tc := range races {

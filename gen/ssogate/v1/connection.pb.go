@@ -214,8 +214,16 @@ type Connection struct {
 	// When the IdP side (entity ID, SSO URLs, certificates) last changed.
 	// Activation needs last_test_pass_time after it, unless forced.
 	IdentityProviderChangeTime *timestamppb.Timestamp `protobuf:"bytes,27,opt,name=identity_provider_change_time,json=identityProviderChangeTime,proto3" json:"identity_provider_change_time,omitempty"`
-	unknownFields              protoimpl.UnknownFields
-	sizeCache                  protoimpl.SizeCache
+	// Which SCIM attribute a login's NameID is linked by.
+	ScimMatch ScimMatch `protobuf:"varint,30,opt,name=scim_match,json=scimMatch,proto3,enum=ssogate.v1.ScimMatch" json:"scim_match,omitempty"`
+	// Where a login's groups come from (assertion, directory, or both).
+	GroupsSource GroupsSource `protobuf:"varint,31,opt,name=groups_source,json=groupsSource,proto3,enum=ssogate.v1.GroupsSource" json:"groups_source,omitempty"`
+	// Refuse logins of users the directory has never provisioned.
+	RequireProvisioned bool `protobuf:"varint,32,opt,name=require_provisioned,json=requireProvisioned,proto3" json:"require_provisioned,omitempty"`
+	// The SCIM base URL to give the IdP.
+	ScimBaseUrl   string `protobuf:"bytes,33,opt,name=scim_base_url,json=scimBaseUrl,proto3" json:"scim_base_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -421,6 +429,34 @@ func (x *Connection) GetIdentityProviderChangeTime() *timestamppb.Timestamp {
 		return x.IdentityProviderChangeTime
 	}
 	return nil
+}
+
+func (x *Connection) GetScimMatch() ScimMatch {
+	if x != nil {
+		return x.ScimMatch
+	}
+	return ScimMatch_SCIM_MATCH_UNSPECIFIED
+}
+
+func (x *Connection) GetGroupsSource() GroupsSource {
+	if x != nil {
+		return x.GroupsSource
+	}
+	return GroupsSource_GROUPS_SOURCE_UNSPECIFIED
+}
+
+func (x *Connection) GetRequireProvisioned() bool {
+	if x != nil {
+		return x.RequireProvisioned
+	}
+	return false
+}
+
+func (x *Connection) GetScimBaseUrl() string {
+	if x != nil {
+		return x.ScimBaseUrl
+	}
+	return ""
 }
 
 // IdentityProviderSettings describe the customer's IdP.
@@ -1584,7 +1620,7 @@ var File_ssogate_v1_connection_proto protoreflect.FileDescriptor
 const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\n" +
 	"\x1bssogate/v1/connection.proto\x12\n" +
-	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bssogate/v1/setup_link.proto\"\xff\v\n" +
+	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1assogate/v1/directory.proto\x1a\x1bssogate/v1/setup_link.proto\"\xce\r\n" +
 	"\n" +
 	"Connection\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\tB\x03\xe0A\x05R\x02id\x12\x1b\n" +
@@ -1615,7 +1651,12 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x13email_domain_policy\x18\x16 \x01(\x0e2\x1d.ssogate.v1.EmailDomainPolicyR\x11emailDomainPolicy\x127\n" +
 	"\x15idp_initiated_consent\x18\x17 \x01(\bH\x00R\x13idpInitiatedConsent\x88\x01\x01\x12N\n" +
 	"\x13last_test_pass_time\x18\x1a \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x10lastTestPassTime\x12b\n" +
-	"\x1didentity_provider_change_time\x18\x1b \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x1aidentityProviderChangeTime\x1a_\n" +
+	"\x1didentity_provider_change_time\x18\x1b \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x1aidentityProviderChangeTime\x124\n" +
+	"\n" +
+	"scim_match\x18\x1e \x01(\x0e2\x15.ssogate.v1.ScimMatchR\tscimMatch\x12=\n" +
+	"\rgroups_source\x18\x1f \x01(\x0e2\x18.ssogate.v1.GroupsSourceR\fgroupsSource\x12/\n" +
+	"\x13require_provisioned\x18  \x01(\bR\x12requireProvisioned\x12'\n" +
+	"\rscim_base_url\x18! \x01(\tB\x03\xe0A\x03R\vscimBaseUrl\x1a_\n" +
 	"\x15AttributeMappingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
 	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01B\x18\n" +
@@ -1714,7 +1755,7 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x1fEMAIL_DOMAIN_POLICY_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bEMAIL_DOMAIN_POLICY_REQUIRE\x10\x01\x12\"\n" +
 	"\x1eEMAIL_DOMAIN_POLICY_DROP_CLAIM\x10\x02\x12\x1d\n" +
-	"\x19EMAIL_DOMAIN_POLICY_ALLOW\x10\x032\xdf\v\n" +
+	"\x19EMAIL_DOMAIN_POLICY_ALLOW\x10\x032\xb8\x10\n" +
 	"\x11ConnectionService\x12y\n" +
 	"\x10CreateConnection\x12#.ssogate.v1.CreateConnectionRequest\x1a$.ssogate.v1.CreateConnectionResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/connections\x12}\n" +
 	"\rGetConnection\x12 .ssogate.v1.GetConnectionRequest\x1a!.ssogate.v1.GetConnectionResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/connections/{connection_id}\x12s\n" +
@@ -1726,7 +1767,11 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x1fRefreshIdentityProviderMetadata\x122.ssogate.v1.RefreshIdentityProviderMetadataRequest\x1a3.ssogate.v1.RefreshIdentityProviderMetadataResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/connections/{connection_id}:refreshMetadata\x12\x91\x01\n" +
 	"\x0fCreateSetupLink\x12\".ssogate.v1.CreateSetupLinkRequest\x1a#.ssogate.v1.CreateSetupLinkResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/connections/{connection_id}/setupLinks\x12\x8b\x01\n" +
 	"\x0eListSetupLinks\x12!.ssogate.v1.ListSetupLinksRequest\x1a\".ssogate.v1.ListSetupLinksResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/connections/{connection_id}/setupLinks\x12\x9e\x01\n" +
-	"\x0fRevokeSetupLink\x12\".ssogate.v1.RevokeSetupLinkRequest\x1a#.ssogate.v1.RevokeSetupLinkResponse\"B\x82\xd3\xe4\x93\x02<*:/v1/connections/{connection_id}/setupLinks/{setup_link_id}B5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
+	"\x0fRevokeSetupLink\x12\".ssogate.v1.RevokeSetupLinkRequest\x1a#.ssogate.v1.RevokeSetupLinkResponse\"B\x82\xd3\xe4\x93\x02<*:/v1/connections/{connection_id}/setupLinks/{setup_link_id}\x12\x91\x01\n" +
+	"\x0fCreateScimToken\x12\".ssogate.v1.CreateScimTokenRequest\x1a#.ssogate.v1.CreateScimTokenResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/connections/{connection_id}/scimTokens\x12\x8b\x01\n" +
+	"\x0eListScimTokens\x12!.ssogate.v1.ListScimTokensRequest\x1a\".ssogate.v1.ListScimTokensResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/connections/{connection_id}/scimTokens\x12\x9e\x01\n" +
+	"\x0fRevokeScimToken\x12\".ssogate.v1.RevokeScimTokenRequest\x1a#.ssogate.v1.RevokeScimTokenResponse\"B\x82\xd3\xe4\x93\x02<*:/v1/connections/{connection_id}/scimTokens/{scim_token_id}\x12\x93\x01\n" +
+	"\x10ListScimRequests\x12#.ssogate.v1.ListScimRequestsRequest\x1a$.ssogate.v1.ListScimRequestsResponse\"4\x82\xd3\xe4\x93\x02.\x12,/v1/connections/{connection_id}/scimRequestsB5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
 
 var (
 	file_ssogate_v1_connection_proto_rawDescOnce sync.Once
@@ -1766,17 +1811,27 @@ var file_ssogate_v1_connection_proto_goTypes = []any{
 	(*GetServiceProviderMetadataResponse)(nil),      // 20: ssogate.v1.GetServiceProviderMetadataResponse
 	(*RefreshIdentityProviderMetadataRequest)(nil),  // 21: ssogate.v1.RefreshIdentityProviderMetadataRequest
 	(*RefreshIdentityProviderMetadataResponse)(nil), // 22: ssogate.v1.RefreshIdentityProviderMetadataResponse
-	nil,                             // 23: ssogate.v1.Connection.AttributeMappingEntry
-	nil,                             // 24: ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	(*durationpb.Duration)(nil),     // 25: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 27: google.protobuf.FieldMask
-	(*CreateSetupLinkRequest)(nil),  // 28: ssogate.v1.CreateSetupLinkRequest
-	(*ListSetupLinksRequest)(nil),   // 29: ssogate.v1.ListSetupLinksRequest
-	(*RevokeSetupLinkRequest)(nil),  // 30: ssogate.v1.RevokeSetupLinkRequest
-	(*CreateSetupLinkResponse)(nil), // 31: ssogate.v1.CreateSetupLinkResponse
-	(*ListSetupLinksResponse)(nil),  // 32: ssogate.v1.ListSetupLinksResponse
-	(*RevokeSetupLinkResponse)(nil), // 33: ssogate.v1.RevokeSetupLinkResponse
+	nil,                              // 23: ssogate.v1.Connection.AttributeMappingEntry
+	nil,                              // 24: ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	(*durationpb.Duration)(nil),      // 25: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
+	(ScimMatch)(0),                   // 27: ssogate.v1.ScimMatch
+	(GroupsSource)(0),                // 28: ssogate.v1.GroupsSource
+	(*fieldmaskpb.FieldMask)(nil),    // 29: google.protobuf.FieldMask
+	(*CreateSetupLinkRequest)(nil),   // 30: ssogate.v1.CreateSetupLinkRequest
+	(*ListSetupLinksRequest)(nil),    // 31: ssogate.v1.ListSetupLinksRequest
+	(*RevokeSetupLinkRequest)(nil),   // 32: ssogate.v1.RevokeSetupLinkRequest
+	(*CreateScimTokenRequest)(nil),   // 33: ssogate.v1.CreateScimTokenRequest
+	(*ListScimTokensRequest)(nil),    // 34: ssogate.v1.ListScimTokensRequest
+	(*RevokeScimTokenRequest)(nil),   // 35: ssogate.v1.RevokeScimTokenRequest
+	(*ListScimRequestsRequest)(nil),  // 36: ssogate.v1.ListScimRequestsRequest
+	(*CreateSetupLinkResponse)(nil),  // 37: ssogate.v1.CreateSetupLinkResponse
+	(*ListSetupLinksResponse)(nil),   // 38: ssogate.v1.ListSetupLinksResponse
+	(*RevokeSetupLinkResponse)(nil),  // 39: ssogate.v1.RevokeSetupLinkResponse
+	(*CreateScimTokenResponse)(nil),  // 40: ssogate.v1.CreateScimTokenResponse
+	(*ListScimTokensResponse)(nil),   // 41: ssogate.v1.ListScimTokensResponse
+	(*RevokeScimTokenResponse)(nil),  // 42: ssogate.v1.RevokeScimTokenResponse
+	(*ListScimRequestsResponse)(nil), // 43: ssogate.v1.ListScimRequestsResponse
 }
 var file_ssogate_v1_connection_proto_depIdxs = []int32{
 	0,  // 0: ssogate.v1.Connection.state:type_name -> ssogate.v1.ConnectionState
@@ -1790,47 +1845,57 @@ var file_ssogate_v1_connection_proto_depIdxs = []int32{
 	1,  // 8: ssogate.v1.Connection.email_domain_policy:type_name -> ssogate.v1.EmailDomainPolicy
 	26, // 9: ssogate.v1.Connection.last_test_pass_time:type_name -> google.protobuf.Timestamp
 	26, // 10: ssogate.v1.Connection.identity_provider_change_time:type_name -> google.protobuf.Timestamp
-	4,  // 11: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
-	26, // 12: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
-	26, // 13: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	24, // 14: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	7,  // 15: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
-	2,  // 16: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	2,  // 17: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	2,  // 18: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	2,  // 19: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
-	2,  // 20: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	27, // 21: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 22: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	8,  // 23: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
-	2,  // 24: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
-	5,  // 25: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
-	5,  // 26: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
-	9,  // 27: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
-	11, // 28: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
-	13, // 29: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
-	15, // 30: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
-	17, // 31: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
-	19, // 32: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
-	21, // 33: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
-	28, // 34: ssogate.v1.ConnectionService.CreateSetupLink:input_type -> ssogate.v1.CreateSetupLinkRequest
-	29, // 35: ssogate.v1.ConnectionService.ListSetupLinks:input_type -> ssogate.v1.ListSetupLinksRequest
-	30, // 36: ssogate.v1.ConnectionService.RevokeSetupLink:input_type -> ssogate.v1.RevokeSetupLinkRequest
-	10, // 37: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
-	12, // 38: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
-	14, // 39: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
-	16, // 40: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
-	18, // 41: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
-	20, // 42: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
-	22, // 43: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
-	31, // 44: ssogate.v1.ConnectionService.CreateSetupLink:output_type -> ssogate.v1.CreateSetupLinkResponse
-	32, // 45: ssogate.v1.ConnectionService.ListSetupLinks:output_type -> ssogate.v1.ListSetupLinksResponse
-	33, // 46: ssogate.v1.ConnectionService.RevokeSetupLink:output_type -> ssogate.v1.RevokeSetupLinkResponse
-	37, // [37:47] is the sub-list for method output_type
-	27, // [27:37] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	27, // 11: ssogate.v1.Connection.scim_match:type_name -> ssogate.v1.ScimMatch
+	28, // 12: ssogate.v1.Connection.groups_source:type_name -> ssogate.v1.GroupsSource
+	4,  // 13: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
+	26, // 14: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
+	26, // 15: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	24, // 16: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	7,  // 17: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
+	2,  // 18: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	2,  // 19: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	2,  // 20: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	2,  // 21: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
+	2,  // 22: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	29, // 23: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 24: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	8,  // 25: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
+	2,  // 26: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
+	5,  // 27: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
+	5,  // 28: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
+	9,  // 29: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
+	11, // 30: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
+	13, // 31: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
+	15, // 32: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
+	17, // 33: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
+	19, // 34: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
+	21, // 35: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
+	30, // 36: ssogate.v1.ConnectionService.CreateSetupLink:input_type -> ssogate.v1.CreateSetupLinkRequest
+	31, // 37: ssogate.v1.ConnectionService.ListSetupLinks:input_type -> ssogate.v1.ListSetupLinksRequest
+	32, // 38: ssogate.v1.ConnectionService.RevokeSetupLink:input_type -> ssogate.v1.RevokeSetupLinkRequest
+	33, // 39: ssogate.v1.ConnectionService.CreateScimToken:input_type -> ssogate.v1.CreateScimTokenRequest
+	34, // 40: ssogate.v1.ConnectionService.ListScimTokens:input_type -> ssogate.v1.ListScimTokensRequest
+	35, // 41: ssogate.v1.ConnectionService.RevokeScimToken:input_type -> ssogate.v1.RevokeScimTokenRequest
+	36, // 42: ssogate.v1.ConnectionService.ListScimRequests:input_type -> ssogate.v1.ListScimRequestsRequest
+	10, // 43: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
+	12, // 44: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
+	14, // 45: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
+	16, // 46: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
+	18, // 47: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
+	20, // 48: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
+	22, // 49: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
+	37, // 50: ssogate.v1.ConnectionService.CreateSetupLink:output_type -> ssogate.v1.CreateSetupLinkResponse
+	38, // 51: ssogate.v1.ConnectionService.ListSetupLinks:output_type -> ssogate.v1.ListSetupLinksResponse
+	39, // 52: ssogate.v1.ConnectionService.RevokeSetupLink:output_type -> ssogate.v1.RevokeSetupLinkResponse
+	40, // 53: ssogate.v1.ConnectionService.CreateScimToken:output_type -> ssogate.v1.CreateScimTokenResponse
+	41, // 54: ssogate.v1.ConnectionService.ListScimTokens:output_type -> ssogate.v1.ListScimTokensResponse
+	42, // 55: ssogate.v1.ConnectionService.RevokeScimToken:output_type -> ssogate.v1.RevokeScimTokenResponse
+	43, // 56: ssogate.v1.ConnectionService.ListScimRequests:output_type -> ssogate.v1.ListScimRequestsResponse
+	43, // [43:57] is the sub-list for method output_type
+	29, // [29:43] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_ssogate_v1_connection_proto_init() }
@@ -1838,6 +1903,7 @@ func file_ssogate_v1_connection_proto_init() {
 	if File_ssogate_v1_connection_proto != nil {
 		return
 	}
+	file_ssogate_v1_directory_proto_init()
 	file_ssogate_v1_setup_link_proto_init()
 	file_ssogate_v1_connection_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}

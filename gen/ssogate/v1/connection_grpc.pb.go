@@ -29,6 +29,10 @@ const (
 	ConnectionService_CreateSetupLink_FullMethodName                 = "/ssogate.v1.ConnectionService/CreateSetupLink"
 	ConnectionService_ListSetupLinks_FullMethodName                  = "/ssogate.v1.ConnectionService/ListSetupLinks"
 	ConnectionService_RevokeSetupLink_FullMethodName                 = "/ssogate.v1.ConnectionService/RevokeSetupLink"
+	ConnectionService_CreateScimToken_FullMethodName                 = "/ssogate.v1.ConnectionService/CreateScimToken"
+	ConnectionService_ListScimTokens_FullMethodName                  = "/ssogate.v1.ConnectionService/ListScimTokens"
+	ConnectionService_RevokeScimToken_FullMethodName                 = "/ssogate.v1.ConnectionService/RevokeScimToken"
+	ConnectionService_ListScimRequests_FullMethodName                = "/ssogate.v1.ConnectionService/ListScimRequests"
 )
 
 // ConnectionServiceClient is the client API for ConnectionService service.
@@ -72,6 +76,16 @@ type ConnectionServiceClient interface {
 	ListSetupLinks(ctx context.Context, in *ListSetupLinksRequest, opts ...grpc.CallOption) (*ListSetupLinksResponse, error)
 	// RevokeSetupLink ends a setup link and every portal session opened with it.
 	RevokeSetupLink(ctx context.Context, in *RevokeSetupLinkRequest, opts ...grpc.CallOption) (*RevokeSetupLinkResponse, error)
+	// CreateScimToken makes a SCIM bearer token for the connection; its
+	// secret is in the answer only.
+	CreateScimToken(ctx context.Context, in *CreateScimTokenRequest, opts ...grpc.CallOption) (*CreateScimTokenResponse, error)
+	// ListScimTokens lists the connection's SCIM tokens (never secrets).
+	ListScimTokens(ctx context.Context, in *ListScimTokensRequest, opts ...grpc.CallOption) (*ListScimTokensResponse, error)
+	// RevokeScimToken stops a SCIM token at once.
+	RevokeScimToken(ctx context.Context, in *RevokeScimTokenRequest, opts ...grpc.CallOption) (*RevokeScimTokenResponse, error)
+	// ListScimRequests shows the connection's recent SCIM requests (method,
+	// path, status, scimType; no bodies).
+	ListScimRequests(ctx context.Context, in *ListScimRequestsRequest, opts ...grpc.CallOption) (*ListScimRequestsResponse, error)
 }
 
 type connectionServiceClient struct {
@@ -182,6 +196,46 @@ func (c *connectionServiceClient) RevokeSetupLink(ctx context.Context, in *Revok
 	return out, nil
 }
 
+func (c *connectionServiceClient) CreateScimToken(ctx context.Context, in *CreateScimTokenRequest, opts ...grpc.CallOption) (*CreateScimTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateScimTokenResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_CreateScimToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) ListScimTokens(ctx context.Context, in *ListScimTokensRequest, opts ...grpc.CallOption) (*ListScimTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListScimTokensResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_ListScimTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) RevokeScimToken(ctx context.Context, in *RevokeScimTokenRequest, opts ...grpc.CallOption) (*RevokeScimTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeScimTokenResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_RevokeScimToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) ListScimRequests(ctx context.Context, in *ListScimRequestsRequest, opts ...grpc.CallOption) (*ListScimRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListScimRequestsResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_ListScimRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionServiceServer is the server API for ConnectionService service.
 // All implementations must embed UnimplementedConnectionServiceServer
 // for forward compatibility.
@@ -223,6 +277,16 @@ type ConnectionServiceServer interface {
 	ListSetupLinks(context.Context, *ListSetupLinksRequest) (*ListSetupLinksResponse, error)
 	// RevokeSetupLink ends a setup link and every portal session opened with it.
 	RevokeSetupLink(context.Context, *RevokeSetupLinkRequest) (*RevokeSetupLinkResponse, error)
+	// CreateScimToken makes a SCIM bearer token for the connection; its
+	// secret is in the answer only.
+	CreateScimToken(context.Context, *CreateScimTokenRequest) (*CreateScimTokenResponse, error)
+	// ListScimTokens lists the connection's SCIM tokens (never secrets).
+	ListScimTokens(context.Context, *ListScimTokensRequest) (*ListScimTokensResponse, error)
+	// RevokeScimToken stops a SCIM token at once.
+	RevokeScimToken(context.Context, *RevokeScimTokenRequest) (*RevokeScimTokenResponse, error)
+	// ListScimRequests shows the connection's recent SCIM requests (method,
+	// path, status, scimType; no bodies).
+	ListScimRequests(context.Context, *ListScimRequestsRequest) (*ListScimRequestsResponse, error)
 	mustEmbedUnimplementedConnectionServiceServer()
 }
 
@@ -262,6 +326,18 @@ func (UnimplementedConnectionServiceServer) ListSetupLinks(context.Context, *Lis
 }
 func (UnimplementedConnectionServiceServer) RevokeSetupLink(context.Context, *RevokeSetupLinkRequest) (*RevokeSetupLinkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeSetupLink not implemented")
+}
+func (UnimplementedConnectionServiceServer) CreateScimToken(context.Context, *CreateScimTokenRequest) (*CreateScimTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateScimToken not implemented")
+}
+func (UnimplementedConnectionServiceServer) ListScimTokens(context.Context, *ListScimTokensRequest) (*ListScimTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListScimTokens not implemented")
+}
+func (UnimplementedConnectionServiceServer) RevokeScimToken(context.Context, *RevokeScimTokenRequest) (*RevokeScimTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeScimToken not implemented")
+}
+func (UnimplementedConnectionServiceServer) ListScimRequests(context.Context, *ListScimRequestsRequest) (*ListScimRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListScimRequests not implemented")
 }
 func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
 func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
@@ -464,6 +540,78 @@ func _ConnectionService_RevokeSetupLink_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionService_CreateScimToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateScimTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).CreateScimToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_CreateScimToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).CreateScimToken(ctx, req.(*CreateScimTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_ListScimTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListScimTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).ListScimTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_ListScimTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).ListScimTokens(ctx, req.(*ListScimTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_RevokeScimToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeScimTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).RevokeScimToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_RevokeScimToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).RevokeScimToken(ctx, req.(*RevokeScimTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_ListScimRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListScimRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).ListScimRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_ListScimRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).ListScimRequests(ctx, req.(*ListScimRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -510,6 +658,22 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeSetupLink",
 			Handler:    _ConnectionService_RevokeSetupLink_Handler,
+		},
+		{
+			MethodName: "CreateScimToken",
+			Handler:    _ConnectionService_CreateScimToken_Handler,
+		},
+		{
+			MethodName: "ListScimTokens",
+			Handler:    _ConnectionService_ListScimTokens_Handler,
+		},
+		{
+			MethodName: "RevokeScimToken",
+			Handler:    _ConnectionService_RevokeScimToken_Handler,
+		},
+		{
+			MethodName: "ListScimRequests",
+			Handler:    _ConnectionService_ListScimRequests_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -111,6 +111,11 @@ const (
 	// The asserted email's domain is not one of the connection's email
 	// domains (email_domain_policy REQUIRE).
 	RejectionReason_REJECTION_REASON_EMAIL_DOMAIN_MISMATCH RejectionReason = 36
+	// The directory (SCIM) deactivated or deleted the user.
+	RejectionReason_REJECTION_REASON_USER_DEPROVISIONED RejectionReason = 38
+	// The connection requires provisioned users and the directory has none
+	// linked to this NameID.
+	RejectionReason_REJECTION_REASON_USER_NOT_PROVISIONED RejectionReason = 39
 )
 
 // Enum value maps for RejectionReason.
@@ -153,6 +158,8 @@ var (
 		34: "REJECTION_REASON_INTERNAL",
 		35: "REJECTION_REASON_AUTHN_STATEMENT_MISSING",
 		36: "REJECTION_REASON_EMAIL_DOMAIN_MISMATCH",
+		38: "REJECTION_REASON_USER_DEPROVISIONED",
+		39: "REJECTION_REASON_USER_NOT_PROVISIONED",
 	}
 	RejectionReason_value = map[string]int32{
 		"REJECTION_REASON_UNSPECIFIED":             0,
@@ -192,6 +199,8 @@ var (
 		"REJECTION_REASON_INTERNAL":                34,
 		"REJECTION_REASON_AUTHN_STATEMENT_MISSING": 35,
 		"REJECTION_REASON_EMAIL_DOMAIN_MISMATCH":   36,
+		"REJECTION_REASON_USER_DEPROVISIONED":      38,
+		"REJECTION_REASON_USER_NOT_PROVISIONED":    39,
 	}
 )
 
@@ -227,7 +236,7 @@ var File_ssogate_v1_reason_proto protoreflect.FileDescriptor
 const file_ssogate_v1_reason_proto_rawDesc = "" +
 	"\n" +
 	"\x17ssogate/v1/reason.proto\x12\n" +
-	"ssogate.v1*\xd4\v\n" +
+	"ssogate.v1*\xa8\f\n" +
 	"\x0fRejectionReason\x12 \n" +
 	"\x1cREJECTION_REASON_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fREJECTION_REASON_BODY_TOO_LARGE\x10\x01\x12'\n" +
@@ -266,7 +275,9 @@ const file_ssogate_v1_reason_proto_rawDesc = "" +
 	"\x1eREJECTION_REASON_POLICY_DENIED\x10!\x12\x1d\n" +
 	"\x19REJECTION_REASON_INTERNAL\x10\"\x12,\n" +
 	"(REJECTION_REASON_AUTHN_STATEMENT_MISSING\x10#\x12*\n" +
-	"&REJECTION_REASON_EMAIL_DOMAIN_MISMATCH\x10$B5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
+	"&REJECTION_REASON_EMAIL_DOMAIN_MISMATCH\x10$\x12'\n" +
+	"#REJECTION_REASON_USER_DEPROVISIONED\x10&\x12)\n" +
+	"%REJECTION_REASON_USER_NOT_PROVISIONED\x10'B5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
 
 var (
 	file_ssogate_v1_reason_proto_rawDescOnce sync.Once

@@ -145,5 +145,68 @@ func Migrations(t ColumnTypes) []Migration {
 			`CREATE INDEX setup_links_expiry ON setup_links (expires_at)`,
 			`CREATE INDEX audit_events_correlation ON audit_events (correlation_id)`,
 		},
+		{ // 4: directory sync (SCIM): users, groups, memberships, tokens, request log
+			`CREATE TABLE directory_users (
+			connection_id TEXT NOT NULL,
+			id TEXT NOT NULL,
+			user_name TEXT NOT NULL,
+			user_name_lc TEXT NOT NULL,
+			external_id TEXT NOT NULL,
+			email_lc TEXT NOT NULL,
+			display_name TEXT NOT NULL,
+			active ` + t.Bool + ` NOT NULL,
+			resource ` + t.Bytes + `,
+			version ` + t.Int + ` NOT NULL,
+			created_at ` + t.Time + ` NOT NULL,
+			updated_at ` + t.Time + ` NOT NULL,
+			deleted_at ` + t.Time + `,
+			PRIMARY KEY (connection_id, id)
+		)` + t.TableSuffix,
+			// Uniqueness binds live users only: a tombstone keeps its
+			// userName without blocking a later, new user of that name.
+			`CREATE UNIQUE INDEX directory_users_user_name ON directory_users (connection_id, user_name_lc) WHERE deleted_at IS NULL`,
+			`CREATE UNIQUE INDEX directory_users_external_id ON directory_users (connection_id, external_id) WHERE deleted_at IS NULL AND external_id <> ''`,
+			`CREATE INDEX directory_users_email ON directory_users (connection_id, email_lc)`,
+			`CREATE INDEX directory_users_name_any ON directory_users (connection_id, user_name_lc, deleted_at)`,
+			`CREATE TABLE directory_groups (
+			connection_id TEXT NOT NULL,
+			id TEXT NOT NULL,
+			display_name TEXT NOT NULL,
+			external_id TEXT NOT NULL,
+			resource ` + t.Bytes + `,
+			version ` + t.Int + ` NOT NULL,
+			created_at ` + t.Time + ` NOT NULL,
+			updated_at ` + t.Time + ` NOT NULL,
+			deleted_at ` + t.Time + `,
+			PRIMARY KEY (connection_id, id)
+		)` + t.TableSuffix,
+			`CREATE INDEX directory_groups_display_name ON directory_groups (connection_id, display_name)`,
+			`CREATE TABLE directory_members (
+			connection_id TEXT NOT NULL,
+			group_id TEXT NOT NULL,
+			user_id TEXT NOT NULL,
+			PRIMARY KEY (connection_id, group_id, user_id)
+		)` + t.TableSuffix,
+			`CREATE INDEX directory_members_user ON directory_members (connection_id, user_id)`,
+			`CREATE TABLE scim_tokens (
+			id TEXT PRIMARY KEY,
+			connection_id TEXT NOT NULL,
+			hash ` + t.Bytes + ` NOT NULL,
+			created_at ` + t.Time + ` NOT NULL,
+			revoked_at ` + t.Time + `
+		)` + t.TableSuffix,
+			`CREATE INDEX scim_tokens_connection ON scim_tokens (connection_id, created_at)`,
+			`CREATE TABLE scim_requests (
+			seq ` + t.Serial + `,
+			connection_id TEXT NOT NULL,
+			time ` + t.Time + ` NOT NULL,
+			method TEXT NOT NULL,
+			path TEXT NOT NULL,
+			status ` + t.Int + ` NOT NULL,
+			scim_type TEXT NOT NULL
+		)` + t.TableSuffix,
+			`CREATE INDEX scim_requests_connection ON scim_requests (connection_id, seq)`,
+			`CREATE INDEX scim_requests_time ON scim_requests (time)`,
+		},
 	}
 }

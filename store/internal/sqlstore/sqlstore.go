@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/ssogate/ssogate/store"
@@ -262,6 +263,15 @@ type query struct {
 func (q *query) arg(v any) string {
 	q.args = append(q.args, v)
 	return fmt.Sprintf("$%d", len(q.args))
+}
+
+// list adds the arguments and returns their placeholders, comma-separated.
+func (q *query) list(vs []string) string {
+	ph := make([]string, len(vs))
+	for i, v := range vs {
+		ph[i] = q.arg(v)
+	}
+	return strings.Join(ph, ", ")
 }
 
 // where adds a condition.

@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// scimRequestRetention is how long Sweep keeps the SCIM request log.
+const scimRequestRetention = 7 * 24 * time.Hour
+
 // Sweep implements store.Store. Each table is cleaned by its own
 // autocommit DELETE: replicas sweeping at once simply delete disjoint or
 // already-deleted rows, and no transaction holds locks across tables.
@@ -21,5 +24,7 @@ func (db *DB) Sweep(ctx context.Context, now time.Time) (_ int64, err error) {
 		}
 		total += n
 	}
-	return total, nil
+	// The SCIM request log shows recent activity; a week of it is kept.
+	n, err := affected(ctx, db.w, "sweep scim_requests", "DELETE FROM scim_requests WHERE time <= $1", db.t(now.Add(-scimRequestRetention)))
+	return total + n, err
 }
