@@ -67,8 +67,11 @@ func writeSummary(w io.Writer, pkg string) {
 
 // summaryWriter is where the summary line is seen. `go test ./...` shows a
 // passing package's output only with -v, so the line goes to the go
-// command's own standard error (its parent's fd 2, readable on Linux as the
-// same user) when the test binary runs under it; to stdout otherwise.
+// command's own standard error (its parent's fd 2, reachable on Linux as
+// the same user) when the test binary runs under it and that is a terminal
+// or a pipe; to stdout otherwise. Not to a regular file: the go command
+// writes there at its own offset and would overwrite the line (pipe
+// `go test ./... 2>&1 | cat` into a file instead, as .ci/run does).
 func summaryWriter() io.Writer {
 	if testing.Verbose() {
 		return os.Stdout
@@ -80,6 +83,10 @@ func summaryWriter() io.Writer {
 	}
 	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/2", ppid), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
+		return os.Stdout
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&(os.ModeNamedPipe|os.ModeCharDevice) == 0 {
+		f.Close()
 		return os.Stdout
 	}
 	return f // closed at exit
