@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -264,8 +265,23 @@ func (h scimHooks) MembershipChanged(ctx context.Context, connectionID string, l
 	return nil
 }
 
+// Audit appends a directory sync event. A user event's data carries the
+// user as the directory now has it (user_id, user_name, external_id,
+// email, active), so a receiver can act without reading it back.
 func (h scimHooks) Audit(ctx context.Context, e scim.Event) {
 	ae := auditEvent{Type: e.Type, ConnectionID: e.ConnectionID, Detail: e.Detail}
+	if e.User != nil {
+		ae.Detail = maps.Clone(e.Detail)
+		if ae.Detail == nil {
+			ae.Detail = map[string]any{}
+		}
+		ae.Detail["user_id"], ae.Detail["user_name"], ae.Detail["active"] = e.User.ID, e.User.UserName, e.User.Active
+		for k, v := range map[string]string{"external_id": e.User.ExternalID, "email": e.User.Email} {
+			if v != "" {
+				ae.Detail[k] = v
+			}
+		}
+	}
 	if c, err := h.s.registry.get(ctx, e.ConnectionID); err == nil {
 		ae.TenantID = c.msg.TenantId
 		if e.User != nil {
@@ -335,8 +351,12 @@ func (cs connectionService) RevokeScimToken(ctx context.Context, req *ssogatev1.
 	if err := s.store.RevokeScimToken(ctx, req.ConnectionId, req.ScimTokenId, s.now()); err != nil {
 		return nil, s.storeErr(fmt.Sprintf("scim token %q of connection %q", req.ScimTokenId, req.ConnectionId), err)
 	}
-	s.audit(ctx, auditEvent{Type: auditScimTokenRevoked, ConnectionID: req.ConnectionId,
-		Detail: map[string]any{"scim_token_id": req.ScimTokenId, "caller": caller(ctx)}})
+	ae := auditEvent{Type: auditScimTokenRevoked, ConnectionID: req.ConnectionId,
+		Detail: map[string]any{"scim_token_id": req.ScimTokenId, "caller": caller(ctx)}}
+	if c, err := s.registry.get(ctx, req.ConnectionId); err == nil {
+		ae.TenantID = c.msg.TenantId
+	}
+	s.audit(ctx, ae)
 	return &ssogatev1.RevokeScimTokenResponse{}, nil
 }
 

@@ -148,6 +148,7 @@ func WithWebhookClient(c *http.Client) Option { return func(s *Server) { s.webho
 func WithWebhookTuning(fn func(*webhook.Config)) Option {
 	return func(s *Server) { s.webhookTuning = append(s.webhookTuning, fn) }
 }
+
 // WithVersion names the build (the OpenAPI document served at
 // /v1/openapi.json carries it).
 func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
