@@ -265,10 +265,18 @@ func (h scimHooks) MembershipChanged(ctx context.Context, connectionID string, l
 	return nil
 }
 
-// Audit appends a directory sync event. A user event's data carries the
-// user as the directory now has it (user_id, user_name, external_id,
-// email, active), so a receiver can act without reading it back.
-func (h scimHooks) Audit(ctx context.Context, e scim.Event) {
+// Audit appends a directory sync event without a change of its own.
+func (h scimHooks) Audit(ctx context.Context, e scim.Event) { h.s.audit(ctx, h.event(ctx, e)) }
+
+// WithEvent has the store append e with the user change (the outbox).
+func (h scimHooks) WithEvent(ctx context.Context, e scim.Event) context.Context {
+	return h.s.withAudit(ctx, h.event(ctx, e))
+}
+
+// event is the audit event of e: a user event's data carries the user as
+// the directory now has it (user_id, user_name, external_id, email,
+// active), so a receiver can act without reading it back.
+func (h scimHooks) event(ctx context.Context, e scim.Event) auditEvent {
 	ae := auditEvent{Type: e.Type, ConnectionID: e.ConnectionID, Detail: e.Detail}
 	if e.User != nil {
 		ae.Detail = maps.Clone(e.Detail)
@@ -290,7 +298,7 @@ func (h scimHooks) Audit(ctx context.Context, e scim.Event) {
 			}
 		}
 	}
-	h.s.audit(ctx, ae)
+	return ae
 }
 
 // newSCIM builds the SCIM service provider.
