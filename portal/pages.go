@@ -41,6 +41,7 @@ type view struct {
 	Error   string
 	Certs   []certView
 	Events  []eventView
+	Notices []noticeView
 	Ref     string
 	Found   []eventView
 	Done    bool
@@ -394,6 +395,10 @@ func (p *Portal) status(w http.ResponseWriter, r *http.Request, s *sess) {
 		v.Error = err.Error()
 	}
 	v.Events = events
+	if v.Notices, err = p.notices(s.ctx, s); err != nil {
+		p.cfg.Log.ErrorContext(s.ctx, "portal notices", "connection_id", s.conn.Id, "error", err)
+		v.Error = "The certificate and metadata notices are unavailable right now; reload the page in a minute."
+	}
 	p.render(w, http.StatusOK, "status", "Single sign-on status", v, page.Options{})
 }
 

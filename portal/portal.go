@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ssogate/ssogate/events"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/netguard"
 	"github.com/ssogate/ssogate/page"
@@ -106,6 +107,9 @@ type Config struct {
 	Connections Connections
 	Logins      Logins
 	Audit       Audit
+	// Events, when set, is the event log the status page reads the
+	// connection's certificate and metadata notices from.
+	Events events.Log
 	// AsLink marks ctx so that changes made with it are attributed to the
 	// link ("setup link <id>") in the audit log.
 	AsLink func(ctx context.Context, linkID string) context.Context

@@ -88,6 +88,12 @@ func (h *hooks) Audit(_ context.Context, e scim.Event) {
 	h.events = append(h.events, e)
 }
 
+// WithEvent records e at once (the server appends it with the write).
+func (h *hooks) WithEvent(ctx context.Context, e scim.Event) context.Context {
+	h.Audit(ctx, e)
+	return ctx
+}
+
 func (h *hooks) eventTypes() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()

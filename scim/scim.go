@@ -57,6 +57,10 @@ type Hooks interface {
 	MembershipChanged(ctx context.Context, connectionID string, left map[string][]string) error
 	// Audit records an event; it does not fail the request.
 	Audit(ctx context.Context, e Event)
+	// WithEvent returns ctx carrying e, so that the next store write made
+	// with it appends e in the same transaction as its change (store.WithEvents):
+	// no user change without its event, no event without its change.
+	WithEvent(ctx context.Context, e Event) context.Context
 }
 
 // Config configures a Handler.

@@ -187,7 +187,16 @@ func (h *Handler) updateUser(rq *request, change func(res resource) (resource, e
 		if err != nil {
 			return err
 		}
-		after, err := h.cfg.Store.UpdateDirectoryUser(rq.ctx, u, before.Version)
+		typ := EventUserUpdated
+		if before.Active && !u.Active {
+			typ = EventUserDeprovisioned
+		}
+		detail := map[string]any{"user_id": id, "active": u.Active}
+		if before.UserName != u.UserName {
+			detail["previous_user_name"] = before.UserName
+		}
+		ctx := h.cfg.Hooks.WithEvent(rq.ctx, Event{Type: typ, ConnectionID: rq.conn, User: &u, Detail: detail})
+		after, err := h.cfg.Store.UpdateDirectoryUser(ctx, u, before.Version)
 		if errors.Is(err, store.ErrConflict) && after.Version != before.Version {
 			if rq.r.Header.Get("If-Match") != "" && rq.r.Header.Get("If-Match") != "*" {
 				return &Error{Status: http.StatusPreconditionFailed, Detail: "the user changed while this request was served; read it again"}
@@ -199,15 +208,6 @@ func (h *Handler) updateUser(rq *request, change func(res resource) (resource, e
 		if err != nil {
 			return storeError("user", u.UserName, err)
 		}
-		typ := EventUserUpdated
-		if before.Active && !after.Active {
-			typ = EventUserDeprovisioned
-		}
-		detail := map[string]any{"user_id": id, "active": after.Active}
-		if before.UserName != after.UserName {
-			detail["previous_user_name"] = before.UserName
-		}
-		h.cfg.Hooks.Audit(rq.ctx, Event{Type: typ, ConnectionID: rq.conn, User: &after, Detail: detail})
 		if !after.Active {
 			if err := h.cfg.Hooks.Deprovisioned(rq.ctx, rq.conn, after); err != nil {
 				return err
@@ -242,30 +242,26 @@ func (h *Handler) patchUser(rq *request) error {
 
 func (h *Handler) deleteUser(rq *request) error {
 	id := rq.r.PathValue("id")
-	if err := h.checkUserIfMatch(rq, id); err != nil {
-		return err
-	}
-	before, err := h.cfg.Store.DeleteDirectoryUser(rq.ctx, rq.conn, id, h.cfg.Now())
+	cur, err := h.cfg.Store.GetDirectoryUser(rq.ctx, rq.conn, id)
 	if err != nil {
 		return storeError("user", id, err)
 	}
-	before.Active, before.DeletedAt = false, h.cfg.Now()
-	h.cfg.Hooks.Audit(rq.ctx, Event{Type: EventUserDeprovisioned, ConnectionID: rq.conn, User: &before,
+	if err := rq.checkIfMatch(cur.Version); err != nil {
+		return err
+	}
+	now := h.cfg.Now()
+	gone := cur
+	gone.Active, gone.DeletedAt = false, now
+	ctx := h.cfg.Hooks.WithEvent(rq.ctx, Event{Type: EventUserDeprovisioned, ConnectionID: rq.conn, User: &gone,
 		Detail: map[string]any{"user_id": id, "deleted": true}})
+	before, err := h.cfg.Store.DeleteDirectoryUser(ctx, rq.conn, id, now)
+	if err != nil {
+		return storeError("user", id, err)
+	}
+	before.Active, before.DeletedAt = false, now
 	if err := h.cfg.Hooks.Deprovisioned(rq.ctx, rq.conn, before); err != nil {
 		return err
 	}
 	rq.w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-func (h *Handler) checkUserIfMatch(rq *request, id string) error {
-	if rq.r.Header.Get("If-Match") == "" {
-		return nil
-	}
-	u, err := h.cfg.Store.GetDirectoryUser(rq.ctx, rq.conn, id)
-	if err != nil {
-		return storeError("user", id, err)
-	}
-	return rq.checkIfMatch(u.Version)
 }

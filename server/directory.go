@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -264,8 +265,31 @@ func (h scimHooks) MembershipChanged(ctx context.Context, connectionID string, l
 	return nil
 }
 
-func (h scimHooks) Audit(ctx context.Context, e scim.Event) {
+// Audit appends a directory sync event without a change of its own.
+func (h scimHooks) Audit(ctx context.Context, e scim.Event) { h.s.audit(ctx, h.event(ctx, e)) }
+
+// WithEvent has the store append e with the user change (the outbox).
+func (h scimHooks) WithEvent(ctx context.Context, e scim.Event) context.Context {
+	return h.s.withAudit(ctx, h.event(ctx, e))
+}
+
+// event is the audit event of e: a user event's data carries the user as
+// the directory now has it (user_id, user_name, external_id, email,
+// active), so a receiver can act without reading it back.
+func (h scimHooks) event(ctx context.Context, e scim.Event) auditEvent {
 	ae := auditEvent{Type: e.Type, ConnectionID: e.ConnectionID, Detail: e.Detail}
+	if e.User != nil {
+		ae.Detail = maps.Clone(e.Detail)
+		if ae.Detail == nil {
+			ae.Detail = map[string]any{}
+		}
+		ae.Detail["user_id"], ae.Detail["user_name"], ae.Detail["active"] = e.User.ID, e.User.UserName, e.User.Active
+		for k, v := range map[string]string{"external_id": e.User.ExternalID, "email": e.User.Email} {
+			if v != "" {
+				ae.Detail[k] = v
+			}
+		}
+	}
 	if c, err := h.s.registry.get(ctx, e.ConnectionID); err == nil {
 		ae.TenantID = c.msg.TenantId
 		if e.User != nil {
@@ -274,7 +298,7 @@ func (h scimHooks) Audit(ctx context.Context, e scim.Event) {
 			}
 		}
 	}
-	h.s.audit(ctx, ae)
+	return ae
 }
 
 // newSCIM builds the SCIM service provider.
@@ -335,8 +359,12 @@ func (cs connectionService) RevokeScimToken(ctx context.Context, req *ssogatev1.
 	if err := s.store.RevokeScimToken(ctx, req.ConnectionId, req.ScimTokenId, s.now()); err != nil {
 		return nil, s.storeErr(fmt.Sprintf("scim token %q of connection %q", req.ScimTokenId, req.ConnectionId), err)
 	}
-	s.audit(ctx, auditEvent{Type: auditScimTokenRevoked, ConnectionID: req.ConnectionId,
-		Detail: map[string]any{"scim_token_id": req.ScimTokenId, "caller": caller(ctx)}})
+	ae := auditEvent{Type: auditScimTokenRevoked, ConnectionID: req.ConnectionId,
+		Detail: map[string]any{"scim_token_id": req.ScimTokenId, "caller": caller(ctx)}}
+	if c, err := s.registry.get(ctx, req.ConnectionId); err == nil {
+		ae.TenantID = c.msg.TenantId
+	}
+	s.audit(ctx, ae)
 	return &ssogatev1.RevokeScimTokenResponse{}, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/internal/webhooktest"
 	"github.com/ssogate/ssogate/store"
+	"github.com/ssogate/ssogate/token"
 	"github.com/ssogate/ssogate/webhook"
 )
 
@@ -206,8 +207,56 @@ func TestWebhooksVerifiedByStandardWebhooks(t *testing.T) {
 	if strings.Contains(f.ts.logs.String(), strings.TrimPrefix(cw.Secret, webhook.SecretPrefix)) {
 		t.Error("the webhook secret is in the logs")
 	}
-	// SCIM's user.deprovisioned arrives the same way once directory sync
-	// writes it: every type goes to an endpoint without a filter.
+}
+
+// TestWebhookSCIMDeprovisioned: a deactivation (PATCH active false) and a
+// deletion over the SCIM endpoint each arrive as user.deprovisioned,
+// verified by the npm standardwebhooks package, with the connection, its
+// tenant and the user's data.
+func TestWebhookSCIMDeprovisioned(t *testing.T) {
+	f := newEventsFixture(t, allowPrivate, fastRetries(0))
+	cw := f.createWebhook(t, "user.deprovisioned")
+	f.recv.Configure(t, cw.Secret, 0, 0)
+	sc := f.scimClient(t, "acme")
+	carol := sc.createUser(t, "carol@acme.test")
+	dave := sc.createUser(t, "dave@acme.test")
+	sc.setActive(t, carol, false)
+	sc.must(t, http.StatusNoContent, "DELETE", "/Users/"+dave, "")
+
+	log := f.recv.WaitFor(t, 20*time.Second, "two user.deprovisioned accepted", func(log []webhooktest.Delivery) bool {
+		n := 0
+		for _, d := range log {
+			if d.Status == http.StatusOK {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	got := map[string]webhooktest.Event{}
+	for _, d := range log {
+		if !d.Verified || d.SchemaError != "" {
+			t.Fatalf("delivery %s: verified %v (%s), schema: %s", d.ID, d.Verified, d.Error, d.SchemaError)
+		}
+		if d.Event.Type != "user.deprovisioned" {
+			t.Fatalf("delivery of %s to an endpoint filtered on user.deprovisioned", d.Event.Type)
+		}
+		got[fmt.Sprint(d.Event.Data["user_id"])] = d.Event
+	}
+	for _, w := range []struct {
+		id, email string
+		deleted   bool
+	}{{carol, "carol@acme.test", false}, {dave, "dave@acme.test", true}} {
+		e, ok := got[w.id]
+		if !ok {
+			t.Fatalf("no user.deprovisioned for user %s (%s); got %+v", w.id, w.email, got)
+		}
+		d := e.Data
+		if e.ConnectionID != "acme" || e.TenantID != "tenant-acme" || d["user_name"] != w.email ||
+			d["email"] != w.email || d["active"] != false || d["subject"] != token.Subject("acme", w.email) ||
+			(d["deleted"] == true) != w.deleted {
+			t.Errorf("user.deprovisioned of %s = %+v", w.email, e)
+		}
+	}
 }
 
 // TestWebhookFailingThenRetried: a receiver that keeps failing past the

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/store"
 )
 
 // portalClock is a settable clock for link expiry.
@@ -247,6 +248,34 @@ func TestSetupPortalSessionAndIsolation(t *testing.T) {
 	resp, body = f.do(t, "POST", "/setup/activate", cookie, url.Values{"csrf": {csrfOf(t, page)}}, map[string]string{"Origin": portalOrigin})
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "run a test login that succeeds first") {
 		t.Errorf("activation without a test = %d:\n%s", resp.StatusCode, body)
+	}
+
+	// The status page shows its own connection's certificate and metadata
+	// notices, never another's.
+	for _, e := range []store.AuditEvent{
+		{Type: "metadata.refresh_failed", ConnectionID: "acme", TenantID: "t-acme", Message: "acme-metadata-answered-404"},
+		{Type: "certificate.expiring", ConnectionID: "beta", TenantID: "t-beta", Message: "beta-certificate-expires-soon"},
+		{Type: "login.failed", ConnectionID: "acme", TenantID: "t-acme", Message: "acme-not-a-notice"},
+	} {
+		e.ID, e.Time = newRequestID(), f.clock.now()
+		if err := f.ts.srv.store.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	betaLink, err := f.admin.CreateSetupLink(ctx, &ssogatev1.CreateSetupLinkRequest{ConnectionId: "beta", Ttl: durationpb.New(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ cookie, want, other, label string }{
+		{cookie, "acme-metadata-answered-404", "beta-certificate-expires-soon", "Metadata refresh failed"},
+		{betaLink.Secret, "beta-certificate-expires-soon", "acme-metadata-answered-404", "Certificate expiring"},
+	} {
+		resp, page := f.do(t, "GET", "/setup/status", tc.cookie, nil, nil)
+		notices, _, _ := strings.Cut(page[strings.Index(page, `id="notices"`)+1:], "</table>")
+		if resp.StatusCode != http.StatusOK || !strings.Contains(notices, tc.want) || !strings.Contains(notices, tc.label) ||
+			strings.Contains(page, tc.other) || strings.Contains(page, "acme-not-a-notice") {
+			t.Errorf("status page = %d, want notice %q (%s) and not %q:\n%s", resp.StatusCode, tc.want, tc.label, tc.other, page)
+		}
 	}
 
 	// The secret is never logged.
