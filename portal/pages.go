@@ -45,6 +45,10 @@ type view struct {
 	Found   []eventView
 	Done    bool
 	Expires time.Time
+	// HasSCIM shows the SCIM step; SCIM is its data.
+	HasSCIM  bool
+	SCIM     scimView
+	ScimIdPs []scimIdP
 }
 
 type certView struct {
@@ -64,7 +68,8 @@ type eventView struct {
 func (p *Portal) view(s *sess, step string) *view {
 	return &view{Step: step, CSRF: s.csrf, Conn: s.conn, SP: s.conn.GetServiceProvider(), IdP: s.idp, IdPs: idps,
 		State: strings.TrimPrefix(s.conn.GetState().String(), "CONNECTION_STATE_"), Tested: testedSinceChange(s.conn),
-		Product: p.pages.Brand().ProductName, Certs: certViews(s.conn, p.cfg.Now()), Expires: s.link.ExpiresAt}
+		Product: p.pages.Brand().ProductName, Certs: certViews(s.conn, p.cfg.Now()), Expires: s.link.ExpiresAt,
+		HasSCIM: s.scim, ScimIdPs: scimIdPs}
 }
 
 func (p *Portal) render(w http.ResponseWriter, status int, name, title string, v *view, o page.Options) {
@@ -394,6 +399,9 @@ func (p *Portal) status(w http.ResponseWriter, r *http.Request, s *sess) {
 		v.Error = err.Error()
 	}
 	v.Events = events
+	if s.scim {
+		p.scimState(s, v)
+	}
 	p.render(w, http.StatusOK, "status", "Single sign-on status", v, page.Options{})
 }
 

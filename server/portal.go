@@ -29,6 +29,7 @@ func (s *Server) newPortal() error {
 		Connections: connectionService{s: s},
 		Logins:      loginService{s: s},
 		Audit:       auditService{s: s},
+		Directory:   connectionService{s: s},
 		AsLink: func(ctx context.Context, linkID string) context.Context {
 			return context.WithValue(ctx, callerKey{}, "setup link "+linkID)
 		},
