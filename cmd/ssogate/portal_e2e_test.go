@@ -334,16 +334,30 @@ func TestSetupPortalJourney(t *testing.T) {
 		t.Errorf("the SCIM token is in the address: %s", u)
 	}
 	pc.check(ctx, "portal-11-scim-token")
-	req, err := http.NewRequest("GET", dev.base+"/scim/v2/acme/Users", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+scimSecret)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /scim/v2/acme/Users with the portal's token: %v %v", resp, err)
-	} else {
+	for path, want := range map[string]int{"/Users": http.StatusOK, "/Users/nobody": http.StatusNotFound} {
+		req, err := http.NewRequest("GET", dev.base+"/scim/v2/acme"+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+scimSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
 		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET /scim/v2/acme%s with the portal's token = %d, want %d", path, resp.StatusCode, want)
+		}
 	}
+	// The status page shows the SCIM state and the requests just made.
+	do(t, ctx, "status page with SCIM", chromedp.Navigate(dev.base+"/setup/status"))
+	if st := text(t, ctx, "#scim-state"); !strings.HasPrefix(st, "1 working token") {
+		t.Errorf("status SCIM state %q", st)
+	}
+	if log := text(t, ctx, "#scim-requests"); !strings.Contains(log, "GET /Users/nobody") || !strings.Contains(log, "404") {
+		t.Errorf("status SCIM requests:\n%s", log)
+	}
+	pc.check(ctx, "portal-12-status-scim")
 	if strings.Contains(dev.logs.String(), scimSecret) {
 		t.Error("ssogate dev logged the SCIM token")
 	}
