@@ -45,7 +45,9 @@ type view struct {
 	Found   []eventView
 	Done    bool
 	Expires time.Time
-	// HasSCIM shows the SCIM step; SCIM is its data.
+	// HasSAML shows the single sign-on steps, HasSCIM the SCIM step; SCIM
+	// is its data.
+	HasSAML  bool
 	HasSCIM  bool
 	SCIM     scimView
 	ScimIdPs []scimIdP
@@ -69,7 +71,7 @@ func (p *Portal) view(s *sess, step string) *view {
 	return &view{Step: step, CSRF: s.csrf, Conn: s.conn, SP: s.conn.GetServiceProvider(), IdP: s.idp, IdPs: idps,
 		State: strings.TrimPrefix(s.conn.GetState().String(), "CONNECTION_STATE_"), Tested: testedSinceChange(s.conn),
 		Product: p.pages.Brand().ProductName, Certs: certViews(s.conn, p.cfg.Now()), Expires: s.link.ExpiresAt,
-		HasSCIM: s.scim, ScimIdPs: scimIdPs}
+		HasSAML: hasFeature(s.link, ssogatev1.SetupLinkFeature_SETUP_LINK_FEATURE_SAML), HasSCIM: s.scim, ScimIdPs: scimIdPs}
 }
 
 func (p *Portal) render(w http.ResponseWriter, status int, name, title string, v *view, o page.Options) {

@@ -186,3 +186,24 @@ func TestPortalSCIMNeedsFeature(t *testing.T) {
 		t.Error("the status page shows SCIM to a SAML-only link")
 	}
 }
+
+func TestPortalSCIMOnlyLink(t *testing.T) {
+	f := newPortalFixture(t)
+	link, err := f.admin.CreateSetupLink(context.Background(), &ssogatev1.CreateSetupLinkRequest{ConnectionId: "acme",
+		Ttl: durationpb.New(time.Hour), Features: []ssogatev1.SetupLinkFeature{ssogatev1.SetupLinkFeature_SETUP_LINK_FEATURE_SCIM}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(link.SetupLink.Url)
+	resp, _ := f.do(t, "GET", u.Path, "", nil, nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/setup/scim" {
+		t.Fatalf("open a SCIM-only link = %d Location %q, want 303 to /setup/scim", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, body := f.do(t, "GET", "/setup/scim", link.Secret, nil, nil)
+	if resp.StatusCode != http.StatusOK || strings.Contains(body, `href="/setup/metadata"`) {
+		t.Errorf("SCIM page for a SCIM-only link = %d, or it offers the SAML steps:\n%s", resp.StatusCode, body)
+	}
+	if resp, _ := f.do(t, "GET", "/setup/metadata", link.Secret, nil, nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("metadata page for a SCIM-only link = %d, want 403", resp.StatusCode)
+	}
+}
