@@ -46,6 +46,12 @@ type view struct {
 	Found   []eventView
 	Done    bool
 	Expires time.Time
+	// HasSAML shows the single sign-on steps, HasSCIM the SCIM step; SCIM
+	// is its data.
+	HasSAML  bool
+	HasSCIM  bool
+	SCIM     scimView
+	ScimIdPs []scimIdP
 }
 
 type certView struct {
@@ -65,7 +71,8 @@ type eventView struct {
 func (p *Portal) view(s *sess, step string) *view {
 	return &view{Step: step, CSRF: s.csrf, Conn: s.conn, SP: s.conn.GetServiceProvider(), IdP: s.idp, IdPs: idps,
 		State: strings.TrimPrefix(s.conn.GetState().String(), "CONNECTION_STATE_"), Tested: testedSinceChange(s.conn),
-		Product: p.pages.Brand().ProductName, Certs: certViews(s.conn, p.cfg.Now()), Expires: s.link.ExpiresAt}
+		Product: p.pages.Brand().ProductName, Certs: certViews(s.conn, p.cfg.Now()), Expires: s.link.ExpiresAt,
+		HasSAML: hasFeature(s.link, ssogatev1.SetupLinkFeature_SETUP_LINK_FEATURE_SAML), HasSCIM: s.scim, ScimIdPs: scimIdPs}
 }
 
 func (p *Portal) render(w http.ResponseWriter, status int, name, title string, v *view, o page.Options) {
@@ -398,6 +405,9 @@ func (p *Portal) status(w http.ResponseWriter, r *http.Request, s *sess) {
 	if v.Notices, err = p.notices(s.ctx, s); err != nil {
 		p.cfg.Log.ErrorContext(s.ctx, "portal notices", "connection_id", s.conn.Id, "error", err)
 		v.Error = "The certificate and metadata notices are unavailable right now; reload the page in a minute."
+	}
+	if s.scim {
+		p.scimState(s, v)
 	}
 	p.render(w, http.StatusOK, "status", "Single sign-on status", v, page.Options{})
 }

@@ -110,6 +110,8 @@ type Config struct {
 	// Events, when set, is the event log the status page reads the
 	// connection's certificate and metadata notices from.
 	Events events.Log
+	// Directory makes and lists SCIM tokens; nil leaves out the SCIM step.
+	Directory Directory
 	// AsLink marks ctx so that changes made with it are attributed to the
 	// link ("setup link <id>") in the audit log.
 	AsLink func(ctx context.Context, linkID string) context.Context
@@ -201,6 +203,9 @@ func (p *Portal) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /setup/activate", p.session(p.post(p.activate)))
 	mux.HandleFunc("GET /setup/status", p.session(p.status))
 	mux.HandleFunc("GET /setup/lookup", p.session(p.lookup))
+	mux.HandleFunc("GET /setup/scim", p.scimSession(p.scimPage))
+	mux.HandleFunc("POST /setup/scim/tokens", p.scimSession(p.post(p.scimCreate)))
+	mux.HandleFunc("POST /setup/scim/revoke", p.scimSession(p.post(p.scimRevoke)))
 }
 
 // sess is one portal request's session: its link and connection.
@@ -212,6 +217,8 @@ type sess struct {
 	ctx  context.Context
 	csrf string
 	idp  idp
+	// scim is whether the link covers the SCIM step.
+	scim bool
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, s *sess)
@@ -233,6 +240,10 @@ func (p *Portal) open(w http.ResponseWriter, r *http.Request) {
 	p.cfg.Record(r.Context(), AuditLinkOpened, link.ConnectionID, map[string]any{"setup_link_id": link.ID,
 		"caller": "setup link " + link.ID})
 	page.SecurityHeaders(w.Header(), "")
+	if !hasFeature(link, ssogatev1.SetupLinkFeature_SETUP_LINK_FEATURE_SAML) && p.cfg.Directory != nil {
+		http.Redirect(w, r, Prefix+"scim", http.StatusSeeOther)
+		return
+	}
 	http.Redirect(w, r, Prefix, http.StatusSeeOther)
 }
 
@@ -278,8 +289,19 @@ func (p *Portal) linkUnusable(w http.ResponseWriter, r *http.Request, err error)
 
 var errNoSession = errors.New("no portal session")
 
-// session loads the portal session from the cookie, or refuses.
+// session loads the portal session from the cookie, or refuses; its pages
+// need a link that covers single sign-on.
 func (p *Portal) session(h handler) http.HandlerFunc {
+	return p.sessionFor(ssogatev1.SetupLinkFeature_SETUP_LINK_FEATURE_SAML, h)
+}
+
+// scimSession is session for the SCIM step: a link without the SCIM
+// feature (or a portal without a Directory) gets a plain 404.
+func (p *Portal) scimSession(h handler) http.HandlerFunc {
+	return p.sessionFor(ssogatev1.SetupLinkFeature_SETUP_LINK_FEATURE_SCIM, h)
+}
+
+func (p *Portal) sessionFor(feature ssogatev1.SetupLinkFeature, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(cookieName)
 		if err != nil || c.Value == "" {
@@ -291,7 +313,12 @@ func (p *Portal) session(h handler) http.HandlerFunc {
 			p.linkUnusable(w, r, err)
 			return
 		}
-		if !hasFeature(link, ssogatev1.SetupLinkFeature_SETUP_LINK_FEATURE_SAML) {
+		switch {
+		case feature == ssogatev1.SetupLinkFeature_SETUP_LINK_FEATURE_SCIM && (p.cfg.Directory == nil || !hasFeature(link, feature)):
+			p.pages.Render(w, http.StatusNotFound, "plain", "Setup link", "This setup link does not cover directory sync (SCIM). Ask "+
+				p.pages.Brand().ProductName+" for a link that does.", page.Options{})
+			return
+		case !hasFeature(link, feature):
 			p.pages.Render(w, http.StatusForbidden, "plain", "Setup link", "This setup link does not cover single sign-on settings.", page.Options{})
 			return
 		}
@@ -301,7 +328,8 @@ func (p *Portal) session(h handler) http.HandlerFunc {
 			p.linkUnusable(w, r, err)
 			return
 		}
-		s := &sess{link: link, secret: c.Value, conn: got.Connection, ctx: ctx, csrf: csrfToken(c.Value, link.ID)}
+		s := &sess{link: link, secret: c.Value, conn: got.Connection, ctx: ctx, csrf: csrfToken(c.Value, link.ID),
+			scim: p.cfg.Directory != nil && hasFeature(link, ssogatev1.SetupLinkFeature_SETUP_LINK_FEATURE_SCIM)}
 		s.idp, _ = idpByKey("other")
 		if ck, err := r.Cookie(idpCookieName); err == nil {
 			if chosen, ok := idpByKey(ck.Value); ok {

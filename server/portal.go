@@ -30,6 +30,7 @@ func (s *Server) newPortal() error {
 		Logins:      loginService{s: s},
 		Audit:       auditService{s: s},
 		Events:      s.store,
+		Directory:   connectionService{s: s},
 		AsLink: func(ctx context.Context, linkID string) context.Context {
 			return context.WithValue(ctx, callerKey{}, "setup link "+linkID)
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -319,6 +320,47 @@ func TestSetupPortalJourney(t *testing.T) {
 		t.Errorf("status page events:\n%s", events)
 	}
 	pc.check(ctx, "portal-8-status")
+
+	// Directory sync: the SCIM step shows the base URL, makes a token
+	// once, and the token reaches this connection's SCIM endpoint.
+	do(t, ctx, "SCIM page", chromedp.Navigate(dev.base+"/setup/scim"))
+	if base := text(t, ctx, "#scim-base-url"); base != dev.base+"/scim/v2/acme" {
+		t.Errorf("SCIM base URL %q", base)
+	}
+	pc.check(ctx, "portal-10-scim")
+	do(t, ctx, "make a SCIM token", chromedp.Click(chromedp.CSS("#create-token")))
+	scimSecret := text(t, ctx, "#scim-secret")
+	if u := waitLocation(t, ctx, dev.base+"/setup/scim/tokens"); strings.Contains(u.String(), scimSecret) {
+		t.Errorf("the SCIM token is in the address: %s", u)
+	}
+	pc.check(ctx, "portal-11-scim-token")
+	for path, want := range map[string]int{"/Users": http.StatusOK, "/Users/nobody": http.StatusNotFound} {
+		req, err := http.NewRequest("GET", dev.base+"/scim/v2/acme"+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+scimSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET /scim/v2/acme%s with the portal's token = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	// The status page shows the SCIM state and the requests just made.
+	do(t, ctx, "status page with SCIM", chromedp.Navigate(dev.base+"/setup/status"))
+	if st := text(t, ctx, "#scim-state"); !strings.HasPrefix(st, "1 working token") {
+		t.Errorf("status SCIM state %q", st)
+	}
+	if log := text(t, ctx, "#scim-requests"); !strings.Contains(log, "GET /Users/nobody") || !strings.Contains(log, "404") {
+		t.Errorf("status SCIM requests:\n%s", log)
+	}
+	pc.check(ctx, "portal-12-status-scim")
+	if strings.Contains(dev.logs.String(), scimSecret) {
+		t.Error("ssogate dev logged the SCIM token")
+	}
 
 	// The secret never reached a log or a Referer.
 	if strings.Contains(dev.logs.String(), link.Secret) {
