@@ -1,7 +1,10 @@
 package saml
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
+	"encoding/base64"
 	"math"
 	"slices"
 	"testing"
@@ -158,4 +161,30 @@ func BenchmarkLegacyDecryptionTiming(b *testing.B) {
 		b.ReportMetric(float64(m.Microseconds()), p.name+"-median-µs")
 	}
 	b.ReportMetric(float64(hi)/float64(lo), "slowest/fastest")
+}
+
+// BenchmarkDeflateRedirect compares the HTTP-Redirect encoding of an
+// AuthnRequest (pooled writer, default level) with a new best-compression
+// writer per message, as it was: run both in one go test -bench to read
+// the ratio.
+func BenchmarkDeflateRedirect(b *testing.B) {
+	msg := []byte(`<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="id-0123456789abcdef0123456789abcdef01234567" Version="2.0" IssueInstant="2026-12-01T00:00:00.000Z" Destination="https://idp.example.com/sso" AssertionConsumerServiceURL="https://sso.example.com/saml/acme/acs" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml:Issuer>https://sso.example.com/saml/acme</saml:Issuer><samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress" AllowCreate="true"/></samlp:AuthnRequest>`)
+	b.Run("pooled-default", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := deflateBase64(msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("new-best", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var buf bytes.Buffer
+			w, _ := flate.NewWriter(&buf, flate.BestCompression)
+			w.Write(msg)
+			w.Close()
+			_ = base64.StdEncoding.EncodeToString(buf.Bytes())
+		}
+	})
 }

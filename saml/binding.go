@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -110,14 +111,21 @@ func samlTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
+// deflaters are reused DEFLATE writers: allocating one costs more than
+// compressing an AuthnRequest (a flate.Writer is ~600 KB of tables).
+var deflaters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.DefaultCompression) // error only for a bad level
+	return w
+}}
+
 // deflateBase64 is the HTTP-Redirect message encoding (saml-bindings
-// §3.4.4.1): raw DEFLATE, then base64.
+// §3.4.4.1): raw DEFLATE, then base64. The default level: the best one
+// costs several times the CPU for a few bytes on a URL.
 func deflateBase64(data []byte) (string, error) {
 	var buf bytes.Buffer
-	w, err := flate.NewWriter(&buf, flate.BestCompression)
-	if err != nil {
-		return "", fmt.Errorf("deflate: %w", err)
-	}
+	w := deflaters.Get().(*flate.Writer)
+	defer deflaters.Put(w)
+	w.Reset(&buf)
 	if _, err := w.Write(data); err != nil {
 		return "", fmt.Errorf("deflate: %w", err)
 	}
