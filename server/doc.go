@@ -37,7 +37,8 @@
 //   - ValidateToken never queries the store: revocations are held in memory
 //     and kept current by PostgreSQL LISTEN/NOTIFY and a one-second poll.
 //   - Every request gets a request id, echoed in X-Request-Id and logged on
-//     exactly one JSON line with method, route, status and duration; query
+//     exactly one JSON line with method, route, status and duration (a
+//     ValidateToken that finds the token valid is counted, not logged); query
 //     strings, bodies, assertions, codes, tokens and keys are never logged.
 //   - The unauthenticated edge is bounded: the browser routes are rate
 //     limited per client and per connection (package ratelimit), ACS and

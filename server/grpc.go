@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 )
 
 // splitMethod turns "/pkg.Service/Method" into its two parts.
@@ -33,12 +35,19 @@ func incomingRequestID(ctx context.Context) string {
 	return newRequestID()
 }
 
-func (s *Server) observe(ctx context.Context, fullMethod string, start time.Time, err error) {
-	service, method := splitMethod(fullMethod)
-	code := status.Code(err)
-	elapsed := time.Since(start)
+// count records a call in the metrics.
+func (s *Server) count(fullMethod string, start time.Time, err error) (service, method string, code codes.Code, elapsed time.Duration) {
+	service, method = splitMethod(fullMethod)
+	code = status.Code(err)
+	elapsed = time.Since(start)
 	s.metrics.grpcHandled.WithLabelValues(service, method, code.String()).Inc()
 	s.metrics.grpcDuration.WithLabelValues(service, method).Observe(elapsed.Seconds())
+	return service, method, code, elapsed
+}
+
+// observe records a call in the metrics and logs its line.
+func (s *Server) observe(ctx context.Context, fullMethod string, start time.Time, err error) {
+	service, method, code, elapsed := s.count(fullMethod, start, err)
 	level := slog.LevelInfo
 	if code == codes.Internal || code == codes.Unknown {
 		level = slog.LevelError
@@ -74,7 +83,16 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	start := time.Now()
 	ctx = withRequestID(ctx, incomingRequestID(ctx))
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", requestID(ctx)))
-	defer func() { s.observe(ctx, info.FullMethod, start, err) }()
+	defer func() {
+		// A token found valid is the hot path (a backend may ask on every
+		// request it serves): counted in the metrics, not logged line by
+		// line. Refusals and every other call keep their line.
+		if v, ok := resp.(*ssogatev1.ValidateTokenResponse); ok && err == nil && v.GetValid() {
+			s.count(info.FullMethod, start, err)
+			return
+		}
+		s.observe(ctx, info.FullMethod, start, err)
+	}()
 	defer func() { err = withErrorInfo(err) }()
 	defer s.recoverPanic(ctx, &err)
 	authed, err := s.auth.authorize(ctx, info.FullMethod)
