@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,26 +25,13 @@ import (
 	"github.com/ssogate/ssogate/store"
 )
 
-// portalClock is a settable clock for link expiry.
-type portalClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *portalClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *portalClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // portalFixture is a server with two DRAFT connections and a setup link
 // for the first.
 type portalFixture struct {
 	ts     *testServer
 	admin  ssogatev1.ConnectionServiceClient
 	audit  ssogatev1.AuditServiceClient
-	clock  *portalClock
+	clock  *fakeClock
 	link   *ssogatev1.CreateSetupLinkResponse
 	client *http.Client
 }
@@ -54,7 +40,7 @@ const portalOrigin = "http://localhost:8080" // the default external URL
 
 func newPortalFixture(t *testing.T) *portalFixture {
 	t.Helper()
-	clock := &portalClock{t: time.Now()}
+	clock := &fakeClock{t: time.Now()}
 	f := &portalFixture{clock: clock}
 	f.ts = startTestServerWith(t, nil, WithClock(clock.now))
 	conn := f.ts.dial(t, testAdminKey)

@@ -196,6 +196,11 @@ func TestSetupPortalJourney(t *testing.T) {
 	refs.listen(t, ctx)
 	do(t, ctx, "viewport", chromedp.EmulateViewport(1280, 800))
 
+	// The dev demo page, whose "new connection and setup link" button
+	// starts this journey for an evaluator.
+	do(t, ctx, "demo page", chromedp.Navigate(dev.base+"/"), chromedp.WaitVisible(chromedp.CSS("#new-setup")))
+	pc.check(ctx, "dev-demo")
+
 	// The IT admin opens the link: the secret leaves the address bar.
 	do(t, ctx, "open the setup link", chromedp.Navigate(link.SetupLink.Url))
 	if u := waitLocation(t, ctx, dev.base+"/setup/idp"); strings.Contains(u.String(), link.Secret) {
