@@ -149,6 +149,113 @@ func (EmailDomainPolicy) EnumDescriptor() ([]byte, []int) {
 	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{1}
 }
 
+// ServiceProviderKeyUse is what an SP key does.
+type ServiceProviderKeyUse int32
+
+const (
+	// Both signing and encryption.
+	ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_UNSPECIFIED ServiceProviderKeyUse = 0
+	// Signs AuthnRequests and logout messages.
+	ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_SIGNING ServiceProviderKeyUse = 1
+	// Decrypts assertions encrypted to it.
+	ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_ENCRYPTION ServiceProviderKeyUse = 2
+)
+
+// Enum value maps for ServiceProviderKeyUse.
+var (
+	ServiceProviderKeyUse_name = map[int32]string{
+		0: "SERVICE_PROVIDER_KEY_USE_UNSPECIFIED",
+		1: "SERVICE_PROVIDER_KEY_USE_SIGNING",
+		2: "SERVICE_PROVIDER_KEY_USE_ENCRYPTION",
+	}
+	ServiceProviderKeyUse_value = map[string]int32{
+		"SERVICE_PROVIDER_KEY_USE_UNSPECIFIED": 0,
+		"SERVICE_PROVIDER_KEY_USE_SIGNING":     1,
+		"SERVICE_PROVIDER_KEY_USE_ENCRYPTION":  2,
+	}
+)
+
+func (x ServiceProviderKeyUse) Enum() *ServiceProviderKeyUse {
+	p := new(ServiceProviderKeyUse)
+	*p = x
+	return p
+}
+
+func (x ServiceProviderKeyUse) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ServiceProviderKeyUse) Descriptor() protoreflect.EnumDescriptor {
+	return file_ssogate_v1_connection_proto_enumTypes[2].Descriptor()
+}
+
+func (ServiceProviderKeyUse) Type() protoreflect.EnumType {
+	return &file_ssogate_v1_connection_proto_enumTypes[2]
+}
+
+func (x ServiceProviderKeyUse) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ServiceProviderKeyUse.Descriptor instead.
+func (ServiceProviderKeyUse) EnumDescriptor() ([]byte, []int) {
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{2}
+}
+
+// ServiceProviderKeyState is an SP key's place in a rotation.
+type ServiceProviderKeyState int32
+
+const (
+	// Unset.
+	ServiceProviderKeyState_SERVICE_PROVIDER_KEY_STATE_UNSPECIFIED ServiceProviderKeyState = 0
+	// Signs and decrypts.
+	ServiceProviderKeyState_SERVICE_PROVIDER_KEY_STATE_CURRENT ServiceProviderKeyState = 1
+	// Published and decrypting, not yet signing; becomes CURRENT at its
+	// transition_time, when the key it replaces leaves metadata.
+	ServiceProviderKeyState_SERVICE_PROVIDER_KEY_STATE_NEXT ServiceProviderKeyState = 2
+)
+
+// Enum value maps for ServiceProviderKeyState.
+var (
+	ServiceProviderKeyState_name = map[int32]string{
+		0: "SERVICE_PROVIDER_KEY_STATE_UNSPECIFIED",
+		1: "SERVICE_PROVIDER_KEY_STATE_CURRENT",
+		2: "SERVICE_PROVIDER_KEY_STATE_NEXT",
+	}
+	ServiceProviderKeyState_value = map[string]int32{
+		"SERVICE_PROVIDER_KEY_STATE_UNSPECIFIED": 0,
+		"SERVICE_PROVIDER_KEY_STATE_CURRENT":     1,
+		"SERVICE_PROVIDER_KEY_STATE_NEXT":        2,
+	}
+)
+
+func (x ServiceProviderKeyState) Enum() *ServiceProviderKeyState {
+	p := new(ServiceProviderKeyState)
+	*p = x
+	return p
+}
+
+func (x ServiceProviderKeyState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ServiceProviderKeyState) Descriptor() protoreflect.EnumDescriptor {
+	return file_ssogate_v1_connection_proto_enumTypes[3].Descriptor()
+}
+
+func (ServiceProviderKeyState) Type() protoreflect.EnumType {
+	return &file_ssogate_v1_connection_proto_enumTypes[3]
+}
+
+func (x ServiceProviderKeyState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ServiceProviderKeyState.Descriptor instead.
+func (ServiceProviderKeyState) EnumDescriptor() ([]byte, []int) {
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{3}
+}
+
 // Connection is one customer's IdP.
 type Connection struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -192,8 +299,10 @@ type Connection struct {
 	// Caps sessions of this connection below the service maximum (12h by
 	// default); unset means the service maximum.
 	MaxSessionDuration *durationpb.Duration `protobuf:"bytes,17,opt,name=max_session_duration,json=maxSessionDuration,proto3" json:"max_session_duration,omitempty"`
-	// Our side of the connection, derived from the ID and the service's
-	// external URL.
+	// Our side of the connection. Its entity_id and acs_url may be set on
+	// create and update to keep the SP identity a customer's IdP already
+	// knows (a migration); empty means derived from the ID and the service's
+	// external URL. The rest is output only.
 	ServiceProvider *ServiceProviderInfo `protobuf:"bytes,18,opt,name=service_provider,json=serviceProvider,proto3" json:"service_provider,omitempty"`
 	// When the connection was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
@@ -221,9 +330,21 @@ type Connection struct {
 	// Refuse logins of users the directory has never provisioned.
 	RequireProvisioned bool `protobuf:"varint,32,opt,name=require_provisioned,json=requireProvisioned,proto3" json:"require_provisioned,omitempty"`
 	// The SCIM base URL to give the IdP.
-	ScimBaseUrl   string `protobuf:"bytes,33,opt,name=scim_base_url,json=scimBaseUrl,proto3" json:"scim_base_url,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ScimBaseUrl string `protobuf:"bytes,33,opt,name=scim_base_url,json=scimBaseUrl,proto3" json:"scim_base_url,omitempty"`
+	// Clock skew tolerated on this connection's time checks (NotBefore,
+	// NotOnOrAfter, IssueInstant); unset means the service's saml.clock_skew.
+	// At most 10 minutes. ADFS and Entra ID issue NotBefore with no margin.
+	ClockSkew *durationpb.Duration `protobuf:"bytes,34,opt,name=clock_skew,json=clockSkew,proto3" json:"clock_skew,omitempty"`
+	// IdP group values to group names (e.g. Entra ID object IDs to
+	// "Engineering"), applied before the access policy and the token's groups
+	// claim. Values not listed pass unchanged.
+	GroupNames map[string]string `protobuf:"bytes,35,rep,name=group_names,json=groupNames,proto3" json:"group_names,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Publish an encryption certificate in SP metadata although
+	// want_encrypted_assertions is off. Off by default: some IdPs encrypt
+	// whenever metadata offers a key, with their own (often CBC) defaults.
+	PublishEncryptionKey bool `protobuf:"varint,36,opt,name=publish_encryption_key,json=publishEncryptionKey,proto3" json:"publish_encryption_key,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -457,6 +578,27 @@ func (x *Connection) GetScimBaseUrl() string {
 		return x.ScimBaseUrl
 	}
 	return ""
+}
+
+func (x *Connection) GetClockSkew() *durationpb.Duration {
+	if x != nil {
+		return x.ClockSkew
+	}
+	return nil
+}
+
+func (x *Connection) GetGroupNames() map[string]string {
+	if x != nil {
+		return x.GroupNames
+	}
+	return nil
+}
+
+func (x *Connection) GetPublishEncryptionKey() bool {
+	if x != nil {
+		return x.PublishEncryptionKey
+	}
+	return false
 }
 
 // IdentityProviderSettings describe the customer's IdP.
@@ -825,14 +967,21 @@ func (x *RoleMapping) GetRoles() []string {
 // ServiceProviderInfo is what the IdP admin configures in their IdP.
 type ServiceProviderInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// SP entity ID: {external_url}/saml/{connection_id}.
+	// SP entity ID: {external_url}/saml/{connection_id} unless set. Any
+	// absolute URI; unique across connections.
 	EntityId string `protobuf:"bytes,1,opt,name=entity_id,json=entityId,proto3" json:"entity_id,omitempty"`
-	// Assertion Consumer Service URL (HTTP-POST): .../acs.
+	// Assertion Consumer Service URL (HTTP-POST): .../acs unless set. A set
+	// URL must be https (http only for a loopback host) and its host the
+	// external URL's or one of the service's public_hosts; ssogate then
+	// serves the ACS at its path. Unique across connections.
 	AcsUrl string `protobuf:"bytes,2,opt,name=acs_url,json=acsUrl,proto3" json:"acs_url,omitempty"`
 	// Single Logout URL: .../slo.
 	SloUrl string `protobuf:"bytes,3,opt,name=slo_url,json=sloUrl,proto3" json:"slo_url,omitempty"`
 	// SP metadata URL: .../metadata.
-	MetadataUrl   string `protobuf:"bytes,4,opt,name=metadata_url,json=metadataUrl,proto3" json:"metadata_url,omitempty"`
+	MetadataUrl string `protobuf:"bytes,4,opt,name=metadata_url,json=metadataUrl,proto3" json:"metadata_url,omitempty"`
+	// The SP certificates this connection's metadata publishes: the current
+	// ones and, during a rotation, the next ones.
+	Certificates  []*ServiceProviderCertificate `protobuf:"bytes,5,rep,name=certificates,proto3" json:"certificates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -895,6 +1044,123 @@ func (x *ServiceProviderInfo) GetMetadataUrl() string {
 	return ""
 }
 
+func (x *ServiceProviderInfo) GetCertificates() []*ServiceProviderCertificate {
+	if x != nil {
+		return x.Certificates
+	}
+	return nil
+}
+
+// ServiceProviderCertificate is one SP certificate in a connection's
+// metadata.
+type ServiceProviderCertificate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key's ID.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// What the key does; UNSPECIFIED means both.
+	Use ServiceProviderKeyUse `protobuf:"varint,2,opt,name=use,proto3,enum=ssogate.v1.ServiceProviderKeyUse" json:"use,omitempty"`
+	// CURRENT or NEXT.
+	State ServiceProviderKeyState `protobuf:"varint,3,opt,name=state,proto3,enum=ssogate.v1.ServiceProviderKeyState" json:"state,omitempty"`
+	// PEM-encoded certificate.
+	Pem string `protobuf:"bytes,4,opt,name=pem,proto3" json:"pem,omitempty"`
+	// When the certificate expires.
+	NotAfter *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	// SHA-256 fingerprint, hex.
+	Sha256Fingerprint string `protobuf:"bytes,6,opt,name=sha256_fingerprint,json=sha256Fingerprint,proto3" json:"sha256_fingerprint,omitempty"`
+	// The deployment's shared key (true) or this connection's own (false).
+	Shared bool `protobuf:"varint,7,opt,name=shared,proto3" json:"shared,omitempty"`
+	// For NEXT: when it becomes CURRENT and the key it replaces retires.
+	TransitionTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=transition_time,json=transitionTime,proto3" json:"transition_time,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ServiceProviderCertificate) Reset() {
+	*x = ServiceProviderCertificate{}
+	mi := &file_ssogate_v1_connection_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceProviderCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceProviderCertificate) ProtoMessage() {}
+
+func (x *ServiceProviderCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_ssogate_v1_connection_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceProviderCertificate.ProtoReflect.Descriptor instead.
+func (*ServiceProviderCertificate) Descriptor() ([]byte, []int) {
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ServiceProviderCertificate) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *ServiceProviderCertificate) GetUse() ServiceProviderKeyUse {
+	if x != nil {
+		return x.Use
+	}
+	return ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_UNSPECIFIED
+}
+
+func (x *ServiceProviderCertificate) GetState() ServiceProviderKeyState {
+	if x != nil {
+		return x.State
+	}
+	return ServiceProviderKeyState_SERVICE_PROVIDER_KEY_STATE_UNSPECIFIED
+}
+
+func (x *ServiceProviderCertificate) GetPem() string {
+	if x != nil {
+		return x.Pem
+	}
+	return ""
+}
+
+func (x *ServiceProviderCertificate) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
+}
+
+func (x *ServiceProviderCertificate) GetSha256Fingerprint() string {
+	if x != nil {
+		return x.Sha256Fingerprint
+	}
+	return ""
+}
+
+func (x *ServiceProviderCertificate) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
+}
+
+func (x *ServiceProviderCertificate) GetTransitionTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TransitionTime
+	}
+	return nil
+}
+
 // CreateConnectionRequest describes a new connection. The IdP side comes
 // from idp_metadata_xml, idp_metadata_url, or connection.identity_provider.
 type CreateConnectionRequest struct {
@@ -906,14 +1172,21 @@ type CreateConnectionRequest struct {
 	// An https URL serving the IdP's metadata; fetched now and refreshed.
 	IdpMetadataUrl string `protobuf:"bytes,3,opt,name=idp_metadata_url,json=idpMetadataUrl,proto3" json:"idp_metadata_url,omitempty"`
 	// With an EntitiesDescriptor, which entity to use.
-	IdpEntityId   string `protobuf:"bytes,4,opt,name=idp_entity_id,json=idpEntityId,proto3" json:"idp_entity_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IdpEntityId string `protobuf:"bytes,4,opt,name=idp_entity_id,json=idpEntityId,proto3" json:"idp_entity_id,omitempty"`
+	// An SP key to import as this connection's own (PEM: PKCS#8 or PKCS#1
+	// RSA), with service_provider_certificate_pem, so that a migrated
+	// connection keeps the SP certificate its IdP pinned. Sealed under the
+	// key-encryption key; never returned.
+	ServiceProviderPrivateKeyPem string `protobuf:"bytes,5,opt,name=service_provider_private_key_pem,json=serviceProviderPrivateKeyPem,proto3" json:"service_provider_private_key_pem,omitempty"`
+	// The certificate of service_provider_private_key_pem, PEM.
+	ServiceProviderCertificatePem string `protobuf:"bytes,6,opt,name=service_provider_certificate_pem,json=serviceProviderCertificatePem,proto3" json:"service_provider_certificate_pem,omitempty"`
+	unknownFields                 protoimpl.UnknownFields
+	sizeCache                     protoimpl.SizeCache
 }
 
 func (x *CreateConnectionRequest) Reset() {
 	*x = CreateConnectionRequest{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[7]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +1198,7 @@ func (x *CreateConnectionRequest) String() string {
 func (*CreateConnectionRequest) ProtoMessage() {}
 
 func (x *CreateConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[7]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1211,7 @@ func (x *CreateConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConnectionRequest.ProtoReflect.Descriptor instead.
 func (*CreateConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{7}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateConnectionRequest) GetConnection() *Connection {
@@ -969,6 +1242,20 @@ func (x *CreateConnectionRequest) GetIdpEntityId() string {
 	return ""
 }
 
+func (x *CreateConnectionRequest) GetServiceProviderPrivateKeyPem() string {
+	if x != nil {
+		return x.ServiceProviderPrivateKeyPem
+	}
+	return ""
+}
+
+func (x *CreateConnectionRequest) GetServiceProviderCertificatePem() string {
+	if x != nil {
+		return x.ServiceProviderCertificatePem
+	}
+	return ""
+}
+
 // CreateConnectionResponse returns the stored connection.
 type CreateConnectionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -980,7 +1267,7 @@ type CreateConnectionResponse struct {
 
 func (x *CreateConnectionResponse) Reset() {
 	*x = CreateConnectionResponse{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[8]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1279,7 @@ func (x *CreateConnectionResponse) String() string {
 func (*CreateConnectionResponse) ProtoMessage() {}
 
 func (x *CreateConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[8]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1292,7 @@ func (x *CreateConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConnectionResponse.ProtoReflect.Descriptor instead.
 func (*CreateConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{8}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateConnectionResponse) GetConnection() *Connection {
@@ -1026,7 +1313,7 @@ type GetConnectionRequest struct {
 
 func (x *GetConnectionRequest) Reset() {
 	*x = GetConnectionRequest{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[9]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1325,7 @@ func (x *GetConnectionRequest) String() string {
 func (*GetConnectionRequest) ProtoMessage() {}
 
 func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[9]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1338,7 @@ func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionRequest.ProtoReflect.Descriptor instead.
 func (*GetConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{9}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetConnectionRequest) GetConnectionId() string {
@@ -1072,7 +1359,7 @@ type GetConnectionResponse struct {
 
 func (x *GetConnectionResponse) Reset() {
 	*x = GetConnectionResponse{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[10]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1371,7 @@ func (x *GetConnectionResponse) String() string {
 func (*GetConnectionResponse) ProtoMessage() {}
 
 func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[10]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1384,7 @@ func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionResponse.ProtoReflect.Descriptor instead.
 func (*GetConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{10}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetConnectionResponse) GetConnection() *Connection {
@@ -1122,7 +1409,7 @@ type ListConnectionsRequest struct {
 
 func (x *ListConnectionsRequest) Reset() {
 	*x = ListConnectionsRequest{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[11]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1421,7 @@ func (x *ListConnectionsRequest) String() string {
 func (*ListConnectionsRequest) ProtoMessage() {}
 
 func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[11]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1434,7 @@ func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{11}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListConnectionsRequest) GetPageSize() int32 {
@@ -1184,7 +1471,7 @@ type ListConnectionsResponse struct {
 
 func (x *ListConnectionsResponse) Reset() {
 	*x = ListConnectionsResponse{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[12]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1483,7 @@ func (x *ListConnectionsResponse) String() string {
 func (*ListConnectionsResponse) ProtoMessage() {}
 
 func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[12]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1496,7 @@ func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{12}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListConnectionsResponse) GetConnections() []*Connection {
@@ -1243,7 +1530,7 @@ type UpdateConnectionRequest struct {
 
 func (x *UpdateConnectionRequest) Reset() {
 	*x = UpdateConnectionRequest{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[13]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1542,7 @@ func (x *UpdateConnectionRequest) String() string {
 func (*UpdateConnectionRequest) ProtoMessage() {}
 
 func (x *UpdateConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[13]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1555,7 @@ func (x *UpdateConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConnectionRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{13}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateConnectionRequest) GetConnection() *Connection {
@@ -1303,7 +1590,7 @@ type UpdateConnectionResponse struct {
 
 func (x *UpdateConnectionResponse) Reset() {
 	*x = UpdateConnectionResponse{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[14]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1602,7 @@ func (x *UpdateConnectionResponse) String() string {
 func (*UpdateConnectionResponse) ProtoMessage() {}
 
 func (x *UpdateConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[14]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1615,7 @@ func (x *UpdateConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConnectionResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{14}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateConnectionResponse) GetConnection() *Connection {
@@ -1349,7 +1636,7 @@ type DeleteConnectionRequest struct {
 
 func (x *DeleteConnectionRequest) Reset() {
 	*x = DeleteConnectionRequest{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[15]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1648,7 @@ func (x *DeleteConnectionRequest) String() string {
 func (*DeleteConnectionRequest) ProtoMessage() {}
 
 func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[15]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1374,7 +1661,7 @@ func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{15}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteConnectionRequest) GetConnectionId() string {
@@ -1393,7 +1680,7 @@ type DeleteConnectionResponse struct {
 
 func (x *DeleteConnectionResponse) Reset() {
 	*x = DeleteConnectionResponse{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[16]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1692,7 @@ func (x *DeleteConnectionResponse) String() string {
 func (*DeleteConnectionResponse) ProtoMessage() {}
 
 func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[16]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1705,7 @@ func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{16}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{17}
 }
 
 // GetServiceProviderMetadataRequest names a connection.
@@ -1432,7 +1719,7 @@ type GetServiceProviderMetadataRequest struct {
 
 func (x *GetServiceProviderMetadataRequest) Reset() {
 	*x = GetServiceProviderMetadataRequest{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[17]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1444,7 +1731,7 @@ func (x *GetServiceProviderMetadataRequest) String() string {
 func (*GetServiceProviderMetadataRequest) ProtoMessage() {}
 
 func (x *GetServiceProviderMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[17]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1457,7 +1744,7 @@ func (x *GetServiceProviderMetadataRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use GetServiceProviderMetadataRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceProviderMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{17}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetServiceProviderMetadataRequest) GetConnectionId() string {
@@ -1481,7 +1768,7 @@ type GetServiceProviderMetadataResponse struct {
 
 func (x *GetServiceProviderMetadataResponse) Reset() {
 	*x = GetServiceProviderMetadataResponse{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[18]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1780,7 @@ func (x *GetServiceProviderMetadataResponse) String() string {
 func (*GetServiceProviderMetadataResponse) ProtoMessage() {}
 
 func (x *GetServiceProviderMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[18]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1793,7 @@ func (x *GetServiceProviderMetadataResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use GetServiceProviderMetadataResponse.ProtoReflect.Descriptor instead.
 func (*GetServiceProviderMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{18}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetServiceProviderMetadataResponse) GetMetadataXml() string {
@@ -1534,7 +1821,7 @@ type RefreshIdentityProviderMetadataRequest struct {
 
 func (x *RefreshIdentityProviderMetadataRequest) Reset() {
 	*x = RefreshIdentityProviderMetadataRequest{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[19]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1833,7 @@ func (x *RefreshIdentityProviderMetadataRequest) String() string {
 func (*RefreshIdentityProviderMetadataRequest) ProtoMessage() {}
 
 func (x *RefreshIdentityProviderMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[19]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1846,7 @@ func (x *RefreshIdentityProviderMetadataRequest) ProtoReflect() protoreflect.Mes
 
 // Deprecated: Use RefreshIdentityProviderMetadataRequest.ProtoReflect.Descriptor instead.
 func (*RefreshIdentityProviderMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{19}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RefreshIdentityProviderMetadataRequest) GetConnectionId() string {
@@ -1580,7 +1867,7 @@ type RefreshIdentityProviderMetadataResponse struct {
 
 func (x *RefreshIdentityProviderMetadataResponse) Reset() {
 	*x = RefreshIdentityProviderMetadataResponse{}
-	mi := &file_ssogate_v1_connection_proto_msgTypes[20]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1879,7 @@ func (x *RefreshIdentityProviderMetadataResponse) String() string {
 func (*RefreshIdentityProviderMetadataResponse) ProtoMessage() {}
 
 func (x *RefreshIdentityProviderMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ssogate_v1_connection_proto_msgTypes[20]
+	mi := &file_ssogate_v1_connection_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,10 +1892,140 @@ func (x *RefreshIdentityProviderMetadataResponse) ProtoReflect() protoreflect.Me
 
 // Deprecated: Use RefreshIdentityProviderMetadataResponse.ProtoReflect.Descriptor instead.
 func (*RefreshIdentityProviderMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{20}
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RefreshIdentityProviderMetadataResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+// RotateServiceProviderKeyRequest starts an SP key rotation.
+type RotateServiceProviderKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connection ID.
+	ConnectionId string `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// Which use to rotate; UNSPECIFIED rotates one key used for both.
+	Use ServiceProviderKeyUse `protobuf:"varint,2,opt,name=use,proto3,enum=ssogate.v1.ServiceProviderKeyUse" json:"use,omitempty"`
+	// How long both keys are published; unset means 30 days, zero makes the
+	// new key current at once (the old one leaves metadata now).
+	Overlap *durationpb.Duration `protobuf:"bytes,3,opt,name=overlap,proto3" json:"overlap,omitempty"`
+	// An RSA key to import instead of generating one (PEM: PKCS#8 or PKCS#1).
+	PrivateKeyPem string `protobuf:"bytes,4,opt,name=private_key_pem,json=privateKeyPem,proto3" json:"private_key_pem,omitempty"`
+	// The certificate of private_key_pem, PEM.
+	CertificatePem string `protobuf:"bytes,5,opt,name=certificate_pem,json=certificatePem,proto3" json:"certificate_pem,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RotateServiceProviderKeyRequest) Reset() {
+	*x = RotateServiceProviderKeyRequest{}
+	mi := &file_ssogate_v1_connection_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateServiceProviderKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateServiceProviderKeyRequest) ProtoMessage() {}
+
+func (x *RotateServiceProviderKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ssogate_v1_connection_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateServiceProviderKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateServiceProviderKeyRequest) Descriptor() ([]byte, []int) {
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RotateServiceProviderKeyRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *RotateServiceProviderKeyRequest) GetUse() ServiceProviderKeyUse {
+	if x != nil {
+		return x.Use
+	}
+	return ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_UNSPECIFIED
+}
+
+func (x *RotateServiceProviderKeyRequest) GetOverlap() *durationpb.Duration {
+	if x != nil {
+		return x.Overlap
+	}
+	return nil
+}
+
+func (x *RotateServiceProviderKeyRequest) GetPrivateKeyPem() string {
+	if x != nil {
+		return x.PrivateKeyPem
+	}
+	return ""
+}
+
+func (x *RotateServiceProviderKeyRequest) GetCertificatePem() string {
+	if x != nil {
+		return x.CertificatePem
+	}
+	return ""
+}
+
+// RotateServiceProviderKeyResponse returns the connection with its SP
+// certificates.
+type RotateServiceProviderKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connection as stored.
+	Connection    *Connection `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateServiceProviderKeyResponse) Reset() {
+	*x = RotateServiceProviderKeyResponse{}
+	mi := &file_ssogate_v1_connection_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateServiceProviderKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateServiceProviderKeyResponse) ProtoMessage() {}
+
+func (x *RotateServiceProviderKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ssogate_v1_connection_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateServiceProviderKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateServiceProviderKeyResponse) Descriptor() ([]byte, []int) {
+	return file_ssogate_v1_connection_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RotateServiceProviderKeyResponse) GetConnection() *Connection {
 	if x != nil {
 		return x.Connection
 	}
@@ -1620,7 +2037,7 @@ var File_ssogate_v1_connection_proto protoreflect.FileDescriptor
 const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\n" +
 	"\x1bssogate/v1/connection.proto\x12\n" +
-	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1assogate/v1/directory.proto\x1a\x1bssogate/v1/setup_link.proto\"\xd6\r\n" +
+	"ssogate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1assogate/v1/directory.proto\x1a\x1bssogate/v1/setup_link.proto\"\xc9\x0f\n" +
 	"\n" +
 	"Connection\x12\x16\n" +
 	"\x02id\x18\x01 \x01(\tB\x06\xe0A\x02\xe0A\x05R\x02id\x12 \n" +
@@ -1641,8 +2058,8 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"allow_sha1\x18\x0e \x01(\bR\tallowSha1\x126\n" +
 	"\x17allow_legacy_encryption\x18\x0f \x01(\bR\x15allowLegacyEncryption\x12$\n" +
 	"\x0ename_id_format\x18\x10 \x01(\tR\fnameIdFormat\x12K\n" +
-	"\x14max_session_duration\x18\x11 \x01(\v2\x19.google.protobuf.DurationR\x12maxSessionDuration\x12O\n" +
-	"\x10service_provider\x18\x12 \x01(\v2\x1f.ssogate.v1.ServiceProviderInfoB\x03\xe0A\x03R\x0fserviceProvider\x12@\n" +
+	"\x14max_session_duration\x18\x11 \x01(\v2\x19.google.protobuf.DurationR\x12maxSessionDuration\x12J\n" +
+	"\x10service_provider\x18\x12 \x01(\v2\x1f.ssogate.v1.ServiceProviderInfoR\x0fserviceProvider\x12@\n" +
 	"\vcreate_time\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
 	"createTime\x12@\n" +
 	"\vupdate_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
@@ -1656,10 +2073,18 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"scim_match\x18\x1e \x01(\x0e2\x15.ssogate.v1.ScimMatchR\tscimMatch\x12=\n" +
 	"\rgroups_source\x18\x1f \x01(\x0e2\x18.ssogate.v1.GroupsSourceR\fgroupsSource\x12/\n" +
 	"\x13require_provisioned\x18  \x01(\bR\x12requireProvisioned\x12'\n" +
-	"\rscim_base_url\x18! \x01(\tB\x03\xe0A\x03R\vscimBaseUrl\x1a_\n" +
+	"\rscim_base_url\x18! \x01(\tB\x03\xe0A\x03R\vscimBaseUrl\x128\n" +
+	"\n" +
+	"clock_skew\x18\" \x01(\v2\x19.google.protobuf.DurationR\tclockSkew\x12G\n" +
+	"\vgroup_names\x18# \x03(\v2&.ssogate.v1.Connection.GroupNamesEntryR\n" +
+	"groupNames\x124\n" +
+	"\x16publish_encryption_key\x18$ \x01(\bR\x14publishEncryptionKey\x1a_\n" +
 	"\x15AttributeMappingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
-	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01B\x18\n" +
+	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01\x1a=\n" +
+	"\x0fGroupNamesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x18\n" +
 	"\x16_idp_initiated_consent\"\x9d\x03\n" +
 	"\x18IdentityProviderSettings\x12\x1b\n" +
 	"\tentity_id\x18\x01 \x01(\tR\bentityId\x12\x17\n" +
@@ -1689,19 +2114,31 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x1a.ssogate.v1.AttributeNamesR\x05value:\x028\x01\"9\n" +
 	"\vRoleMapping\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
-	"\x05roles\x18\x02 \x03(\tR\x05roles\"\x87\x01\n" +
+	"\x05roles\x18\x02 \x03(\tR\x05roles\"\xe2\x01\n" +
 	"\x13ServiceProviderInfo\x12\x1b\n" +
 	"\tentity_id\x18\x01 \x01(\tR\bentityId\x12\x17\n" +
-	"\aacs_url\x18\x02 \x01(\tR\x06acsUrl\x12\x17\n" +
-	"\aslo_url\x18\x03 \x01(\tR\x06sloUrl\x12!\n" +
-	"\fmetadata_url\x18\x04 \x01(\tR\vmetadataUrl\"\xce\x01\n" +
+	"\aacs_url\x18\x02 \x01(\tR\x06acsUrl\x12\x1c\n" +
+	"\aslo_url\x18\x03 \x01(\tB\x03\xe0A\x03R\x06sloUrl\x12&\n" +
+	"\fmetadata_url\x18\x04 \x01(\tB\x03\xe0A\x03R\vmetadataUrl\x12O\n" +
+	"\fcertificates\x18\x05 \x03(\v2&.ssogate.v1.ServiceProviderCertificateB\x03\xe0A\x03R\fcertificates\"\xfa\x02\n" +
+	"\x1aServiceProviderCertificate\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x123\n" +
+	"\x03use\x18\x02 \x01(\x0e2!.ssogate.v1.ServiceProviderKeyUseR\x03use\x129\n" +
+	"\x05state\x18\x03 \x01(\x0e2#.ssogate.v1.ServiceProviderKeyStateR\x05state\x12\x10\n" +
+	"\x03pem\x18\x04 \x01(\tR\x03pem\x127\n" +
+	"\tnot_after\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12-\n" +
+	"\x12sha256_fingerprint\x18\x06 \x01(\tR\x11sha256Fingerprint\x12\x16\n" +
+	"\x06shared\x18\a \x01(\bR\x06shared\x12C\n" +
+	"\x0ftransition_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0etransitionTime\"\xdf\x02\n" +
 	"\x17CreateConnectionRequest\x12;\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\x16.ssogate.v1.ConnectionB\x03\xe0A\x02R\n" +
 	"connection\x12(\n" +
 	"\x10idp_metadata_xml\x18\x02 \x01(\tR\x0eidpMetadataXml\x12(\n" +
 	"\x10idp_metadata_url\x18\x03 \x01(\tR\x0eidpMetadataUrl\x12\"\n" +
-	"\ridp_entity_id\x18\x04 \x01(\tR\vidpEntityId\"R\n" +
+	"\ridp_entity_id\x18\x04 \x01(\tR\vidpEntityId\x12F\n" +
+	" service_provider_private_key_pem\x18\x05 \x01(\tR\x1cserviceProviderPrivateKeyPem\x12G\n" +
+	" service_provider_certificate_pem\x18\x06 \x01(\tR\x1dserviceProviderCertificatePem\"R\n" +
 	"\x18CreateConnectionResponse\x126\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\x16.ssogate.v1.ConnectionR\n" +
@@ -1744,6 +2181,16 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"'RefreshIdentityProviderMetadataResponse\x126\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\x16.ssogate.v1.ConnectionR\n" +
+	"connection\"\x86\x02\n" +
+	"\x1fRotateServiceProviderKeyRequest\x12(\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\x03\xe0A\x02R\fconnectionId\x123\n" +
+	"\x03use\x18\x02 \x01(\x0e2!.ssogate.v1.ServiceProviderKeyUseR\x03use\x123\n" +
+	"\aoverlap\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\aoverlap\x12&\n" +
+	"\x0fprivate_key_pem\x18\x04 \x01(\tR\rprivateKeyPem\x12'\n" +
+	"\x0fcertificate_pem\x18\x05 \x01(\tR\x0ecertificatePem\"Z\n" +
+	" RotateServiceProviderKeyResponse\x126\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2\x16.ssogate.v1.ConnectionR\n" +
 	"connection*\xa9\x01\n" +
 	"\x0fConnectionState\x12 \n" +
 	"\x1cCONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
@@ -1755,7 +2202,15 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x1fEMAIL_DOMAIN_POLICY_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bEMAIL_DOMAIN_POLICY_REQUIRE\x10\x01\x12\"\n" +
 	"\x1eEMAIL_DOMAIN_POLICY_DROP_CLAIM\x10\x02\x12\x1d\n" +
-	"\x19EMAIL_DOMAIN_POLICY_ALLOW\x10\x032\xb8\x10\n" +
+	"\x19EMAIL_DOMAIN_POLICY_ALLOW\x10\x03*\x90\x01\n" +
+	"\x15ServiceProviderKeyUse\x12(\n" +
+	"$SERVICE_PROVIDER_KEY_USE_UNSPECIFIED\x10\x00\x12$\n" +
+	" SERVICE_PROVIDER_KEY_USE_SIGNING\x10\x01\x12'\n" +
+	"#SERVICE_PROVIDER_KEY_USE_ENCRYPTION\x10\x02*\x92\x01\n" +
+	"\x17ServiceProviderKeyState\x12*\n" +
+	"&SERVICE_PROVIDER_KEY_STATE_UNSPECIFIED\x10\x00\x12&\n" +
+	"\"SERVICE_PROVIDER_KEY_STATE_CURRENT\x10\x01\x12#\n" +
+	"\x1fSERVICE_PROVIDER_KEY_STATE_NEXT\x10\x022\xf5\x11\n" +
 	"\x11ConnectionService\x12y\n" +
 	"\x10CreateConnection\x12#.ssogate.v1.CreateConnectionRequest\x1a$.ssogate.v1.CreateConnectionResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/connections\x12}\n" +
 	"\rGetConnection\x12 .ssogate.v1.GetConnectionRequest\x1a!.ssogate.v1.GetConnectionResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/connections/{connection_id}\x12s\n" +
@@ -1763,7 +2218,8 @@ const file_ssogate_v1_connection_proto_rawDesc = "" +
 	"\x10UpdateConnection\x12#.ssogate.v1.UpdateConnectionRequest\x1a$.ssogate.v1.UpdateConnectionResponse\"3\x82\xd3\xe4\x93\x02-:\n" +
 	"connection2\x1f/v1/connections/{connection.id}\x12\x86\x01\n" +
 	"\x10DeleteConnection\x12#.ssogate.v1.DeleteConnectionRequest\x1a$.ssogate.v1.DeleteConnectionResponse\"'\x82\xd3\xe4\x93\x02!*\x1f/v1/connections/{connection_id}\x12\xb0\x01\n" +
-	"\x1aGetServiceProviderMetadata\x12-.ssogate.v1.GetServiceProviderMetadataRequest\x1a..ssogate.v1.GetServiceProviderMetadataResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/connections/{connection_id}/sp-metadata\x12\xc6\x01\n" +
+	"\x1aGetServiceProviderMetadata\x12-.ssogate.v1.GetServiceProviderMetadataRequest\x1a..ssogate.v1.GetServiceProviderMetadataResponse\"3\x82\xd3\xe4\x93\x02-\x12+/v1/connections/{connection_id}/sp-metadata\x12\xba\x01\n" +
+	"\x18RotateServiceProviderKey\x12+.ssogate.v1.RotateServiceProviderKeyRequest\x1a,.ssogate.v1.RotateServiceProviderKeyResponse\"C\x82\xd3\xe4\x93\x02=:\x01*\"8/v1/connections/{connection_id}:rotateServiceProviderKey\x12\xc6\x01\n" +
 	"\x1fRefreshIdentityProviderMetadata\x122.ssogate.v1.RefreshIdentityProviderMetadataRequest\x1a3.ssogate.v1.RefreshIdentityProviderMetadataResponse\":\x82\xd3\xe4\x93\x024:\x01*\"//v1/connections/{connection_id}:refreshMetadata\x12\x91\x01\n" +
 	"\x0fCreateSetupLink\x12\".ssogate.v1.CreateSetupLinkRequest\x1a#.ssogate.v1.CreateSetupLinkResponse\"5\x82\xd3\xe4\x93\x02/:\x01*\"*/v1/connections/{connection_id}/setupLinks\x12\x8b\x01\n" +
 	"\x0eListSetupLinks\x12!.ssogate.v1.ListSetupLinksRequest\x1a\".ssogate.v1.ListSetupLinksResponse\"2\x82\xd3\xe4\x93\x02,\x12*/v1/connections/{connection_id}/setupLinks\x12\x9e\x01\n" +
@@ -1785,117 +2241,135 @@ func file_ssogate_v1_connection_proto_rawDescGZIP() []byte {
 	return file_ssogate_v1_connection_proto_rawDescData
 }
 
-var file_ssogate_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ssogate_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_ssogate_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_ssogate_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_ssogate_v1_connection_proto_goTypes = []any{
 	(ConnectionState)(0),                            // 0: ssogate.v1.ConnectionState
 	(EmailDomainPolicy)(0),                          // 1: ssogate.v1.EmailDomainPolicy
-	(*Connection)(nil),                              // 2: ssogate.v1.Connection
-	(*IdentityProviderSettings)(nil),                // 3: ssogate.v1.IdentityProviderSettings
-	(*Certificate)(nil),                             // 4: ssogate.v1.Certificate
-	(*AttributeNames)(nil),                          // 5: ssogate.v1.AttributeNames
-	(*AccessPolicy)(nil),                            // 6: ssogate.v1.AccessPolicy
-	(*RoleMapping)(nil),                             // 7: ssogate.v1.RoleMapping
-	(*ServiceProviderInfo)(nil),                     // 8: ssogate.v1.ServiceProviderInfo
-	(*CreateConnectionRequest)(nil),                 // 9: ssogate.v1.CreateConnectionRequest
-	(*CreateConnectionResponse)(nil),                // 10: ssogate.v1.CreateConnectionResponse
-	(*GetConnectionRequest)(nil),                    // 11: ssogate.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),                   // 12: ssogate.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),                  // 13: ssogate.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),                 // 14: ssogate.v1.ListConnectionsResponse
-	(*UpdateConnectionRequest)(nil),                 // 15: ssogate.v1.UpdateConnectionRequest
-	(*UpdateConnectionResponse)(nil),                // 16: ssogate.v1.UpdateConnectionResponse
-	(*DeleteConnectionRequest)(nil),                 // 17: ssogate.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),                // 18: ssogate.v1.DeleteConnectionResponse
-	(*GetServiceProviderMetadataRequest)(nil),       // 19: ssogate.v1.GetServiceProviderMetadataRequest
-	(*GetServiceProviderMetadataResponse)(nil),      // 20: ssogate.v1.GetServiceProviderMetadataResponse
-	(*RefreshIdentityProviderMetadataRequest)(nil),  // 21: ssogate.v1.RefreshIdentityProviderMetadataRequest
-	(*RefreshIdentityProviderMetadataResponse)(nil), // 22: ssogate.v1.RefreshIdentityProviderMetadataResponse
-	nil,                              // 23: ssogate.v1.Connection.AttributeMappingEntry
-	nil,                              // 24: ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	(*durationpb.Duration)(nil),      // 25: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 26: google.protobuf.Timestamp
-	(ScimMatch)(0),                   // 27: ssogate.v1.ScimMatch
-	(GroupsSource)(0),                // 28: ssogate.v1.GroupsSource
-	(*fieldmaskpb.FieldMask)(nil),    // 29: google.protobuf.FieldMask
-	(*CreateSetupLinkRequest)(nil),   // 30: ssogate.v1.CreateSetupLinkRequest
-	(*ListSetupLinksRequest)(nil),    // 31: ssogate.v1.ListSetupLinksRequest
-	(*RevokeSetupLinkRequest)(nil),   // 32: ssogate.v1.RevokeSetupLinkRequest
-	(*CreateScimTokenRequest)(nil),   // 33: ssogate.v1.CreateScimTokenRequest
-	(*ListScimTokensRequest)(nil),    // 34: ssogate.v1.ListScimTokensRequest
-	(*RevokeScimTokenRequest)(nil),   // 35: ssogate.v1.RevokeScimTokenRequest
-	(*ListScimRequestsRequest)(nil),  // 36: ssogate.v1.ListScimRequestsRequest
-	(*CreateSetupLinkResponse)(nil),  // 37: ssogate.v1.CreateSetupLinkResponse
-	(*ListSetupLinksResponse)(nil),   // 38: ssogate.v1.ListSetupLinksResponse
-	(*RevokeSetupLinkResponse)(nil),  // 39: ssogate.v1.RevokeSetupLinkResponse
-	(*CreateScimTokenResponse)(nil),  // 40: ssogate.v1.CreateScimTokenResponse
-	(*ListScimTokensResponse)(nil),   // 41: ssogate.v1.ListScimTokensResponse
-	(*RevokeScimTokenResponse)(nil),  // 42: ssogate.v1.RevokeScimTokenResponse
-	(*ListScimRequestsResponse)(nil), // 43: ssogate.v1.ListScimRequestsResponse
+	(ServiceProviderKeyUse)(0),                      // 2: ssogate.v1.ServiceProviderKeyUse
+	(ServiceProviderKeyState)(0),                    // 3: ssogate.v1.ServiceProviderKeyState
+	(*Connection)(nil),                              // 4: ssogate.v1.Connection
+	(*IdentityProviderSettings)(nil),                // 5: ssogate.v1.IdentityProviderSettings
+	(*Certificate)(nil),                             // 6: ssogate.v1.Certificate
+	(*AttributeNames)(nil),                          // 7: ssogate.v1.AttributeNames
+	(*AccessPolicy)(nil),                            // 8: ssogate.v1.AccessPolicy
+	(*RoleMapping)(nil),                             // 9: ssogate.v1.RoleMapping
+	(*ServiceProviderInfo)(nil),                     // 10: ssogate.v1.ServiceProviderInfo
+	(*ServiceProviderCertificate)(nil),              // 11: ssogate.v1.ServiceProviderCertificate
+	(*CreateConnectionRequest)(nil),                 // 12: ssogate.v1.CreateConnectionRequest
+	(*CreateConnectionResponse)(nil),                // 13: ssogate.v1.CreateConnectionResponse
+	(*GetConnectionRequest)(nil),                    // 14: ssogate.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),                   // 15: ssogate.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),                  // 16: ssogate.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),                 // 17: ssogate.v1.ListConnectionsResponse
+	(*UpdateConnectionRequest)(nil),                 // 18: ssogate.v1.UpdateConnectionRequest
+	(*UpdateConnectionResponse)(nil),                // 19: ssogate.v1.UpdateConnectionResponse
+	(*DeleteConnectionRequest)(nil),                 // 20: ssogate.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),                // 21: ssogate.v1.DeleteConnectionResponse
+	(*GetServiceProviderMetadataRequest)(nil),       // 22: ssogate.v1.GetServiceProviderMetadataRequest
+	(*GetServiceProviderMetadataResponse)(nil),      // 23: ssogate.v1.GetServiceProviderMetadataResponse
+	(*RefreshIdentityProviderMetadataRequest)(nil),  // 24: ssogate.v1.RefreshIdentityProviderMetadataRequest
+	(*RefreshIdentityProviderMetadataResponse)(nil), // 25: ssogate.v1.RefreshIdentityProviderMetadataResponse
+	(*RotateServiceProviderKeyRequest)(nil),         // 26: ssogate.v1.RotateServiceProviderKeyRequest
+	(*RotateServiceProviderKeyResponse)(nil),        // 27: ssogate.v1.RotateServiceProviderKeyResponse
+	nil,                                             // 28: ssogate.v1.Connection.AttributeMappingEntry
+	nil,                                             // 29: ssogate.v1.Connection.GroupNamesEntry
+	nil,                                             // 30: ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	(*durationpb.Duration)(nil),                     // 31: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),                   // 32: google.protobuf.Timestamp
+	(ScimMatch)(0),                                  // 33: ssogate.v1.ScimMatch
+	(GroupsSource)(0),                               // 34: ssogate.v1.GroupsSource
+	(*fieldmaskpb.FieldMask)(nil),                   // 35: google.protobuf.FieldMask
+	(*CreateSetupLinkRequest)(nil),                  // 36: ssogate.v1.CreateSetupLinkRequest
+	(*ListSetupLinksRequest)(nil),                   // 37: ssogate.v1.ListSetupLinksRequest
+	(*RevokeSetupLinkRequest)(nil),                  // 38: ssogate.v1.RevokeSetupLinkRequest
+	(*CreateScimTokenRequest)(nil),                  // 39: ssogate.v1.CreateScimTokenRequest
+	(*ListScimTokensRequest)(nil),                   // 40: ssogate.v1.ListScimTokensRequest
+	(*RevokeScimTokenRequest)(nil),                  // 41: ssogate.v1.RevokeScimTokenRequest
+	(*ListScimRequestsRequest)(nil),                 // 42: ssogate.v1.ListScimRequestsRequest
+	(*CreateSetupLinkResponse)(nil),                 // 43: ssogate.v1.CreateSetupLinkResponse
+	(*ListSetupLinksResponse)(nil),                  // 44: ssogate.v1.ListSetupLinksResponse
+	(*RevokeSetupLinkResponse)(nil),                 // 45: ssogate.v1.RevokeSetupLinkResponse
+	(*CreateScimTokenResponse)(nil),                 // 46: ssogate.v1.CreateScimTokenResponse
+	(*ListScimTokensResponse)(nil),                  // 47: ssogate.v1.ListScimTokensResponse
+	(*RevokeScimTokenResponse)(nil),                 // 48: ssogate.v1.RevokeScimTokenResponse
+	(*ListScimRequestsResponse)(nil),                // 49: ssogate.v1.ListScimRequestsResponse
 }
 var file_ssogate_v1_connection_proto_depIdxs = []int32{
 	0,  // 0: ssogate.v1.Connection.state:type_name -> ssogate.v1.ConnectionState
-	3,  // 1: ssogate.v1.Connection.identity_provider:type_name -> ssogate.v1.IdentityProviderSettings
-	23, // 2: ssogate.v1.Connection.attribute_mapping:type_name -> ssogate.v1.Connection.AttributeMappingEntry
-	6,  // 3: ssogate.v1.Connection.access_policy:type_name -> ssogate.v1.AccessPolicy
-	25, // 4: ssogate.v1.Connection.max_session_duration:type_name -> google.protobuf.Duration
-	8,  // 5: ssogate.v1.Connection.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
-	26, // 6: ssogate.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	26, // 7: ssogate.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	5,  // 1: ssogate.v1.Connection.identity_provider:type_name -> ssogate.v1.IdentityProviderSettings
+	28, // 2: ssogate.v1.Connection.attribute_mapping:type_name -> ssogate.v1.Connection.AttributeMappingEntry
+	8,  // 3: ssogate.v1.Connection.access_policy:type_name -> ssogate.v1.AccessPolicy
+	31, // 4: ssogate.v1.Connection.max_session_duration:type_name -> google.protobuf.Duration
+	10, // 5: ssogate.v1.Connection.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
+	32, // 6: ssogate.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	32, // 7: ssogate.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 8: ssogate.v1.Connection.email_domain_policy:type_name -> ssogate.v1.EmailDomainPolicy
-	26, // 9: ssogate.v1.Connection.last_test_pass_time:type_name -> google.protobuf.Timestamp
-	26, // 10: ssogate.v1.Connection.identity_provider_change_time:type_name -> google.protobuf.Timestamp
-	27, // 11: ssogate.v1.Connection.scim_match:type_name -> ssogate.v1.ScimMatch
-	28, // 12: ssogate.v1.Connection.groups_source:type_name -> ssogate.v1.GroupsSource
-	4,  // 13: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
-	26, // 14: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
-	26, // 15: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	24, // 16: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
-	7,  // 17: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
-	2,  // 18: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	2,  // 19: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	2,  // 20: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	2,  // 21: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
-	2,  // 22: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
-	29, // 23: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 24: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
-	8,  // 25: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
-	2,  // 26: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
-	5,  // 27: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
-	5,  // 28: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
-	9,  // 29: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
-	11, // 30: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
-	13, // 31: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
-	15, // 32: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
-	17, // 33: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
-	19, // 34: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
-	21, // 35: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
-	30, // 36: ssogate.v1.ConnectionService.CreateSetupLink:input_type -> ssogate.v1.CreateSetupLinkRequest
-	31, // 37: ssogate.v1.ConnectionService.ListSetupLinks:input_type -> ssogate.v1.ListSetupLinksRequest
-	32, // 38: ssogate.v1.ConnectionService.RevokeSetupLink:input_type -> ssogate.v1.RevokeSetupLinkRequest
-	33, // 39: ssogate.v1.ConnectionService.CreateScimToken:input_type -> ssogate.v1.CreateScimTokenRequest
-	34, // 40: ssogate.v1.ConnectionService.ListScimTokens:input_type -> ssogate.v1.ListScimTokensRequest
-	35, // 41: ssogate.v1.ConnectionService.RevokeScimToken:input_type -> ssogate.v1.RevokeScimTokenRequest
-	36, // 42: ssogate.v1.ConnectionService.ListScimRequests:input_type -> ssogate.v1.ListScimRequestsRequest
-	10, // 43: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
-	12, // 44: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
-	14, // 45: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
-	16, // 46: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
-	18, // 47: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
-	20, // 48: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
-	22, // 49: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
-	37, // 50: ssogate.v1.ConnectionService.CreateSetupLink:output_type -> ssogate.v1.CreateSetupLinkResponse
-	38, // 51: ssogate.v1.ConnectionService.ListSetupLinks:output_type -> ssogate.v1.ListSetupLinksResponse
-	39, // 52: ssogate.v1.ConnectionService.RevokeSetupLink:output_type -> ssogate.v1.RevokeSetupLinkResponse
-	40, // 53: ssogate.v1.ConnectionService.CreateScimToken:output_type -> ssogate.v1.CreateScimTokenResponse
-	41, // 54: ssogate.v1.ConnectionService.ListScimTokens:output_type -> ssogate.v1.ListScimTokensResponse
-	42, // 55: ssogate.v1.ConnectionService.RevokeScimToken:output_type -> ssogate.v1.RevokeScimTokenResponse
-	43, // 56: ssogate.v1.ConnectionService.ListScimRequests:output_type -> ssogate.v1.ListScimRequestsResponse
-	43, // [43:57] is the sub-list for method output_type
-	29, // [29:43] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	32, // 9: ssogate.v1.Connection.last_test_pass_time:type_name -> google.protobuf.Timestamp
+	32, // 10: ssogate.v1.Connection.identity_provider_change_time:type_name -> google.protobuf.Timestamp
+	33, // 11: ssogate.v1.Connection.scim_match:type_name -> ssogate.v1.ScimMatch
+	34, // 12: ssogate.v1.Connection.groups_source:type_name -> ssogate.v1.GroupsSource
+	31, // 13: ssogate.v1.Connection.clock_skew:type_name -> google.protobuf.Duration
+	29, // 14: ssogate.v1.Connection.group_names:type_name -> ssogate.v1.Connection.GroupNamesEntry
+	6,  // 15: ssogate.v1.IdentityProviderSettings.certificates:type_name -> ssogate.v1.Certificate
+	32, // 16: ssogate.v1.IdentityProviderSettings.metadata_refresh_time:type_name -> google.protobuf.Timestamp
+	32, // 17: ssogate.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	30, // 18: ssogate.v1.AccessPolicy.required_attributes:type_name -> ssogate.v1.AccessPolicy.RequiredAttributesEntry
+	9,  // 19: ssogate.v1.AccessPolicy.role_mappings:type_name -> ssogate.v1.RoleMapping
+	11, // 20: ssogate.v1.ServiceProviderInfo.certificates:type_name -> ssogate.v1.ServiceProviderCertificate
+	2,  // 21: ssogate.v1.ServiceProviderCertificate.use:type_name -> ssogate.v1.ServiceProviderKeyUse
+	3,  // 22: ssogate.v1.ServiceProviderCertificate.state:type_name -> ssogate.v1.ServiceProviderKeyState
+	32, // 23: ssogate.v1.ServiceProviderCertificate.not_after:type_name -> google.protobuf.Timestamp
+	32, // 24: ssogate.v1.ServiceProviderCertificate.transition_time:type_name -> google.protobuf.Timestamp
+	4,  // 25: ssogate.v1.CreateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	4,  // 26: ssogate.v1.CreateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	4,  // 27: ssogate.v1.GetConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	4,  // 28: ssogate.v1.ListConnectionsResponse.connections:type_name -> ssogate.v1.Connection
+	4,  // 29: ssogate.v1.UpdateConnectionRequest.connection:type_name -> ssogate.v1.Connection
+	35, // 30: ssogate.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	4,  // 31: ssogate.v1.UpdateConnectionResponse.connection:type_name -> ssogate.v1.Connection
+	10, // 32: ssogate.v1.GetServiceProviderMetadataResponse.service_provider:type_name -> ssogate.v1.ServiceProviderInfo
+	4,  // 33: ssogate.v1.RefreshIdentityProviderMetadataResponse.connection:type_name -> ssogate.v1.Connection
+	2,  // 34: ssogate.v1.RotateServiceProviderKeyRequest.use:type_name -> ssogate.v1.ServiceProviderKeyUse
+	31, // 35: ssogate.v1.RotateServiceProviderKeyRequest.overlap:type_name -> google.protobuf.Duration
+	4,  // 36: ssogate.v1.RotateServiceProviderKeyResponse.connection:type_name -> ssogate.v1.Connection
+	7,  // 37: ssogate.v1.Connection.AttributeMappingEntry.value:type_name -> ssogate.v1.AttributeNames
+	7,  // 38: ssogate.v1.AccessPolicy.RequiredAttributesEntry.value:type_name -> ssogate.v1.AttributeNames
+	12, // 39: ssogate.v1.ConnectionService.CreateConnection:input_type -> ssogate.v1.CreateConnectionRequest
+	14, // 40: ssogate.v1.ConnectionService.GetConnection:input_type -> ssogate.v1.GetConnectionRequest
+	16, // 41: ssogate.v1.ConnectionService.ListConnections:input_type -> ssogate.v1.ListConnectionsRequest
+	18, // 42: ssogate.v1.ConnectionService.UpdateConnection:input_type -> ssogate.v1.UpdateConnectionRequest
+	20, // 43: ssogate.v1.ConnectionService.DeleteConnection:input_type -> ssogate.v1.DeleteConnectionRequest
+	22, // 44: ssogate.v1.ConnectionService.GetServiceProviderMetadata:input_type -> ssogate.v1.GetServiceProviderMetadataRequest
+	26, // 45: ssogate.v1.ConnectionService.RotateServiceProviderKey:input_type -> ssogate.v1.RotateServiceProviderKeyRequest
+	24, // 46: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:input_type -> ssogate.v1.RefreshIdentityProviderMetadataRequest
+	36, // 47: ssogate.v1.ConnectionService.CreateSetupLink:input_type -> ssogate.v1.CreateSetupLinkRequest
+	37, // 48: ssogate.v1.ConnectionService.ListSetupLinks:input_type -> ssogate.v1.ListSetupLinksRequest
+	38, // 49: ssogate.v1.ConnectionService.RevokeSetupLink:input_type -> ssogate.v1.RevokeSetupLinkRequest
+	39, // 50: ssogate.v1.ConnectionService.CreateScimToken:input_type -> ssogate.v1.CreateScimTokenRequest
+	40, // 51: ssogate.v1.ConnectionService.ListScimTokens:input_type -> ssogate.v1.ListScimTokensRequest
+	41, // 52: ssogate.v1.ConnectionService.RevokeScimToken:input_type -> ssogate.v1.RevokeScimTokenRequest
+	42, // 53: ssogate.v1.ConnectionService.ListScimRequests:input_type -> ssogate.v1.ListScimRequestsRequest
+	13, // 54: ssogate.v1.ConnectionService.CreateConnection:output_type -> ssogate.v1.CreateConnectionResponse
+	15, // 55: ssogate.v1.ConnectionService.GetConnection:output_type -> ssogate.v1.GetConnectionResponse
+	17, // 56: ssogate.v1.ConnectionService.ListConnections:output_type -> ssogate.v1.ListConnectionsResponse
+	19, // 57: ssogate.v1.ConnectionService.UpdateConnection:output_type -> ssogate.v1.UpdateConnectionResponse
+	21, // 58: ssogate.v1.ConnectionService.DeleteConnection:output_type -> ssogate.v1.DeleteConnectionResponse
+	23, // 59: ssogate.v1.ConnectionService.GetServiceProviderMetadata:output_type -> ssogate.v1.GetServiceProviderMetadataResponse
+	27, // 60: ssogate.v1.ConnectionService.RotateServiceProviderKey:output_type -> ssogate.v1.RotateServiceProviderKeyResponse
+	25, // 61: ssogate.v1.ConnectionService.RefreshIdentityProviderMetadata:output_type -> ssogate.v1.RefreshIdentityProviderMetadataResponse
+	43, // 62: ssogate.v1.ConnectionService.CreateSetupLink:output_type -> ssogate.v1.CreateSetupLinkResponse
+	44, // 63: ssogate.v1.ConnectionService.ListSetupLinks:output_type -> ssogate.v1.ListSetupLinksResponse
+	45, // 64: ssogate.v1.ConnectionService.RevokeSetupLink:output_type -> ssogate.v1.RevokeSetupLinkResponse
+	46, // 65: ssogate.v1.ConnectionService.CreateScimToken:output_type -> ssogate.v1.CreateScimTokenResponse
+	47, // 66: ssogate.v1.ConnectionService.ListScimTokens:output_type -> ssogate.v1.ListScimTokensResponse
+	48, // 67: ssogate.v1.ConnectionService.RevokeScimToken:output_type -> ssogate.v1.RevokeScimTokenResponse
+	49, // 68: ssogate.v1.ConnectionService.ListScimRequests:output_type -> ssogate.v1.ListScimRequestsResponse
+	54, // [54:69] is the sub-list for method output_type
+	39, // [39:54] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_ssogate_v1_connection_proto_init() }
@@ -1911,8 +2385,8 @@ func file_ssogate_v1_connection_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ssogate_v1_connection_proto_rawDesc), len(file_ssogate_v1_connection_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   23,
+			NumEnums:      4,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	ConnectionService_UpdateConnection_FullMethodName                = "/ssogate.v1.ConnectionService/UpdateConnection"
 	ConnectionService_DeleteConnection_FullMethodName                = "/ssogate.v1.ConnectionService/DeleteConnection"
 	ConnectionService_GetServiceProviderMetadata_FullMethodName      = "/ssogate.v1.ConnectionService/GetServiceProviderMetadata"
+	ConnectionService_RotateServiceProviderKey_FullMethodName        = "/ssogate.v1.ConnectionService/RotateServiceProviderKey"
 	ConnectionService_RefreshIdentityProviderMetadata_FullMethodName = "/ssogate.v1.ConnectionService/RefreshIdentityProviderMetadata"
 	ConnectionService_CreateSetupLink_FullMethodName                 = "/ssogate.v1.ConnectionService/CreateSetupLink"
 	ConnectionService_ListSetupLinks_FullMethodName                  = "/ssogate.v1.ConnectionService/ListSetupLinks"
@@ -66,6 +67,12 @@ type ConnectionServiceClient interface {
 	// GetServiceProviderMetadata returns what the IdP admin pastes into their
 	// IdP: the SP metadata XML and its parts.
 	GetServiceProviderMetadata(ctx context.Context, in *GetServiceProviderMetadataRequest, opts ...grpc.CallOption) (*GetServiceProviderMetadataResponse, error)
+	// RotateServiceProviderKey gives the connection its own new SP key
+	// (generated, or imported from private_key_pem and certificate_pem). The
+	// new key is published in SP metadata next to the current one for the
+	// overlap, decrypting but not yet signing; then it becomes current and
+	// the old one leaves metadata.
+	RotateServiceProviderKey(ctx context.Context, in *RotateServiceProviderKeyRequest, opts ...grpc.CallOption) (*RotateServiceProviderKeyResponse, error)
 	// RefreshIdentityProviderMetadata fetches the connection's metadata URL
 	// now. A failed fetch keeps the last good metadata and reports why.
 	RefreshIdentityProviderMetadata(ctx context.Context, in *RefreshIdentityProviderMetadataRequest, opts ...grpc.CallOption) (*RefreshIdentityProviderMetadataResponse, error)
@@ -150,6 +157,16 @@ func (c *connectionServiceClient) GetServiceProviderMetadata(ctx context.Context
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetServiceProviderMetadataResponse)
 	err := c.cc.Invoke(ctx, ConnectionService_GetServiceProviderMetadata_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) RotateServiceProviderKey(ctx context.Context, in *RotateServiceProviderKeyRequest, opts ...grpc.CallOption) (*RotateServiceProviderKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateServiceProviderKeyResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_RotateServiceProviderKey_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -267,6 +284,12 @@ type ConnectionServiceServer interface {
 	// GetServiceProviderMetadata returns what the IdP admin pastes into their
 	// IdP: the SP metadata XML and its parts.
 	GetServiceProviderMetadata(context.Context, *GetServiceProviderMetadataRequest) (*GetServiceProviderMetadataResponse, error)
+	// RotateServiceProviderKey gives the connection its own new SP key
+	// (generated, or imported from private_key_pem and certificate_pem). The
+	// new key is published in SP metadata next to the current one for the
+	// overlap, decrypting but not yet signing; then it becomes current and
+	// the old one leaves metadata.
+	RotateServiceProviderKey(context.Context, *RotateServiceProviderKeyRequest) (*RotateServiceProviderKeyResponse, error)
 	// RefreshIdentityProviderMetadata fetches the connection's metadata URL
 	// now. A failed fetch keeps the last good metadata and reports why.
 	RefreshIdentityProviderMetadata(context.Context, *RefreshIdentityProviderMetadataRequest) (*RefreshIdentityProviderMetadataResponse, error)
@@ -314,6 +337,9 @@ func (UnimplementedConnectionServiceServer) DeleteConnection(context.Context, *D
 }
 func (UnimplementedConnectionServiceServer) GetServiceProviderMetadata(context.Context, *GetServiceProviderMetadataRequest) (*GetServiceProviderMetadataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetServiceProviderMetadata not implemented")
+}
+func (UnimplementedConnectionServiceServer) RotateServiceProviderKey(context.Context, *RotateServiceProviderKeyRequest) (*RotateServiceProviderKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateServiceProviderKey not implemented")
 }
 func (UnimplementedConnectionServiceServer) RefreshIdentityProviderMetadata(context.Context, *RefreshIdentityProviderMetadataRequest) (*RefreshIdentityProviderMetadataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RefreshIdentityProviderMetadata not implemented")
@@ -464,6 +490,24 @@ func _ConnectionService_GetServiceProviderMetadata_Handler(srv interface{}, ctx 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ConnectionServiceServer).GetServiceProviderMetadata(ctx, req.(*GetServiceProviderMetadataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_RotateServiceProviderKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateServiceProviderKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).RotateServiceProviderKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_RotateServiceProviderKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).RotateServiceProviderKey(ctx, req.(*RotateServiceProviderKeyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -642,6 +686,10 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetServiceProviderMetadata",
 			Handler:    _ConnectionService_GetServiceProviderMetadata_Handler,
+		},
+		{
+			MethodName: "RotateServiceProviderKey",
+			Handler:    _ConnectionService_RotateServiceProviderKey_Handler,
 		},
 		{
 			MethodName: "RefreshIdentityProviderMetadata",

@@ -111,6 +111,10 @@ const (
 	// The asserted email's domain is not one of the connection's email
 	// domains (email_domain_policy REQUIRE).
 	RejectionReason_REJECTION_REASON_EMAIL_DOMAIN_MISMATCH RejectionReason = 36
+	// The access policy depends on groups, and the IdP sent a link to the
+	// groups instead of the groups (Entra ID's group overage: more than 150
+	// groups in a SAML token).
+	RejectionReason_REJECTION_REASON_GROUP_OVERAGE RejectionReason = 37
 	// The directory (SCIM) deactivated or deleted the user.
 	RejectionReason_REJECTION_REASON_USER_DEPROVISIONED RejectionReason = 38
 	// The connection requires provisioned users and the directory has none
@@ -158,6 +162,7 @@ var (
 		34: "REJECTION_REASON_INTERNAL",
 		35: "REJECTION_REASON_AUTHN_STATEMENT_MISSING",
 		36: "REJECTION_REASON_EMAIL_DOMAIN_MISMATCH",
+		37: "REJECTION_REASON_GROUP_OVERAGE",
 		38: "REJECTION_REASON_USER_DEPROVISIONED",
 		39: "REJECTION_REASON_USER_NOT_PROVISIONED",
 	}
@@ -199,6 +204,7 @@ var (
 		"REJECTION_REASON_INTERNAL":                34,
 		"REJECTION_REASON_AUTHN_STATEMENT_MISSING": 35,
 		"REJECTION_REASON_EMAIL_DOMAIN_MISMATCH":   36,
+		"REJECTION_REASON_GROUP_OVERAGE":           37,
 		"REJECTION_REASON_USER_DEPROVISIONED":      38,
 		"REJECTION_REASON_USER_NOT_PROVISIONED":    39,
 	}
@@ -236,7 +242,7 @@ var File_ssogate_v1_reason_proto protoreflect.FileDescriptor
 const file_ssogate_v1_reason_proto_rawDesc = "" +
 	"\n" +
 	"\x17ssogate/v1/reason.proto\x12\n" +
-	"ssogate.v1*\xa8\f\n" +
+	"ssogate.v1*\xcc\f\n" +
 	"\x0fRejectionReason\x12 \n" +
 	"\x1cREJECTION_REASON_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fREJECTION_REASON_BODY_TOO_LARGE\x10\x01\x12'\n" +
@@ -275,7 +281,8 @@ const file_ssogate_v1_reason_proto_rawDesc = "" +
 	"\x1eREJECTION_REASON_POLICY_DENIED\x10!\x12\x1d\n" +
 	"\x19REJECTION_REASON_INTERNAL\x10\"\x12,\n" +
 	"(REJECTION_REASON_AUTHN_STATEMENT_MISSING\x10#\x12*\n" +
-	"&REJECTION_REASON_EMAIL_DOMAIN_MISMATCH\x10$\x12'\n" +
+	"&REJECTION_REASON_EMAIL_DOMAIN_MISMATCH\x10$\x12\"\n" +
+	"\x1eREJECTION_REASON_GROUP_OVERAGE\x10%\x12'\n" +
 	"#REJECTION_REASON_USER_DEPROVISIONED\x10&\x12)\n" +
 	"%REJECTION_REASON_USER_NOT_PROVISIONED\x10'B5Z3github.com/ssogate/ssogate/gen/ssogate/v1;ssogatev1b\x06proto3"
 
