@@ -14,8 +14,19 @@ type Config struct {
 	// ConnectionID is the connection's slug, [a-z0-9-]{1,63}.
 	ConnectionID string
 	// ExternalURL is the public base URL of ssogate, without a trailing
-	// slash. The SP entity ID is ExternalURL + "/saml/" + ConnectionID.
+	// slash. The SP entity ID is ExternalURL + "/saml/" + ConnectionID
+	// unless EntityID is set; the ACS URL is the entity ID + "/acs" unless
+	// ACSURL is set.
 	ExternalURL string
+	// EntityID overrides the derived SP entity ID (any absolute URI), so
+	// that a connection migrated from another SP keeps the identity its IdP
+	// knows. It is the AuthnRequest Issuer, the metadata entityID and the
+	// only Audience accepted.
+	EntityID string
+	// ACSURL overrides the derived ACS URL (an absolute http(s) URL). It is
+	// the AuthnRequest AssertionConsumerServiceURL, the metadata ACS
+	// Location and the only Destination and Recipient accepted.
+	ACSURL string
 
 	// IdP is the peer, usually from ParseIdPMetadata.
 	IdP IdentityProvider

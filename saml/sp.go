@@ -67,14 +67,48 @@ func New(cfg Config) (*ServiceProvider, error) {
 		cfg.Rand = rand.Reader
 	}
 	cfg.IdP.Certificates = append([]*x509.Certificate(nil), cfg.IdP.Certificates...)
-	entity := base + "/saml/" + cfg.ConnectionID
-	return &ServiceProvider{
+	derived := base + "/saml/" + cfg.ConnectionID
+	sp := &ServiceProvider{
 		cfg:      cfg,
-		entityID: entity,
-		acsURL:   entity + "/acs",
-		sloURL:   entity + "/slo",
-		metaURL:  entity + "/metadata",
-	}, nil
+		entityID: derived,
+		acsURL:   derived + "/acs",
+		sloURL:   derived + "/slo",
+		metaURL:  derived + "/metadata",
+	}
+	if cfg.EntityID != "" {
+		if err := checkAbsoluteURI(cfg.EntityID); err != nil {
+			return nil, fmt.Errorf("saml config: EntityID %q: %w", cfg.EntityID, err)
+		}
+		sp.entityID = cfg.EntityID
+	}
+	if cfg.ACSURL != "" {
+		u, err := url.Parse(cfg.ACSURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" || u.User != nil {
+			return nil, fmt.Errorf("saml config: ACSURL %q must be an absolute http(s) URL without user info or fragment", cfg.ACSURL)
+		}
+		sp.acsURL = cfg.ACSURL
+	}
+	return sp, nil
+}
+
+// checkAbsoluteURI accepts what SAML calls an xs:anyURI entity ID: an
+// absolute URI (a URL or a URN), at most 1024 characters (SAML Core 8.3.6),
+// without spaces or control characters.
+func checkAbsoluteURI(s string) error {
+	if len(s) > 1024 {
+		return errors.New("longer than 1024 characters")
+	}
+	if strings.TrimSpace(s) != s || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return errors.New("contains spaces or control characters")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme == "" {
+		return errors.New("not an absolute URI (no scheme)")
+	}
+	return nil
 }
 
 func normalizeExternalURL(raw string) (string, error) {

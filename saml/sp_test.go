@@ -36,6 +36,40 @@ func TestNewDefaultsAndURLs(t *testing.T) {
 	}
 }
 
+func TestNewKeepsOverriddenIdentity(t *testing.T) {
+	sp, err := New(Config{ConnectionID: "acme", ExternalURL: "https://sso.example.com",
+		EntityID: "urn:auth0:old-tenant:acme", ACSURL: "https://login.example.com/login/callback?connection=acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.EntityID() != "urn:auth0:old-tenant:acme" || sp.ACSURL() != "https://login.example.com/login/callback?connection=acme" {
+		t.Errorf("overrides not used: %q %q", sp.EntityID(), sp.ACSURL())
+	}
+	if sp.SLOURL() != "https://sso.example.com/saml/acme/slo" {
+		t.Errorf("SLO URL should stay derived, got %q", sp.SLOURL())
+	}
+	md, err := sp.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`entityID="urn:auth0:old-tenant:acme"`, `Location="https://login.example.com/login/callback?connection=acme"`} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("metadata lacks %s", want)
+		}
+	}
+	for _, bad := range []Config{
+		{EntityID: "not a uri"},
+		{EntityID: "relative/path"},
+		{ACSURL: "ftp://x.example/acs"},
+		{ACSURL: "/acs"},
+	} {
+		bad.ConnectionID, bad.ExternalURL = "acme", "https://sso.example.com"
+		if _, err := New(bad); err == nil {
+			t.Errorf("New(%q, %q) accepted", bad.EntityID, bad.ACSURL)
+		}
+	}
+}
+
 func TestNewNamesBadField(t *testing.T) {
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
