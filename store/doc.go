@@ -14,6 +14,16 @@
 //     RotateRefreshToken each have exactly one winner, decided by the
 //     database in one statement or one transaction. Losers learn why through
 //     the sentinel errors ErrConsumed, ErrExpired, ErrReused and ErrNotFound.
+//   - A login completes in one transaction: CompleteLogin records the
+//     assertion ID, consumes the pending request, creates the session and
+//     stores the code (with the events of its context), and RedeemCode
+//     spends a code and stores the session's first refresh token. Either
+//     everything commits or nothing does; the single-use parts have one
+//     winner as above, and a loser learns which part lost
+//     (CompletionError).
+//   - Every connection write moves ConnectionChanges in its own
+//     transaction, so a replica that caches connections can tell, with one
+//     read, whether any changed anywhere.
 //   - A method that returned nil has committed durably: the row survives the
 //     process being killed (SQLite runs in WAL mode with synchronous=FULL, so
 //     it also survives power loss).

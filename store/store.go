@@ -84,6 +84,11 @@ type Store interface {
 	UpdateConnection(ctx context.Context, c Connection, expectVersion int64) (Connection, error)
 	// DeleteConnection removes the connection and frees its domains.
 	DeleteConnection(ctx context.Context, id string) error
+	// ConnectionChanges is a number that every connection write (create,
+	// update, delete) increases in its own transaction: a reader that gets
+	// the same number twice knows no connection changed in between, on any
+	// replica. Caches of connections poll it.
+	ConnectionChanges(ctx context.Context) (int64, error)
 	// ConnectionByDomain finds the connection owning an email domain,
 	// case-insensitively.
 	ConnectionByDomain(ctx context.Context, domain string) (Connection, error)
@@ -109,6 +114,26 @@ type Store interface {
 	// ConsumeCode redeems a code, exactly once across all callers.
 	// ErrNotFound, ErrConsumed, ErrExpired.
 	ConsumeCode(ctx context.Context, hash []byte, now time.Time) (Code, error)
+
+	// CompleteLogin commits what a verified login makes single-use and
+	// creates, in one transaction with the events its context carries
+	// (WithEvents): it records the assertion ID, consumes the pending
+	// request, creates the session and stores the code, each only when
+	// given. Either all of it commits or none of it does. A part that
+	// cannot be written fails the whole with a *CompletionError naming it
+	// (PartAssertion: ErrConsumed, the ID was recorded before; PartRequest:
+	// ErrNotFound, ErrConsumed, ErrExpired; PartSession, PartCode:
+	// ErrConflict). Single-use parts have exactly one winner across
+	// replicas. It returns the consumed pending request (zero without
+	// RequestID).
+	CompleteLogin(ctx context.Context, l LoginCompletion) (PendingRequest, error)
+	// RedeemCode consumes a code (exactly once, like ConsumeCode), reads
+	// its session and, if the session is live at now and refresh.Hash is
+	// set, stores refresh as the session's first refresh token (SessionID
+	// set, ExpiresAt capped at the session's), with the context's events,
+	// in one transaction. A code that is redeemed always has its result
+	// stored. ErrNotFound, ErrConsumed, ErrExpired (the code's).
+	RedeemCode(ctx context.Context, hash []byte, now time.Time, refresh RefreshToken) (Redemption, error)
 
 	// CreateSession stores a new session. ErrConflict on a duplicate id.
 	CreateSession(ctx context.Context, s Session) error
@@ -298,6 +323,52 @@ type Code struct {
 	Data         []byte
 	CreatedAt    time.Time
 	ExpiresAt    time.Time
+}
+
+// LoginCompletion is what CompleteLogin commits. Empty parts are skipped.
+type LoginCompletion struct {
+	ConnectionID string
+	// AssertionID is recorded in the replay cache until AssertionExpiresAt.
+	AssertionID        string
+	AssertionExpiresAt time.Time
+	// RequestID names the pending request of ConnectionID to consume; Now
+	// judges its expiry and stamps its ConsumedAt.
+	RequestID string
+	Now       time.Time
+	// Session, when set, is created.
+	Session *Session
+	// Code, when set, is stored.
+	Code *Code
+}
+
+// The parts of a LoginCompletion, as CompletionError names them.
+const (
+	PartAssertion = "assertion"
+	PartRequest   = "request"
+	PartSession   = "session"
+	PartCode      = "code"
+)
+
+// CompletionError is how CompleteLogin says which part failed; it wraps
+// that part's error (ErrConsumed, ErrExpired, ErrNotFound, ErrConflict, or
+// the database's).
+type CompletionError struct {
+	Part string
+	Err  error
+}
+
+func (e *CompletionError) Error() string { return "complete login: " + e.Part + ": " + e.Err.Error() }
+
+// Unwrap returns the part's error.
+func (e *CompletionError) Unwrap() error { return e.Err }
+
+// Redemption is what RedeemCode found and stored.
+type Redemption struct {
+	Code    Code
+	Session Session
+	// Refresh is the refresh token as stored; zero when none was (the
+	// session is not live, or none was asked for).
+	Refresh RefreshToken
 }
 
 // Session is one successful SAML login.

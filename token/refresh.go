@@ -187,6 +187,28 @@ func (i *Issuer) refreshStore() (RefreshStore, error) {
 	return i.refresh, nil
 }
 
+// PreparedRefreshToken is a session's first refresh token, made but not
+// stored: the caller stores Hash in a transaction of its own (with what
+// makes the session's tokens due, e.g. a redeemed code) and hands Token
+// out only once that committed.
+type PreparedRefreshToken struct {
+	Token string
+	Hash  []byte
+	// ExpiresAt is now + RefreshTTL; the caller caps it at the session's
+	// end, as IssueRefreshToken does.
+	ExpiresAt time.Time
+}
+
+// PrepareRefreshToken makes a first refresh token without storing it (see
+// PreparedRefreshToken); IssueRefreshToken makes and stores one.
+func (i *Issuer) PrepareRefreshToken() (PreparedRefreshToken, error) {
+	tok, hash, err := i.newRefreshToken()
+	if err != nil {
+		return PreparedRefreshToken{}, err
+	}
+	return PreparedRefreshToken{Token: tok, Hash: hash, ExpiresAt: i.now().Add(i.refreshTTL)}, nil
+}
+
 // IssueRefreshToken makes and stores the first refresh token of a session
 // that ends at sessionExpiresAt; it expires at min(now + RefreshTTL,
 // sessionExpiresAt).

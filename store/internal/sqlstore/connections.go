@@ -99,7 +99,10 @@ func (db *DB) CreateConnection(ctx context.Context, c store.Connection) (err err
 		if err != nil {
 			return err
 		}
-		return db.claimDomains(ctx, tx, c.ID, domains)
+		if err := db.claimDomains(ctx, tx, c.ID, domains); err != nil {
+			return err
+		}
+		return bumpConnectionChanges(ctx, tx)
 	})
 }
 
@@ -194,7 +197,10 @@ func (db *DB) UpdateConnection(ctx context.Context, c store.Connection, expectVe
 		if _, err := tx.ExecContext(ctx, "DELETE FROM connection_domains WHERE connection_id = $1", c.ID); err != nil {
 			return fmt.Errorf("%s: release domains: %w", what, err)
 		}
-		return db.claimDomains(ctx, tx, c.ID, domains)
+		if err := db.claimDomains(ctx, tx, c.ID, domains); err != nil {
+			return err
+		}
+		return bumpConnectionChanges(ctx, tx)
 	})
 	if err != nil {
 		return store.Connection{}, err
@@ -220,6 +226,6 @@ func (db *DB) DeleteConnection(ctx context.Context, id string) (err error) {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM setup_links WHERE connection_id = $1", id); err != nil {
 			return fmt.Errorf("%s: drop setup links: %w", what, err)
 		}
-		return nil
+		return bumpConnectionChanges(ctx, tx)
 	})
 }

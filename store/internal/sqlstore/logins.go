@@ -87,16 +87,22 @@ func (db *DB) RecordAssertion(ctx context.Context, connectionID, assertionID str
 		return err
 	}
 	return db.write(ctx, func(q execer) error {
-		n, err := affected(ctx, q, what, "INSERT INTO assertions (connection_id, assertion_id, expires_at)"+
-			" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", connectionID, assertionID, db.t(expiresAt))
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("%s: assertion ID seen before: %w", what, store.ErrConsumed)
-		}
-		return nil
+		return db.recordAssertion(ctx, q, connectionID, assertionID, expiresAt)
 	})
+}
+
+// recordAssertion inserts the assertion ID; the first writer wins.
+func (db *DB) recordAssertion(ctx context.Context, q execer, connectionID, assertionID string, expiresAt time.Time) error {
+	what := fmt.Sprintf("record assertion for connection %q", connectionID)
+	n, err := affected(ctx, q, what, "INSERT INTO assertions (connection_id, assertion_id, expires_at)"+
+		" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", connectionID, assertionID, db.t(expiresAt))
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: assertion ID seen before: %w", what, store.ErrConsumed)
+	}
+	return nil
 }
 
 const codeCols = "hash, session_id, connection_id, data, created_at, expires_at"
@@ -114,14 +120,16 @@ func (db *DB) PutCode(ctx context.Context, c store.Code) (err error) {
 	if err := required("put code", "hash", c.Hash, "expiry", c.ExpiresAt); err != nil {
 		return err
 	}
+	return db.write(ctx, func(q execer) error { return db.insertCode(ctx, q, c) })
+}
+
+func (db *DB) insertCode(ctx context.Context, q execer, c store.Code) error {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = db.now()
 	}
-	return db.write(ctx, func(q execer) error {
-		return db.insert(ctx, q, "put code",
-			"INSERT INTO codes ("+codeCols+") VALUES ($1, $2, $3, $4, $5, $6)",
-			c.Hash, c.SessionID, c.ConnectionID, blob(c.Data), db.t(c.CreatedAt), db.t(c.ExpiresAt))
-	})
+	return db.insert(ctx, q, "put code",
+		"INSERT INTO codes ("+codeCols+") VALUES ($1, $2, $3, $4, $5, $6)",
+		c.Hash, c.SessionID, c.ConnectionID, blob(c.Data), db.t(c.CreatedAt), db.t(c.ExpiresAt))
 }
 
 // ConsumeCode implements store.Store.

@@ -253,5 +253,15 @@ func Migrations(t ColumnTypes) []Migration {
 		)` + t.TableSuffix,
 			`CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)`,
 		},
+		nil, // 6: on another branch; Migrate skips a version this build lacks
+		{ // 7: the connection change counter, bumped in every transaction
+			// that writes a connection, which each replica's connection cache
+			// polls (ConnectionChanges).
+			`CREATE TABLE connection_changes (
+			id ` + t.Int + ` PRIMARY KEY,
+			n ` + t.Int + ` NOT NULL
+		)` + t.TableSuffix,
+			`INSERT INTO connection_changes (id, n) VALUES (1, 0)`,
+		},
 	}
 }

@@ -29,15 +29,17 @@ func (db *DB) CreateSession(ctx context.Context, s store.Session) (err error) {
 	if err := required("create session", "id", s.ID, "connection id", s.ConnectionID, "expiry", s.ExpiresAt); err != nil {
 		return err
 	}
+	return db.write(ctx, func(q execer) error { return db.insertSession(ctx, q, s) })
+}
+
+func (db *DB) insertSession(ctx context.Context, q execer, s store.Session) error {
 	if s.CreatedAt.IsZero() {
 		s.CreatedAt = db.now()
 	}
-	return db.write(ctx, func(q execer) error {
-		return db.insert(ctx, q, fmt.Sprintf("create session %q", s.ID),
-			"INSERT INTO sessions ("+sessionCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-			s.ID, s.ConnectionID, s.TenantID, s.Subject, s.NameID, s.NameIDFormat, s.SessionIndex,
-			blob(s.Identity), db.t(s.CreatedAt), db.t(s.ExpiresAt), db.t(s.RevokedAt), s.RevokeReason)
-	})
+	return db.insert(ctx, q, fmt.Sprintf("create session %q", s.ID),
+		"INSERT INTO sessions ("+sessionCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+		s.ID, s.ConnectionID, s.TenantID, s.Subject, s.NameID, s.NameIDFormat, s.SessionIndex,
+		blob(s.Identity), db.t(s.CreatedAt), db.t(s.ExpiresAt), db.t(s.RevokedAt), s.RevokeReason)
 }
 
 // GetSession implements store.Store.
