@@ -128,29 +128,40 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 		returnTo, state = res.pending.ReturnTo, res.pending.State
 	}
 	if returnTo == "" {
-		s.acsFailure(w, r, c.msg, saml.Rejectf(saml.ReasonConnectionInactive, "IdP-initiated login on connection %q, which has no default_return_url", c.msg.Id))
+		s.acsFailure(w, r, c.msg, s.useUp(ctx, res,
+			saml.Rejectf(saml.ReasonConnectionInactive, "IdP-initiated login on connection %q, which has no default_return_url", c.msg.Id)))
 		return
 	}
 	// An unsolicited response may be an attacker's own, posted cross-site
 	// (login CSRF): the user confirms on our page before anything is issued.
 	if res.pending == nil && wantsConsent(c.msg) {
+		if err := s.completeLogin(ctx, res, nil, nil); err != nil {
+			s.acsFailure(w, r, c.msg, err)
+			return
+		}
 		s.askConsent(w, r, res, returnTo)
 		return
 	}
 	s.issueLogin(w, r, res, returnTo, state)
 }
 
-// issueLogin creates the session and its code and sends the browser to
-// returnTo with them.
+// useUp completes a verified login that is refused anyway (its assertion
+// and request are spent) and returns the refusal: refused, or the
+// single-use refusal when it had been used already.
+func (s *Server) useUp(ctx context.Context, res *loginResult, refused error) error {
+	if err := s.completeLogin(ctx, res, nil, nil); err != nil {
+		return err
+	}
+	return refused
+}
+
+// issueLogin creates the session and its code, in one transaction with
+// the assertion and the pending request they use up, and sends the
+// browser to returnTo with the code.
 func (s *Server) issueLogin(w http.ResponseWriter, r *http.Request, res *loginResult, returnTo, state string) {
 	ctx := r.Context()
 	c := res.conn
-	sess, err := s.createSession(ctx, res)
-	if err != nil {
-		s.acsFailure(w, r, c.msg, err)
-		return
-	}
-	code, err := s.mintCode(ctx, sess.ID, c.msg.Id, codeData{ReturnTo: returnTo, State: state})
+	_, code, err := s.createSession(ctx, res, &codeData{ReturnTo: returnTo, State: state})
 	if err != nil {
 		s.acsFailure(w, r, c.msg, err)
 		return
@@ -373,8 +384,13 @@ func (s *Server) testLoginPage(w http.ResponseWriter, r *http.Request, res *logi
 			denied = se.Message
 		}
 	}
-	s.audit(ctx, auditEvent{Type: auditLoginTested, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
-		Message: denied, Detail: map[string]any{"admitted": denied == ""}})
+	// The test uses up its request and assertion with its event.
+	tested := auditEvent{Type: auditLoginTested, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
+		Message: denied, Detail: map[string]any{"admitted": denied == ""}}
+	if err := s.completeLogin(s.withAudit(ctx, tested), res, nil, nil); err != nil {
+		s.acsFailure(w, r, res.conn.msg, err)
+		return
+	}
 	s.metrics.acsOutcomes.WithLabelValues(res.conn.msg.Id, "TEST").Inc()
 	if denied == "" {
 		s.recordTestPass(ctx, res.conn)

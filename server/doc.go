@@ -27,6 +27,18 @@
 //     an IdP-initiated login issues nothing before the user confirms on the
 //     consent page (unless the connection opts out); the asserted email is
 //     bound to the connection's email domains by its email_domain_policy.
+//   - A login's writes commit together: the ACS records the assertion ID,
+//     consumes the pending request, creates the session and stores the
+//     code with its login.succeeded event in one store transaction
+//     (store.CompleteLogin; validation only reads), and ExchangeCode spends
+//     the code and stores the first refresh token in another
+//     (store.RedeemCode). A refused login still uses up its assertion and
+//     request.
+//   - Connections are served from memory and are at most one second stale:
+//     a change made through this replica is seen at once; one made on
+//     another replica within the change counter's poll (250 ms) plus one
+//     read; and when the counter cannot be read for a second, every lookup
+//     reads the store instead (registry).
 //   - A store that cannot be reached or written is UNAVAILABLE to callers
 //     with a message naming the store and nothing of the driver (mapped
 //     once, in the interceptors); health of the store-dependent services

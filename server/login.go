@@ -166,14 +166,23 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 		pending.Data = form
 		redirect = s.cfg.ExternalURL + "/saml/" + c.msg.Id + "/authn/" + url.PathEscape(areq.ID)
 	}
-	if err := s.store.PutPendingRequest(ctx, pending); err != nil {
+	// Browser-started logins (no API key) are counted per client and
+	// minute; a backend's StartLogin is written one by one, in the same
+	// transaction as its pending request.
+	started := auditEvent{Type: auditLoginStarted, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
+		Detail: map[string]any{"request_id": areq.ID, "test": req.Test}}
+	browser := clientAddr(ctx).IsValid()
+	putCtx := ctx
+	if !browser {
+		putCtx = s.withAudit(ctx, started)
+	}
+	if err := s.store.PutPendingRequest(putCtx, pending); err != nil {
 		return nil, status.Errorf(codes.Internal, "store pending request: %v", err)
 	}
 	s.metrics.loginsStarted.WithLabelValues(fmt.Sprint(req.Test)).Inc()
-	// Browser-started logins (no API key) are counted per client and
-	// minute; a backend's StartLogin is written one by one.
-	s.refusals.audit(ctx, auditEvent{Type: auditLoginStarted, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
-		Detail: map[string]any{"request_id": areq.ID, "test": req.Test}})
+	if browser {
+		s.refusals.audit(ctx, started)
+	}
 	return &ssogatev1.StartLoginResponse{
 		RedirectUrl: redirect, RequestId: areq.ID, ConnectionId: c.msg.Id,
 		ExpiresAt: timestamppb.New(pending.ExpiresAt),
@@ -234,35 +243,49 @@ func (s *Server) recordRefusal(ctx context.Context, c *ssogatev1.Connection, err
 	return reason
 }
 
-// pendingConsumer adapts the store to saml.RequestConsumer for one
-// response and remembers what it consumed.
-type pendingConsumer struct {
-	s        *Server
-	consumed *store.PendingRequest
+// pendingReader is saml.RequestConsumer for a login: during validation it
+// only reads the pending request (its settings decide the checks that
+// follow); consuming it is left to the one transaction that completes the
+// login (completeLogin), which also decides, atomically across replicas,
+// whether it was used or expired.
+type pendingReader struct {
+	s       *Server
+	id      string
+	pending *store.PendingRequest
 }
 
-func (p *pendingConsumer) ConsumeRequest(ctx context.Context, connectionID, requestID string) error {
-	r, err := p.s.store.ConsumePendingRequest(ctx, connectionID, requestID, p.s.now())
+func (p *pendingReader) ConsumeRequest(ctx context.Context, connectionID, requestID string) error {
+	r, err := p.s.store.GetPendingRequest(ctx, connectionID, requestID)
 	switch {
 	case err == nil && string(r.Data) == pendingLogout:
 		return fmt.Errorf("%w: %s answers a LogoutRequest, not an AuthnRequest", saml.ErrRequestUnknown, requestID)
 	case err == nil && strings.HasPrefix(string(r.Data), pendingConsent):
 		return fmt.Errorf("%w: %s is no AuthnRequest", saml.ErrRequestUnknown, requestID)
 	case err == nil:
-		p.consumed = &r
+		p.id, p.pending = requestID, &r
 		return nil
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("%w: %v", saml.ErrRequestUnknown, err)
-	case errors.Is(err, store.ErrConsumed):
-		return fmt.Errorf("%w: %v", saml.ErrRequestUsed, err)
-	case errors.Is(err, store.ErrExpired):
-		return fmt.Errorf("%w: %v", saml.ErrRequestExpired, err)
 	default:
 		return err
 	}
 }
 
-// replayCache adapts the store to saml.ReplayCache.
+// replayIntent is saml.ReplayCache for a login: it remembers the assertion
+// ID for completeLogin, which records it in the same transaction as the
+// rest of the login.
+type replayIntent struct {
+	id      string
+	expires time.Time
+}
+
+func (r *replayIntent) RecordAssertion(_ context.Context, _, assertionID string, expiresAt time.Time) error {
+	r.id, r.expires = assertionID, expiresAt
+	return nil
+}
+
+// replayCache adapts the store to saml.ReplayCache (Single Logout, where
+// recording is the whole of the single-use write).
 type replayCache struct{ s *Server }
 
 func (r replayCache) RecordAssertion(ctx context.Context, connectionID, assertionID string, expiresAt time.Time) error {
@@ -281,54 +304,137 @@ type loginResult struct {
 	roles    []string
 	// denied is set when the policy refused (the test page shows it).
 	denied error
+	// What completeLogin makes single-use: the assertion ID (until
+	// assertionExpires) and the pending request. Empty once done (a login
+	// resumed after the consent page).
+	assertionID      string
+	assertionExpires time.Time
+	requestID        string
 }
 
 // verifyLogin runs every check on one posted SAMLResponse: the connection's
 // lifecycle, the SAML validation, and the access policy. A test login
 // (pending.Test) returns its result even when the policy denies, for the
-// diagnostic page.
+// diagnostic page. Nothing is written yet: the caller ends every admitted
+// result with completeLogin. A refused one has its assertion and request
+// used up here, so that it cannot be tried again.
 func (s *Server) verifyLogin(ctx context.Context, c *conn, samlResponse string) (*loginResult, error) {
 	if c.msg.State != ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE &&
 		c.msg.State != ssogatev1.ConnectionState_CONNECTION_STATE_TESTING {
 		return nil, loginAllowed(c.msg, true)
 	}
-	consumer := &pendingConsumer{s: s}
+	reader, replay := &pendingReader{s: s}, &replayIntent{}
 	vctx, endSpan := s.validateSpan(ctx, c.msg.Id)
-	ident, err := c.sp.ValidateResponse(vctx, saml.ResponseInput{SAMLResponse: samlResponse, Requests: consumer, Replay: replayCache{s}})
+	ident, err := c.sp.ValidateResponse(vctx, saml.ResponseInput{SAMLResponse: samlResponse, Requests: reader, Replay: replay})
 	endSpan(err)
 	if err != nil {
 		return nil, err
 	}
-	res := &loginResult{conn: c, identity: ident, pending: consumer.consumed}
+	res := &loginResult{conn: c, identity: ident, pending: reader.pending,
+		assertionID: replay.id, assertionExpires: replay.expires, requestID: reader.id}
+	if err := s.admitLogin(ctx, res); err != nil {
+		// Used up even though refused; a single-use refusal (replayed,
+		// already used) is the better answer.
+		if cerr := s.completeLogin(ctx, res, nil, nil); cerr != nil {
+			var se *saml.Error
+			if errors.As(cerr, &se) {
+				return nil, cerr
+			}
+			s.log.ErrorContext(ctx, "use up a refused login", "request_id", requestID(ctx), "error", cerr)
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+// admitLogin applies the lifecycle, the email binding, the directory and
+// the access policy to a validated response.
+func (s *Server) admitLogin(ctx context.Context, res *loginResult) error {
+	c, ident := res.conn, res.identity
 	test := res.pending != nil && res.pending.Test
 	if err := loginAllowed(c.msg, test); err != nil {
-		return nil, err
+		return err
 	}
 	if err := bindEmail(c.msg, ident); err != nil {
 		if test {
 			res.denied = err
-			return res, nil
+			return nil
 		}
-		return nil, err
+		return err
 	}
 	if err := s.admitDirectory(ctx, c.msg, ident); err != nil {
-		return nil, err
+		return err
 	}
 	roles, err := c.policy.Decide(policy.Subject{Groups: ident.Mapped.Groups, Attributes: ident.Attributes})
 	if err != nil {
 		var d *policy.Denied
 		if !errors.As(err, &d) {
-			return nil, err
+			return err
 		}
 		denial := saml.Rejectf(saml.ReasonPolicyDenied, "%s", d.Message)
 		if test {
 			res.denied = denial
-			return res, nil
+			return nil
 		}
-		return nil, denial
+		return denial
 	}
 	res.roles = roles
-	return res, nil
+	return nil
+}
+
+// completeLogin commits, in one store transaction, what res makes
+// single-use (its assertion ID and pending request), the session and the
+// code when given, and the events ctx carries. A lost race or a replay is
+// refused with the reason saml would give: ASSERTION_REPLAYED, or
+// IN_RESPONSE_TO_USED / _EXPIRED / _UNKNOWN. Afterwards res has nothing
+// left to use up.
+func (s *Server) completeLogin(ctx context.Context, res *loginResult, sess *store.Session, code *store.Code) error {
+	l := store.LoginCompletion{ConnectionID: res.conn.msg.Id, AssertionID: res.assertionID, AssertionExpiresAt: res.assertionExpires,
+		RequestID: res.requestID, Now: s.now(), Session: sess, Code: code}
+	if l.AssertionID == "" && l.RequestID == "" && sess == nil && code == nil {
+		return nil
+	}
+	consumed, err := s.store.CompleteLogin(ctx, l)
+	if err != nil {
+		return completionRefusal(l, err)
+	}
+	if l.RequestID != "" {
+		res.pending = &consumed
+	}
+	res.assertionID, res.requestID = "", ""
+	return nil
+}
+
+// completionRefusal names a failed CompleteLogin as saml.ValidateResponse
+// names the same outcome.
+func completionRefusal(l store.LoginCompletion, err error) error {
+	var ce *store.CompletionError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	irt := truncate(l.RequestID, 128)
+	switch {
+	case ce.Part == store.PartAssertion && errors.Is(err, store.ErrConsumed):
+		return &saml.Error{Reason: saml.ReasonAssertionReplayed, Err: fmt.Errorf("%w: %v", saml.ErrAssertionSeen, err),
+			Message: fmt.Sprintf("assertion %q was already used", truncate(l.AssertionID, 128))}
+	case ce.Part == store.PartRequest && errors.Is(err, store.ErrNotFound):
+		return &saml.Error{Reason: saml.ReasonInResponseToUnknown, Err: fmt.Errorf("%w: %v", saml.ErrRequestUnknown, err),
+			Message: fmt.Sprintf("InResponseTo %q is not a login started for connection %q", irt, l.ConnectionID)}
+	case ce.Part == store.PartRequest && errors.Is(err, store.ErrConsumed):
+		return &saml.Error{Reason: saml.ReasonInResponseToUsed, Err: fmt.Errorf("%w: %v", saml.ErrRequestUsed, err),
+			Message: fmt.Sprintf("the login %q was already completed; a Response is accepted once", irt)}
+	case ce.Part == store.PartRequest && errors.Is(err, store.ErrExpired):
+		return &saml.Error{Reason: saml.ReasonInResponseToExpired, Err: fmt.Errorf("%w: %v", saml.ErrRequestExpired, err),
+			Message: fmt.Sprintf("the login %q expired before the IdP answered", irt)}
+	}
+	return err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // identityOf builds the API identity of a verified login.
@@ -379,39 +485,58 @@ func (s *Server) sessionEnd(res *loginResult, now time.Time) time.Time {
 	return end
 }
 
-// createSession stores the session of an admitted login.
-func (s *Server) createSession(ctx context.Context, res *loginResult) (store.Session, error) {
+// newSession builds the session of an admitted login and the
+// login.succeeded event that commits with it.
+func (s *Server) newSession(ctx context.Context, res *loginResult) (store.Session, auditEvent, error) {
 	sid, err := s.randomValue(16)
 	if err != nil {
-		return store.Session{}, err
+		return store.Session{}, auditEvent{}, err
 	}
 	now := s.now()
 	end := s.sessionEnd(res, now)
 	ident := s.identityOf(res, sid, end)
 	raw, err := protojson.Marshal(ident)
 	if err != nil {
-		return store.Session{}, fmt.Errorf("encode identity: %w", err)
+		return store.Session{}, auditEvent{}, fmt.Errorf("encode identity: %w", err)
 	}
 	sess := store.Session{
 		ID: sid, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId, Subject: ident.Subject,
 		NameID: res.identity.NameID, NameIDFormat: res.identity.NameIDFormat, SessionIndex: res.identity.SessionIndex,
 		Identity: raw, CreatedAt: now, ExpiresAt: end,
 	}
+	succeeded := auditEvent{Type: auditLoginSucceeded, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
+		Subject: ident.Subject, Detail: map[string]any{"session_id": sid, "idp_initiated": res.pending == nil}}
+	return sess, succeeded, nil
+}
+
+// createSession completes an admitted login with its session, and a code
+// for it when data is not nil, in one transaction (completeLogin) with its
+// login.succeeded event. It returns the session and the code's value.
+func (s *Server) createSession(ctx context.Context, res *loginResult, data *codeData) (store.Session, string, error) {
+	sess, succeeded, err := s.newSession(ctx, res)
+	if err != nil {
+		return store.Session{}, "", err
+	}
+	var code string
+	var row *store.Code
+	if data != nil {
+		if code, row, err = s.newCode(sess.ID, res.conn.msg.Id, *data); err != nil {
+			return store.Session{}, "", err
+		}
+	}
 	if s.beforeSession != nil {
 		s.beforeSession()
 	}
 	// login.succeeded commits with the session; a directory recheck that
 	// then refuses the user revokes it and says so in events of its own.
-	succeeded := auditEvent{Type: auditLoginSucceeded, ConnectionID: res.conn.msg.Id, TenantID: res.conn.msg.TenantId,
-		Subject: ident.Subject, Detail: map[string]any{"session_id": sid, "idp_initiated": res.pending == nil}}
-	if err := s.store.CreateSession(s.withAudit(ctx, succeeded), sess); err != nil {
-		return store.Session{}, fmt.Errorf("create session: %w", err)
+	if err := s.completeLogin(s.withAudit(ctx, succeeded), res, &sess, row); err != nil {
+		return store.Session{}, "", fmt.Errorf("create session: %w", err)
 	}
 	if err := s.recheckDirectory(ctx, res.conn.msg, sess); err != nil {
-		return store.Session{}, err
+		return store.Session{}, "", err
 	}
 	s.metrics.acsOutcomes.WithLabelValues(res.conn.msg.Id, "SUCCESS").Inc()
-	return sess, nil
+	return sess, code, nil
 }
 
 // codeData travels with a code to ExchangeCode.
@@ -426,19 +551,17 @@ func decodeCodeData(raw []byte) codeData {
 	return d
 }
 
-// mintCode stores a one-time code for a session and returns its value.
-func (s *Server) mintCode(ctx context.Context, sessionID, connectionID string, data codeData) (string, error) {
+// newCode makes a one-time code for a session: its value, and the row
+// that stores it by hash.
+func (s *Server) newCode(sessionID, connectionID string, data codeData) (string, *store.Code, error) {
 	code, err := s.randomValue(32)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	raw, _ := json.Marshal(data)
 	now := s.now()
-	if err := s.store.PutCode(ctx, store.Code{Hash: hashValue(code), SessionID: sessionID, ConnectionID: connectionID,
-		Data: raw, CreatedAt: now, ExpiresAt: now.Add(codeTTL)}); err != nil {
-		return "", fmt.Errorf("store code: %w", err)
-	}
-	return code, nil
+	return code, &store.Code{Hash: hashValue(code), SessionID: sessionID, ConnectionID: connectionID,
+		Data: raw, CreatedAt: now, ExpiresAt: now.Add(codeTTL)}, nil
 }
 
 // withQuery appends parameters to a return URL, keeping its own.
@@ -472,7 +595,14 @@ func (l loginService) ExchangeCode(ctx context.Context, req *ssogatev1.ExchangeC
 	if req.Code == "" {
 		return nil, badField(reasonFieldRequired, "code", "code is required")
 	}
-	code, err := s.store.ConsumeCode(ctx, hashValue(req.Code), s.now())
+	// The code is spent and the session's first refresh token stored in
+	// one transaction: a redeemed code always has its tokens.
+	rt, err := s.tokens.PrepareRefreshToken()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "issue refresh token: %v", err)
+	}
+	now := s.now()
+	red, err := s.store.RedeemCode(ctx, hashValue(req.Code), now, store.RefreshToken{Hash: rt.Hash, CreatedAt: now, ExpiresAt: rt.ExpiresAt})
 	if err != nil {
 		reason, apiReason := "unknown", reasonCodeUnknown
 		switch {
@@ -487,15 +617,22 @@ func (l loginService) ExchangeCode(ctx context.Context, req *ssogatev1.ExchangeC
 		s.metrics.codeRejected.WithLabelValues(reason).Inc()
 		return nil, apiError(codes.InvalidArgument, apiReason, fmt.Sprintf("code is %s: codes work once, within %s", reason, codeTTL))
 	}
-	sess, err := s.store.GetSession(ctx, code.SessionID)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "load session: %v", err)
+	sess := red.Session
+	if err := sessionUsable(sess, now); err != nil {
+		return nil, err
 	}
-	set, err := s.issueTokens(ctx, sess)
+	if len(red.Refresh.Hash) == 0 {
+		return nil, status.Errorf(codes.Internal, "redeem code: no refresh token stored for session %q", sess.ID)
+	}
+	ident, err := sessionIdentity(sess)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	set, err := s.tokenSet(ctx, ident, sess.ExpiresAt, rt.Token, red.Refresh.ExpiresAt)
 	if err != nil {
 		return nil, err
 	}
-	pending := decodeCodeData(code.Data)
+	pending := decodeCodeData(red.Code.Data)
 	return &ssogatev1.ExchangeCodeResponse{TokenSet: set, State: pending.State, ReturnTo: pending.ReturnTo}, nil
 }
 
@@ -510,12 +647,20 @@ func (l loginService) ExchangeAssertion(ctx context.Context, req *ssogatev1.Exch
 	res, err := s.verifyLogin(ctx, c, req.SamlResponse)
 	if err == nil && res.pending != nil && res.pending.Test {
 		err = saml.Rejectf(saml.ReasonConnectionInactive, "test logins end on the ACS diagnostic page, not in ExchangeAssertion")
+		if cerr := s.completeLogin(ctx, res, nil, nil); cerr != nil {
+			err = cerr
+		}
 	}
 	if err != nil {
 		reason := s.rejectLogin(ctx, c.msg, err)
 		return nil, rejectionStatus(reason, err)
 	}
-	sess, err := s.createSession(ctx, res)
+	sess, _, err := s.createSession(ctx, res, nil)
+	var se *saml.Error
+	if errors.As(err, &se) {
+		reason := s.rejectLogin(ctx, c.msg, err)
+		return nil, rejectionStatus(reason, err)
+	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}

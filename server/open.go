@@ -34,7 +34,7 @@ func (s *Server) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", config.Config{Store: s.cfg.Store}.Redacted().Store, err)
 	}
-	s.store = tracedStore{Store: st, tracer: s.tracer()}
+	s.store = invalidatingStore{Store: tracedStore{Store: st, tracer: s.tracer()}, r: s.registry}
 	kek, err := s.loadKEK()
 	if err != nil {
 		return err

@@ -378,6 +378,7 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener) error
 	g.Go(func() error { return s.webhooks.Run(gctx) })
 	g.Go(func() error { return s.sweep(gctx, sweepEvery) })
 	g.Go(func() error { return s.watchStore(gctx) })
+	g.Go(func() error { return s.registry.watch(gctx) })
 	g.Go(func() error { return s.maintainConnections(gctx, metadataRefreshEvery) })
 	g.Go(func() error { return s.retryPending(gctx) })
 	g.Go(func() error {

@@ -42,11 +42,8 @@ func claimsOf(ident *ssogatev1.Identity, sessionEnd time.Time) token.Claims {
 // issueTokens mints an access token and a fresh refresh token for a live
 // session.
 func (s *Server) issueTokens(ctx context.Context, sess store.Session) (*ssogatev1.TokenSet, error) {
-	if !sess.RevokedAt.IsZero() {
-		return nil, apiError(codes.Unauthenticated, reasonSessionRevoked, "session is revoked", "session_id", sess.ID)
-	}
-	if !s.now().Before(sess.ExpiresAt) {
-		return nil, apiError(codes.Unauthenticated, reasonSessionExpired, "session has expired", "session_id", sess.ID)
+	if err := sessionUsable(sess, s.now()); err != nil {
+		return nil, err
 	}
 	ident, err := sessionIdentity(sess)
 	if err != nil {
@@ -57,6 +54,17 @@ func (s *Server) issueTokens(ctx context.Context, sess store.Session) (*ssogatev
 		return nil, status.Errorf(codes.Internal, "issue refresh token: %v", err)
 	}
 	return s.tokenSet(ctx, ident, sess.ExpiresAt, rt.Token, rt.ExpiresAt)
+}
+
+// sessionUsable refuses tokens for a revoked or expired session.
+func sessionUsable(sess store.Session, now time.Time) error {
+	if !sess.RevokedAt.IsZero() {
+		return apiError(codes.Unauthenticated, reasonSessionRevoked, "session is revoked", "session_id", sess.ID)
+	}
+	if !now.Before(sess.ExpiresAt) {
+		return apiError(codes.Unauthenticated, reasonSessionExpired, "session has expired", "session_id", sess.ID)
+	}
+	return nil
 }
 
 func (s *Server) tokenSet(ctx context.Context, ident *ssogatev1.Identity, sessionEnd time.Time, refresh string, refreshEnd time.Time) (*ssogatev1.TokenSet, error) {

@@ -63,8 +63,12 @@ type tracedStore struct {
 	tracer trace.Tracer
 }
 
-// baseStore unwraps a tracedStore, for optional interfaces of the backend.
+// baseStore unwraps the server's store wrappers (invalidatingStore,
+// tracedStore), for optional interfaces of the backend.
 func baseStore(st store.Store) store.Store {
+	if i, ok := st.(invalidatingStore); ok {
+		st = i.Store
+	}
 	if t, ok := st.(tracedStore); ok {
 		return t.Store
 	}
@@ -121,6 +125,12 @@ func (t tracedStore) PutPendingRequest(ctx context.Context, r store.PendingReque
 	return t.Store.PutPendingRequest(ctx, r)
 }
 
+func (t tracedStore) GetPendingRequest(ctx context.Context, connectionID, id string) (r store.PendingRequest, err error) {
+	ctx, end := t.span(ctx, "GetPendingRequest", connAttr(connectionID))
+	defer func() { end(err) }()
+	return t.Store.GetPendingRequest(ctx, connectionID, id)
+}
+
 func (t tracedStore) ConsumePendingRequest(ctx context.Context, connectionID, id string, now time.Time) (r store.PendingRequest, err error) {
 	ctx, end := t.span(ctx, "ConsumePendingRequest", connAttr(connectionID))
 	defer func() { end(err) }()
@@ -173,4 +183,16 @@ func (t tracedStore) AppendAudit(ctx context.Context, e store.AuditEvent) (err e
 	ctx, end := t.span(ctx, "AppendAudit", attribute.String("ssogate.audit.type", e.Type))
 	defer func() { end(err) }()
 	return t.Store.AppendAudit(ctx, e)
+}
+
+func (t tracedStore) CompleteLogin(ctx context.Context, l store.LoginCompletion) (r store.PendingRequest, err error) {
+	ctx, end := t.span(ctx, "CompleteLogin", connAttr(l.ConnectionID))
+	defer func() { end(err) }()
+	return t.Store.CompleteLogin(ctx, l)
+}
+
+func (t tracedStore) RedeemCode(ctx context.Context, hash []byte, now time.Time, refresh store.RefreshToken) (r store.Redemption, err error) {
+	ctx, end := t.span(ctx, "RedeemCode")
+	defer func() { end(err) }()
+	return t.Store.RedeemCode(ctx, hash, now, refresh)
 }

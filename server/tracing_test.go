@@ -124,14 +124,14 @@ func TestTracesOverOTLP(t *testing.T) {
 		t.Error("OTEL_SERVICE_NAME not on the exported resource")
 	}
 
-	// The ACS trace: HTTP server span → SAML validation and store calls
-	// → the code.
+	// The ACS trace: HTTP server span → SAML validation (which reads the
+	// pending request) → the one transaction that completes the login.
 	acsSpan := findSpan(spans, "POST /saml/{connection_id}/acs")
 	if acsSpan.Kind != tracepb.Span_SPAN_KIND_SERVER {
 		t.Errorf("ACS span kind %v, want server", acsSpan.Kind)
 	}
 	inACS := descendants(spans, acsSpan)
-	for _, name := range []string{"saml.ValidateResponse", "store.ConsumePendingRequest", "store.RecordAssertion", "store.CreateSession", "store.PutCode"} {
+	for _, name := range []string{"saml.ValidateResponse", "store.GetPendingRequest", "store.CompleteLogin"} {
 		if !hasSpan(inACS, name) {
 			t.Errorf("ACS trace lacks %s; it has:\n%s", name, spanNames(inACS))
 		}
@@ -145,8 +145,8 @@ func TestTracesOverOTLP(t *testing.T) {
 	if hex.EncodeToString(exSpan.TraceId) != backendTrace.String() || len(exSpan.ParentSpanId) == 0 {
 		t.Errorf("ExchangeCode span trace %x parent %x, want the backend's trace %s", exSpan.TraceId, exSpan.ParentSpanId, backendTrace)
 	}
-	if !hasSpan(descendants(spans, exSpan), "store.ConsumeCode") {
-		t.Errorf("ExchangeCode trace lacks store.ConsumeCode:\n%s", spanNames(descendants(spans, exSpan)))
+	if !hasSpan(descendants(spans, exSpan), "store.RedeemCode") {
+		t.Errorf("ExchangeCode trace lacks store.RedeemCode:\n%s", spanNames(descendants(spans, exSpan)))
 	}
 
 	// No secrets in any span, and the request log line names the trace.
