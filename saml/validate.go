@@ -152,30 +152,9 @@ type sigInfo struct {
 // (nil, nil, nil) when el carries no signature. el must carry its own
 // namespace declarations (a document root or a detached copy).
 func (sp *ServiceProvider) verifyEnveloped(el *etree.Element, what string, now time.Time) (*etree.Element, *sigInfo, *Error) {
-	sigs := children(el, dsig.Namespace, "Signature")
-	if len(sigs) == 0 {
-		return nil, nil, nil
-	}
-	if len(sigs) > 1 {
-		return nil, nil, Rejectf(ReasonSignatureInvalid, "the %s carries %d signatures, expected 1", what, len(sigs))
-	}
-	sig := sigs[0]
-	id := el.SelectAttrValue("ID", "")
-	if id == "" {
-		return nil, nil, Rejectf(ReasonSignatureInvalid, "the signed %s has no ID", what)
-	}
-	si := firstChild(sig, dsig.Namespace, "SignedInfo")
-	if si == nil {
-		return nil, nil, Rejectf(ReasonSignatureInvalid, "the %s signature has no SignedInfo", what)
-	}
-	refs := children(si, dsig.Namespace, "Reference")
-	if len(refs) != 1 || refs[0].SelectAttrValue("URI", "") != "#"+id {
-		uri := ""
-		if len(refs) > 0 {
-			uri = refs[0].SelectAttrValue("URI", "")
-		}
-		return nil, nil, Rejectf(ReasonSignatureInvalid, "the %s signature must have one Reference to #%s; it has %d, the first to %q",
-			what, truncate(id, 128), len(refs), truncate(uri, 128))
+	sig, rerr := envelopedSignature(el, what)
+	if sig == nil || rerr != nil {
+		return nil, nil, rerr
 	}
 	method, digests := signatureAlgorithms(sig)
 	info := &sigInfo{method: method, digest: digests[0]}
@@ -208,6 +187,38 @@ func (sp *ServiceProvider) verifyEnveloped(el *etree.Element, what string, now t
 	return nil, nil, &Error{Reason: ReasonSignatureInvalid, Err: lastErr,
 		Message: fmt.Sprintf("the %s signature does not verify with the pinned certificate%s: %s",
 			what, plural(len(candidates)), truncate(lastErr.Error(), 200))}
+}
+
+// envelopedSignature is el's enveloped signature, nil when el has none,
+// after the checks of its shape that need no key: one Signature, a
+// SignedInfo, and exactly one Reference, to el's own ID.
+func envelopedSignature(el *etree.Element, what string) (*etree.Element, *Error) {
+	sigs := children(el, dsig.Namespace, "Signature")
+	if len(sigs) == 0 {
+		return nil, nil
+	}
+	if len(sigs) > 1 {
+		return nil, Rejectf(ReasonSignatureInvalid, "the %s carries %d signatures, expected 1", what, len(sigs))
+	}
+	sig := sigs[0]
+	id := el.SelectAttrValue("ID", "")
+	if id == "" {
+		return nil, Rejectf(ReasonSignatureInvalid, "the signed %s has no ID", what)
+	}
+	si := firstChild(sig, dsig.Namespace, "SignedInfo")
+	if si == nil {
+		return nil, Rejectf(ReasonSignatureInvalid, "the %s signature has no SignedInfo", what)
+	}
+	refs := children(si, dsig.Namespace, "Reference")
+	if len(refs) != 1 || refs[0].SelectAttrValue("URI", "") != "#"+id {
+		uri := ""
+		if len(refs) > 0 {
+			uri = refs[0].SelectAttrValue("URI", "")
+		}
+		return nil, Rejectf(ReasonSignatureInvalid, "the %s signature must have one Reference to #%s; it has %d, the first to %q",
+			what, truncate(id, 128), len(refs), truncate(uri, 128))
+	}
+	return sig, nil
 }
 
 // ecdsaValueToDER rewrites an ECDSA SignatureValue from the r||s form XML

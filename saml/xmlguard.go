@@ -118,6 +118,11 @@ func guardXML(b []byte, lim xmlLimits) (xmlShape, *Error) {
 			if depth == 0 {
 				return shape, Rejectf(ReasonMalformedXML, "CDATA outside the root element")
 			}
+			// encoding/xml reads an empty section as no token at all, so
+			// its round trip would not reproduce the document.
+			if g.hasPrefix("<![CDATA[]]>") {
+				return shape, Rejectf(ReasonMalformedXML, "empty CDATA section")
+			}
 			if !g.skipPast("]]>") {
 				return shape, Rejectf(ReasonMalformedXML, "unterminated CDATA section")
 			}
