@@ -85,6 +85,7 @@ var dialect = sqlstore.Dialect{
 	LockRevocations:   "LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE",
 	NotifyRevocations: "SELECT pg_notify('" + RevocationChannel + "', '')",
 	NotifyEvents:      "SELECT pg_notify('" + EventChannel + "', $1)",
+	EventsChannel:     EventChannel,
 	SkipLocked:        " FOR UPDATE SKIP LOCKED",
 	Backend:           "postgres",
 	Unavailable:       unavailable,

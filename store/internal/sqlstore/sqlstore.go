@@ -43,6 +43,10 @@ type Dialect struct {
 	// the newest Sequence as $1, to wake event followers at commit. Empty
 	// when there is nobody to wake.
 	NotifyEvents string
+	// EventsChannel, when set, has events appended in one statement that
+	// also notifies this channel (PostgreSQL: data-modifying CTEs and
+	// pg_notify), instead of one statement per row and NotifyEvents.
+	EventsChannel string
 	// SkipLocked ends a SELECT that claims rows for this transaction and
 	// passes over rows another transaction holds (PostgreSQL: FOR UPDATE
 	// SKIP LOCKED). Empty when write transactions are serialized anyway.
