@@ -395,7 +395,7 @@ func (l *loaded) validate(form string) (*Identity, error) {
 		Requests: &oneRequest{id: l.c.requestID}, Replay: nopReplay{}})
 }
 
-func reasonOf(err error) Reason {
+func captureReason(err error) Reason {
 	var se *Error
 	if errors.As(err, &se) {
 		return se.Reason
@@ -403,27 +403,36 @@ func reasonOf(err error) Reason {
 	return ""
 }
 
+// verifierModes runs a test through both signature paths: the direct
+// verifier (the common shapes) and goxmldsig alone.
+func verifierModes(t *testing.T, fn func(t *testing.T)) {
+	t.Run("direct", fn)
+	t.Run("goxmldsig", func(t *testing.T) { withGoxmldsigOnly(t, func() { fn(t) }) })
+}
+
 func TestGenuineCaptures(t *testing.T) {
 	dirs := map[string]string{"crewjam": moduleDir(t, crewjamModule), "gosaml2": moduleDir(t, gosaml2Module)}
 	for _, c := range captures {
 		t.Run(c.name, func(t *testing.T) {
-			l := loadCapture(t, dirs, c)
-			if l == nil {
-				return
-			}
-			id, err := l.validate(l.form)
-			if c.refused != "" {
-				if got := reasonOf(err); got != c.refused {
-					t.Fatalf("want refusal %s (%s), got %v (%v)", c.refused, c.why, got, err)
+			verifierModes(t, func(t *testing.T) {
+				l := loadCapture(t, dirs, c)
+				if l == nil {
+					return
 				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("refused: %v", err)
-			}
-			t.Logf("NameID %q, %d attributes, %s/%s, response signed %v, assertion signed %v, encrypted %v",
-				id.NameID, len(id.Attributes), id.Diagnostics.SignatureAlgorithm, id.Diagnostics.DigestAlgorithm,
-				id.Diagnostics.ResponseSigned, id.Diagnostics.AssertionSigned, id.Diagnostics.Encrypted)
+				id, err := l.validate(l.form)
+				if c.refused != "" {
+					if got := captureReason(err); got != c.refused {
+						t.Fatalf("want refusal %s (%s), got %v (%v)", c.refused, c.why, got, err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				t.Logf("NameID %q, %d attributes, %s/%s, response signed %v, assertion signed %v, encrypted %v",
+					id.NameID, len(id.Attributes), id.Diagnostics.SignatureAlgorithm, id.Diagnostics.DigestAlgorithm,
+					id.Diagnostics.ResponseSigned, id.Diagnostics.AssertionSigned, id.Diagnostics.Encrypted)
+			})
 		})
 	}
 }
@@ -488,36 +497,38 @@ func TestGenuineCapturesRefuseFlips(t *testing.T) {
 			continue
 		}
 		t.Run(c.name, func(t *testing.T) {
-			l := loadCapture(t, dirs, c)
-			if _, err := l.validate(l.form); err != nil {
-				t.Fatalf("the capture itself is refused: %v", err)
-			}
-			tags := []string{"NameID", "AttributeValue", "Audience", "Issuer", "DigestValue", "SignatureValue", "CipherValue"}
-			flipped := 0
-			for _, tag := range tags {
-				doc, ok := flip(l.xml, tag)
-				if !ok {
-					continue
+			verifierModes(t, func(t *testing.T) {
+				l := loadCapture(t, dirs, c)
+				if _, err := l.validate(l.form); err != nil {
+					t.Fatalf("the capture itself is refused: %v", err)
 				}
-				flipped++
-				_, err := l.validate(base64.StdEncoding.EncodeToString(doc))
-				t.Logf("%s changed: %s", tag, reasonOf(err))
-				switch reasonOf(err) {
-				case ReasonSignatureInvalid, ReasonDecryptionFailed:
-				case "":
-					t.Errorf("one byte changed in %s: accepted", tag)
-				default:
-					// Issuer is compared before any signature work only if
-					// it is the Response's unsigned Issuer; anything else
-					// must fail on the signature or the decryption.
-					if tag != "Issuer" || reasonOf(err) != ReasonIssuerMismatch {
-						t.Errorf("one byte changed in %s: refused with %s, want the signature or decryption to refuse it: %v", tag, reasonOf(err), err)
+				tags := []string{"NameID", "AttributeValue", "Audience", "Issuer", "DigestValue", "SignatureValue", "CipherValue"}
+				flipped := 0
+				for _, tag := range tags {
+					doc, ok := flip(l.xml, tag)
+					if !ok {
+						continue
+					}
+					flipped++
+					_, err := l.validate(base64.StdEncoding.EncodeToString(doc))
+					t.Logf("%s changed: %s", tag, captureReason(err))
+					switch captureReason(err) {
+					case ReasonSignatureInvalid, ReasonDecryptionFailed:
+					case "":
+						t.Errorf("one byte changed in %s: accepted", tag)
+					default:
+						// Issuer is compared before any signature work only if
+						// it is the Response's unsigned Issuer; anything else
+						// must fail on the signature or the decryption.
+						if tag != "Issuer" || captureReason(err) != ReasonIssuerMismatch {
+							t.Errorf("one byte changed in %s: refused with %s, want the signature or decryption to refuse it: %v", tag, captureReason(err), err)
+						}
 					}
 				}
-			}
-			if flipped < 3 {
-				t.Errorf("only %d of %v found to change", flipped, tags)
-			}
+				if flipped < 3 {
+					t.Errorf("only %d of %v found to change", flipped, tags)
+				}
+			})
 		})
 	}
 }
