@@ -86,7 +86,10 @@ const (
 
 var captures = []capture{
 	// crewjam/saml testdata (service_provider_test.go, entra_id_test.go).
-	// crewjam's SP entity ID is its MetadataURL.
+	// crewjam's SP entity ID is its MetadataURL. The EntraID ones are, by
+	// crewjam's own account, generated in Entra ID's exact wire format
+	// with a test key rather than captured from a tenant; the others were
+	// captured from the IdP named.
 	{name: "crewjam/OneLogin", sha1: true, mod: "crewjam", resp: "testdata/TestSPCanHandleOneloginResponse_response",
 		idpMetadata: "testdata/TestSPCanHandleOneloginResponse_IDPMetadata",
 		spEntityID:  "https://29ee6d2e.ngrok.io/saml/metadata", acsURL: "https://29ee6d2e.ngrok.io/saml/acs",
@@ -140,7 +143,9 @@ var captures = []capture{
 		now: ts("2025-06-02T15:04:06Z"), spKey: "testdata/sp_key.pem"},
 
 	// gosaml2 providertests (providers_test.go, onelogin_test.go,
-	// pingfed_test.go): its AudienceURI is the SP entity ID.
+	// pingfed_test.go): its AudienceURI is the SP entity ID. Not here:
+	// adfs_response_enc.b64, whose SP decryption key gosaml2 does not ship
+	// (its test names adfs_sp_encryption_key.pem, absent from the module).
 	{name: "gosaml2/Auth0", sha1: true, mod: "gosaml2", resp: "providertests/testdata/auth0_response.xml",
 		idpCert: "providertests/testdata/auth0_cert.pem", idpEntityID: "urn:scaleft-test.auth0.com",
 		spEntityID: "urn:scaleft-test.auth0.com", acsURL: "http://localhost:8080/v1/_saml_callback",
