@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -190,8 +191,10 @@ func validateConnection(c *ssogatev1.Connection, allowHTTP func(host string) boo
 			bad("group_names", "a key is empty: each key is a group value the IdP sends, e.g. an Entra ID group object ID")
 		case strings.TrimSpace(v) == "":
 			bad("group_names["+truncateField(k)+"]", "the name is empty")
-		case len(k) > maxGroupNameLen || len(v) > maxGroupNameLen:
-			bad("group_names["+truncateField(k)+"]", "key and name are at most %d bytes each", maxGroupNameLen)
+		case len(k) > maxGroupKeyLen:
+			bad("group_names["+truncateField(k)+"]", "the key is longer than %d bytes", maxGroupKeyLen)
+		case utf8.RuneCountInString(v) > maxGroupNameLen:
+			bad("group_names["+truncateField(k)+"]", "the name is longer than %d characters", maxGroupNameLen)
 		}
 	}
 	return errors.Join(errs...)
@@ -206,9 +209,11 @@ const (
 	// in a token (beyond that it sends the overage link), tenants have
 	// thousands; 5,000 covers a large tenant's groups with room.
 	maxGroupNames = 5000
-	// maxGroupNameLen bounds each key and name (Entra display names are at
-	// most 256 characters).
-	maxGroupNameLen = 1024
+	// maxGroupKeyLen bounds a key (an object ID is 36 bytes, a DN longer)
+	// and maxGroupNameLen a name (Entra ID display names are at most 256
+	// characters).
+	maxGroupKeyLen  = 256
+	maxGroupNameLen = 256
 )
 
 // truncateField shortens a map key for a field path in an error.

@@ -117,6 +117,7 @@ func TestConnectionQuirkFieldsValidated(t *testing.T) {
 		{"empty group name", `"groupNames":{"9f1c":""}`, `connection.group_names["9f1c"]`},
 		{"empty group key", `"groupNames":{"":"Engineering"}`, "connection.group_names"},
 		{"too many group names", `"groupNames":` + string(big), "connection.group_names"},
+		{"long group name", `"groupNames":{"9f1c":"` + strings.Repeat("é", 257) + `"}`, `connection.group_names["9f1c"]`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := strings.ReplaceAll(tc.name, " ", "-")
