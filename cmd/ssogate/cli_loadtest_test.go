@@ -331,6 +331,11 @@ func TestLoadtestInterrupted(t *testing.T) {
 	if r.err == nil || !strings.Contains(r.err.Error(), "interrupted after") {
 		t.Errorf("loadtest error: %v", r.err)
 	}
+	// The logins cut short by the interrupt are the run ending, not the
+	// server failing: no errors.
+	if strings.Contains(r.stdout, "errors by reason") || !regexp.MustCompile(`(?m)^logins: [1-9]\d* complete .*, 0 failed$`).MatchString(r.stdout) {
+		t.Errorf("the interrupt counted as errors:\n%s", r.stdout)
+	}
 	if !strings.Contains(r.stdout, "INTERRUPTED") || !regexp.MustCompile(`(?m)^connection loadtest-[0-9a-f]{8}: deleted$`).MatchString(r.stdout) {
 		t.Errorf("output:\n%s", r.stdout)
 	}
@@ -354,6 +359,21 @@ func TestLoadtestCleansUpOnFailure(t *testing.T) {
 	}
 	if left := s.loadtestConnections(t); len(left) != 0 {
 		t.Errorf("connections left behind after a failed test login: %v", left)
+	}
+	// The ACS behind a path the server does not serve (a proxy prefix
+	// that is not there): the test login gets a 404, the run stops
+	// before any load.
+	stdout.Reset()
+	err = run(ctx, []string{"loadtest", "--server", s.grpcAddr, "--url", "http://" + s.httpAddr + "/sso", "-c", "1", "-d", "1s"},
+		mapEnv(map[string]string{"SSOGATE_API_KEY": s.key}), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "/sso/saml/loadtest-") || !strings.Contains(err.Error(), "answered 404 Not Found") {
+		t.Errorf("ACS at a wrong path: %v", err)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("a run that never started printed a result:\n%s", stdout.String())
+	}
+	if left := s.loadtestConnections(t); len(left) != 0 {
+		t.Errorf("connections left behind after a refused test login: %v", left)
 	}
 	r := s.loadtest(ctx, t, "not-"+s.key[4:], "-c", "1", "-d", "1s")
 	if r.err == nil || !strings.Contains(r.err.Error(), "API_KEY_UNKNOWN") {
