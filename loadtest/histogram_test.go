@@ -28,7 +28,11 @@ func TestHistogramQuantilesWithinPrecision(t *testing.T) {
 	}
 	a.Merge(&b)
 	slices.Sort(samples)
-	for _, q := range []float64{0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1} {
+	qs := []float64{0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1}
+	for q := 0.30; q < 1; q += 0.005 {
+		qs = append(qs, q)
+	}
+	for _, q := range qs {
 		exact := samples[int(math.Ceil(q*float64(len(samples))))-1]
 		for name, hh := range map[string]*Histogram{"one": &h, "merged": &a} {
 			got := hh.Quantile(q)
@@ -44,10 +48,11 @@ func TestHistogramQuantilesWithinPrecision(t *testing.T) {
 	if empty.Quantile(0.5) != 0 {
 		t.Error("empty histogram has a median")
 	}
-	// Beyond the range: the last bucket, and the max is kept exactly.
+	// Beyond the range: the last bucket (about 9.5 hours), and the max is
+	// kept exactly.
 	empty.Record(20 * time.Hour)
-	if empty.Quantile(0.99) != 20*time.Hour && empty.Quantile(0.99) > 20*time.Hour {
-		t.Errorf("q99 of one 20h sample = %s", empty.Quantile(0.99))
+	if q := empty.Quantile(0.99); q < 9*time.Hour || q > 20*time.Hour || empty.Max() != 20*time.Hour {
+		t.Errorf("one 20h sample: q99 %s, max %s", q, empty.Max())
 	}
 }
 
