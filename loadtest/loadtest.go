@@ -511,7 +511,7 @@ func (r *run) paced(ctx context.Context, deadline time.Time, wg *sync.WaitGroup)
 	slots := make(chan struct{}, r.opts.Concurrency)
 	interval := time.Duration(float64(time.Second) / r.opts.Rate)
 	next := r.opts.Now()
-	for k := 0; ; k++ {
+	for {
 		now := r.opts.Now()
 		if !now.Before(deadline) || ctx.Err() != nil {
 			return

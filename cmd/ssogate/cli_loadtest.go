@@ -29,7 +29,7 @@ on Ctrl-C or an error. Give -c N (N logins in flight) or -rate N/s (N logins sta
 second, at most -c in flight). A line a second goes to stderr; the result table (or -o
 json) to stdout. The API key needs the admin and login scopes. The server's per-client
 ACS rate limit (rate_limit.client_rate, 50/s after a burst of 3,000) applies: beyond it,
-the acs step fails with HTTP 429.`
+the acs step fails with HTTP 429. --ca-file also verifies an https --url.`
 
 // loadtestCmd runs `ssogate loadtest`.
 func (c *cli) loadtestCmd(ctx context.Context, args []string) error {
