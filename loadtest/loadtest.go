@@ -351,7 +351,8 @@ func (r *run) create(ctx context.Context, id string) error {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("create the load test's connection: %s", describe(err))
+		// Named: an answer lost on the way (a timeout) may leave it behind.
+		return fmt.Errorf("create the load test's connection %s: %s", id, describe(err))
 	}
 	r.conn = resp.Connection
 	acs := r.conn.GetServiceProvider().GetAcsUrl()
