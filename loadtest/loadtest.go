@@ -186,7 +186,7 @@ type Result struct {
 	// Mode is "concurrency" or "rate".
 	Mode        string  `json:"mode"`
 	Concurrency int     `json:"concurrency"`
-	Rate        float64 `json:"rate,omitempty"`
+	Rate        float64 `json:"rate"`
 	// DurationSeconds is the load's duration asked for; ElapsedSeconds
 	// runs from the first start to the end of the last login in flight.
 	DurationSeconds float64 `json:"duration_seconds"`

@@ -156,7 +156,7 @@ func decodeResult(t *testing.T, out string) ltResult {
 		slices.Sort(k)
 		return strings.Join(k, ",")
 	}
-	if got, want := keys(raw), "cleanup,concurrency,connection_id,duration_seconds,elapsed_seconds,failed_logins,interrupted,logins,logins_per_second,missed_starts,mode,steps"; got != want {
+	if got, want := keys(raw), "cleanup,concurrency,connection_id,duration_seconds,elapsed_seconds,failed_logins,interrupted,logins,logins_per_second,missed_starts,mode,rate,steps"; got != want {
 		t.Errorf("result fields %s, want %s", got, want)
 	}
 	steps, _ := raw["steps"].([]any)
@@ -229,6 +229,27 @@ func TestLoadtestAgainstServe(t *testing.T) {
 		if len(ev.Events) < min {
 			t.Errorf("%d %s events for %s, want at least %d", len(ev.Events), typ, res.ConnectionID, min)
 		}
+	}
+}
+
+// TestLoadtestRate: -rate paces the starts: at 10/s for 2 s, 20 ticks
+// (21 at most, the first being at 0 s), each a login started or, with
+// every slot busy, a start missed.
+func TestLoadtestRate(t *testing.T) {
+	s := startLoadtestServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := s.loadtest(ctx, t, s.key, "-rate", "10/s", "-c", "16", "-d", "2s", "-o", "json")
+	if r.err != nil {
+		t.Fatalf("loadtest: %v\n%s", r.err, r.stderr)
+	}
+	res := decodeResult(t, r.stdout)
+	if res.Mode != "rate" || res.Concurrency != 16 {
+		t.Errorf("mode %q, concurrency %d", res.Mode, res.Concurrency)
+	}
+	started := res.Steps[0].Ops + res.Steps[0].Errors
+	if ticks := started + res.Missed; ticks < 18 || ticks > 21 || res.Logins != started || res.Logins == 0 {
+		t.Errorf("%d logins started and %d missed at 10/s for 2s (%d complete, %d failed)", started, res.Missed, res.Logins, res.FailedLogins)
 	}
 }
 
