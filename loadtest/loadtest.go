@@ -84,6 +84,9 @@ const (
 	maxReasons = 32
 	// cleanupTimeout bounds the delete of the connection at the end.
 	cleanupTimeout = 15 * time.Second
+	// alreadyGone is Result.Cleanup when the connection was deleted
+	// under the run.
+	alreadyGone = "already gone (deleted by someone else during the run)"
 	// Tenant is the tenant of the load test's connection.
 	Tenant = "loadtest"
 	// returnURL is the load test's return_to: never fetched.
@@ -306,7 +309,11 @@ func Run(ctx context.Context, clients Clients, opts Options) (res *Result, err e
 	}
 	defer func() {
 		res.Cleanup = r.delete(ctx)
-		if res.Cleanup != "deleted" {
+		switch res.Cleanup {
+		case "deleted":
+		case alreadyGone:
+			err = errors.Join(err, fmt.Errorf("the load test's connection %q was deleted by someone else during the run", id))
+		default:
 			err = errors.Join(err, fmt.Errorf("the load test's connection %q was not deleted (%s): delete it with `ssogate connections delete %s --yes`", id, res.Cleanup, id))
 		}
 	}()
@@ -384,7 +391,7 @@ func (r *run) delete(ctx context.Context) string {
 	case err == nil:
 		return "deleted"
 	case status.Code(err) == codes.NotFound:
-		return "already gone (deleted by someone else during the run)"
+		return alreadyGone
 	default:
 		return describe(err)
 	}

@@ -300,7 +300,7 @@ func TestLoadtestReportsDeletedConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := <-done
-	if r.err == nil || !strings.Contains(r.err.Error(), "was not deleted (already gone") {
+	if r.err == nil || !strings.Contains(r.err.Error(), "was deleted by someone else during the run") {
 		t.Errorf("loadtest error: %v", r.err)
 	}
 	if !regexp.MustCompile(`(?m)^  start_login\s+CONNECTION_NOT_FOUND\s+\d+$`).MatchString(r.stdout) {
