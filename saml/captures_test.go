@@ -415,6 +415,21 @@ func verifierModes(t *testing.T, fn func(t *testing.T)) {
 	t.Run("goxmldsig", func(t *testing.T) { withGoxmldsigOnly(t, func() { fn(t) }) })
 }
 
+// captureNameIDs are the subjects the accepted captures assert (crewjam's
+// and gosaml2's tests check the same ones where they check any), so that
+// accepting a capture also means reading it right.
+var captureNameIDs = map[string]string{
+	"crewjam/OneLogin": "ross@kndr.org", "crewjam/GoogleWorkspace": "ross@octolabs.io",
+	"crewjam/OktaSignedResponseEncryptedAssertion": "testuser@testrsc.com", "crewjam/OktaEncryptedAssertionBothSigned": "testuser@testrsc.com",
+	"crewjam/RealWorldKeyInfoHasRSAPublicKey": "rkinder@secureworks.com", "crewjam/RealWorldAssertionSignedNotResponse": "rkinder@secureworks.com",
+	"crewjam/EntraID/assertion_signed": "alice@contoso.example", "crewjam/EntraID/response_signed": "alice@contoso.example",
+	"crewjam/EntraID/response_and_assertion_signed": "alice@contoso.example", "crewjam/EntraID/idp_initiated": "alice@contoso.example",
+	"gosaml2/Auth0": "google-oauth2|117637692321743777825", "gosaml2/ADFS": "paul@spstest2.com",
+	"gosaml2/OktaEncrypted": "fronkey@skyportsystems.com", "gosaml2/Okta": "russellhaering",
+	"gosaml2/OneLoginApp": "arun@launchdarkly.com", "gosaml2/OracleAccessManager": "pkieu",
+	"gosaml2/OktaDev/0": "jane.doe@example.com",
+}
+
 func TestGenuineCaptures(t *testing.T) {
 	dirs := map[string]string{"crewjam": moduleDir(t, crewjamModule), "gosaml2": moduleDir(t, gosaml2Module)}
 	for _, c := range captures {
@@ -433,6 +448,18 @@ func TestGenuineCaptures(t *testing.T) {
 				}
 				if err != nil {
 					t.Fatalf("refused: %v", err)
+				}
+				want, ok := captureNameIDs[c.name]
+				switch {
+				case !ok && strings.HasPrefix(c.name, "gosaml2/OneLogin/"):
+					want = "user@saml.sp.nope"
+				case !ok && strings.HasPrefix(c.name, "gosaml2/PingFederate/"):
+					want = "firstlast@saml.test.nope"
+				case !ok:
+					t.Fatalf("no expected NameID for %s", c.name)
+				}
+				if id.NameID != want {
+					t.Errorf("NameID %q, want %q", id.NameID, want)
 				}
 				t.Logf("NameID %q, %d attributes, %s/%s, response signed %v, assertion signed %v, encrypted %v",
 					id.NameID, len(id.Attributes), id.Diagnostics.SignatureAlgorithm, id.Diagnostics.DigestAlgorithm,
