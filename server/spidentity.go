@@ -35,18 +35,25 @@ const routeACSLookup = "acs_lookup"
 // bounded and the paths are not logged as routes.
 const overridePattern = "POST {service_provider.acs_url}"
 
-// reservedRoots are the first path segments ssogate's own routes use (and
-// may use later); an overriding ACS path must not shadow them.
+// reservedRoots are the first path segments ssogate's own routes use on
+// the public listener (and may use later), /v1/ aside (see reservedPath);
+// an overriding ACS path must not shadow them.
 var reservedRoots = map[string]bool{
-	"saml": true, "v1": true, "setup": true, "scim": true, "healthz": true, "readyz": true, ".well-known": true,
+	"saml": true, "setup": true, "scim": true, "healthz": true, "readyz": true, ".well-known": true,
 	"metrics": true, "oauth2": true, "dev": true, "demo": true, "debug": true,
 }
 
 // reservedPath reports whether p is, or is under, one of ssogate's own
-// routes (or is the root).
-func reservedPath(p string) bool {
+// routes on the public listener (or is the root). /v1/ (the REST API) is
+// there only without operator_addr: with it, an old SP's ACS under /v1/
+// (SSOReady's /v1/saml/{id}/acs) shadows nothing and may be served.
+func (s *Server) reservedPath(p string) bool {
 	first, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
-	return first == "" || reservedRoots[strings.ToLower(first)]
+	first = strings.ToLower(first)
+	if first == "v1" {
+		return s.cfg.OperatorAddr == ""
+	}
+	return first == "" || reservedRoots[first]
 }
 
 // hostKey is a Host header or URL host in the form the ACS key uses:
@@ -155,8 +162,8 @@ func (s *Server) checkSPIdentity(c *ssogatev1.Connection) (entityID, key string,
 			bad(field, "%q must not carry user info or a fragment", acs)
 		case !s.servesHost(u.Host):
 			bad(field, "%q is on host %q, which ssogate does not answer for: add %q to the service's public_hosts (SSOGATE_PUBLIC_HOSTS) and point it at ssogate, or use external_url's host", acs, u.Host, strings.ToLower(u.Host))
-		case reservedPath(u.Path):
-			bad(field, "%q: the path %q is one of ssogate's own routes (/saml/, /v1/, /setup/, /scim/, /.well-known/, /healthz, /readyz, /metrics, /oauth2/, ...) or the root; choose another path", acs, u.EscapedPath())
+		case s.reservedPath(u.Path):
+			bad(field, "%q: the path %q is one of ssogate's own routes (/saml/, /setup/, /scim/, /.well-known/, /healthz, /readyz, /metrics, /oauth2/, and /v1/ unless operator_addr is set) or the root; choose another path", acs, u.EscapedPath())
 		case path.Clean(u.Path) != strings.TrimSuffix(u.Path, "/") || strings.Contains(u.Path, "//"):
 			bad(field, "%q: the path is not in canonical form (no //, . or .. segments)", acs)
 		default:
@@ -225,7 +232,7 @@ func (s *Server) newPublicRouter(mux *http.ServeMux) *publicRouter {
 }
 
 func (p *publicRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodPost && !reservedPath(r.URL.Path) && p.s.servesHost(r.Host) {
+	if r.Method == http.MethodPost && !p.s.reservedPath(r.URL.Path) && p.s.servesHost(r.Host) {
 		if _, pattern := p.mux.Handler(r); pattern == "" {
 			r.Pattern = overridePattern
 			p.lookup.ServeHTTP(w, r)

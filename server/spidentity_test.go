@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -283,5 +284,26 @@ func TestSPIdentityACSAcrossReplicas(t *testing.T) {
 	g.audit = ssogatev1.NewAuditServiceClient(other.dial(t, testAdminKey))
 	if ev := g.auditEvent(t, "login.failed", a.requestID); ev.ConnectionId != "acme" {
 		t.Errorf("refusal recorded for connection %q, want acme", ev.ConnectionId)
+	}
+}
+
+// TestSPIdentityV1PathWithOperatorListener: with operator_addr set, /v1/
+// leaves the public listener, so an old SP's ACS there (SSOReady's
+// /v1/saml/{id}/acs) is accepted and served; without it, it is refused
+// (TestSPIdentityRefusals).
+func TestSPIdentityV1PathWithOperatorListener(t *testing.T) {
+	opLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newWireFixtureWith(t, nil, func(c *config.Config) { c.OperatorAddr = opLis.Addr().String() }, WithOperatorListener(opLis))
+	admin := ssogatev1.NewConnectionServiceClient(f.ts.dial(t, testAdminKey))
+	const acs = "http://localhost:8080/v1/saml/saml_conn_01/acs"
+	if _, err := admin.CreateConnection(context.Background(), &ssogatev1.CreateConnectionRequest{Connection: f.wireConnection("acme",
+		&ssogatev1.ServiceProviderInfo{EntityId: "http://localhost:8080/v1/saml/saml_conn_01", AcsUrl: acs})}); err != nil {
+		t.Fatal(err)
+	}
+	if a := f.postTo(t, acs, url.Values{"SAMLResponse": {"bm90IGEgcmVzcG9uc2U"}}); a.status != http.StatusBadRequest || !strings.Contains(a.body, "We could not sign you in") {
+		t.Fatalf("POST to the /v1/ ACS: %d, want the ACS's refusal page\n%s", a.status, a.body)
 	}
 }
