@@ -23,6 +23,7 @@ import (
 func (c *cli) connections(ctx context.Context, args []string) error {
 	return c.dispatch(ctx, "connections", []subcommand{
 		{"create", "add a connection from IdP metadata (file or URL) or a file", c.connCreate},
+		{"import", "create connections from another SP's export (--from auth0|workos|jackson|ssoready|csv|json; --apply)", c.connImport},
 		{"list", "list connections", c.connList},
 		{"get", "show one connection", c.connGet},
 		{"update", "change fields of a connection (--set, --state, --from-file)", c.connUpdate},
