@@ -35,7 +35,7 @@ import (
 // cliServer is `ssogate serve` running in-process, with an admin key and a
 // login-only key.
 type cliServer struct {
-	grpcAddr           string
+	grpcAddr, httpAddr string
 	adminKey, loginKey string
 }
 
@@ -79,9 +79,10 @@ func startCLIServer(t *testing.T, env map[string]string) *cliServer {
 			var rec struct {
 				Msg      string `json:"msg"`
 				GRPCAddr string `json:"grpc_addr"`
+				HTTPAddr string `json:"http_addr"`
 			}
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "listening" {
-				s.grpcAddr = rec.GRPCAddr
+				s.grpcAddr, s.httpAddr = rec.GRPCAddr, rec.HTTPAddr
 			}
 		}
 	}
