@@ -85,7 +85,7 @@ func TestAuth0(t *testing.T) {
 		map[string]any{"id": "con_1", "name": "acme", "strategy": "samlp", "display_name": "Acme", "options": map[string]any{
 			"signingCert": base64.StdEncoding.EncodeToString([]byte(certPEM)), "signInEndpoint": "https://idp.acme.com/sso",
 			"signOutEndpoint": "https://idp.acme.com/slo", "domain_aliases": []any{"Acme.com", "acme.io"},
-			"fieldsMap": map[string]any{"email": "mail", "given_name": []any{"givenName", "fn"}, "groups": "memberOf", "sub": "uid"},
+			"fieldsMap":          map[string]any{"email": "mail", "given_name": []any{"givenName", "fn"}, "groups": "memberOf", "sub": "uid"},
 			"signatureAlgorithm": "rsa-sha1", "idpinitiated": map[string]any{"enabled": true, "client_id": "app1"},
 		}},
 		map[string]any{"id": "con_2", "name": "Beta-Corp", "strategy": "samlp", "options": map[string]any{
