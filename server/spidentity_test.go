@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -305,5 +306,48 @@ func TestSPIdentityV1PathWithOperatorListener(t *testing.T) {
 	}
 	if a := f.postTo(t, acs, url.Values{"SAMLResponse": {"bm90IGEgcmVzcG9uc2U"}}); a.status != http.StatusBadRequest || !strings.Contains(a.body, "We could not sign you in") {
 		t.Fatalf("POST to the /v1/ ACS: %d, want the ACS's refusal page\n%s", a.status, a.body)
+	}
+}
+
+// TestSPIdentityConcurrentCreates: creates of one entity ID on two
+// replicas at once: exactly one wins, every other is refused naming the
+// winner (the store's unique index decides, not a read before the write).
+func TestSPIdentityConcurrentCreates(t *testing.T) {
+	f, adminA := spIdentityFixture(t)
+	other := startTestServerWith(t, func(c *config.Config) { c.Store = f.ts.srv.cfg.Store })
+	adminB := ssogatev1.NewConnectionServiceClient(other.dial(t, testAdminKey))
+	const n = 8
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := range n {
+		admin := adminA
+		if i%2 == 1 {
+			admin = adminB
+		}
+		go func() {
+			<-start
+			_, err := admin.CreateConnection(context.Background(), &ssogatev1.CreateConnectionRequest{
+				Connection: f.wireConnection(fmt.Sprintf("c%d", i), &ssogatev1.ServiceProviderInfo{EntityId: oldEntityID})})
+			errs <- err
+		}()
+	}
+	close(start)
+	var won int
+	var refused []error
+	for range n {
+		if err := <-errs; err == nil {
+			won++
+		} else {
+			refused = append(refused, err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d creates won, want 1; refusals: %v", won, refused)
+	}
+	for _, err := range refused {
+		if status.Code(err) == codes.Unavailable {
+			t.Fatalf("a create failed on the store (busy?), not on the entity ID: %v", err)
+		}
+		wantConnectionInvalid(t, err, codes.AlreadyExists, "connection.service_provider.entity_id", "is already used by connection")
 	}
 }
