@@ -271,15 +271,24 @@ func (c *cli) updateRequest(id, fromFile string, sets []string, state, etag stri
 // checkSettable refuses --set on what an update cannot change: the ID
 // (it names the connection to update), output-only fields and the etag.
 func checkSettable(path string) error {
-	top, _, _ := strings.Cut(path, ".")
-	fd := (&ssogatev1.Connection{}).ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(top))
-	switch {
-	case fd == nil:
-		return nil // setField names the unknown field
-	case fd.Name() == "etag":
-		return errors.New("--set etag: use --etag")
-	case hasBehavior(fd, annotations.FieldBehavior_IMMUTABLE, annotations.FieldBehavior_OUTPUT_ONLY):
-		return fmt.Errorf("--set %s: %s cannot be changed", path, top)
+	md := (&ssogatev1.Connection{}).ProtoReflect().Descriptor()
+	names := strings.Split(path, ".")
+	for i, name := range names {
+		fd := md.Fields().ByName(protoreflect.Name(name))
+		switch {
+		case fd == nil:
+			return nil // setField names the unknown field
+		case i == 0 && fd.Name() == "etag":
+			return errors.New("--set etag: use --etag")
+		case hasBehavior(fd, annotations.FieldBehavior_IMMUTABLE, annotations.FieldBehavior_OUTPUT_ONLY):
+			// service_provider.slo_url is output-only though
+			// service_provider.entity_id is not: check every part.
+			return fmt.Errorf("--set %s: %s cannot be changed", path, strings.Join(names[:i+1], "."))
+		}
+		if fd.Message() == nil {
+			return nil
+		}
+		md = fd.Message()
 	}
 	return nil
 }
@@ -422,8 +431,10 @@ func (c *cli) connDelete(ctx context.Context, args []string) error {
 // testLoginURL is the browser route that starts a test login; it sits
 // beside the SP entity ID ({external_url}/saml/{id}).
 func testLoginURL(conn *ssogatev1.Connection) string {
-	if e := conn.GetServiceProvider().GetEntityId(); e != "" {
-		return e + "/login?test=1"
+	// The metadata URL is always ssogate's own ({external_url}/saml/{id}/metadata),
+	// also when the entity ID is a migrated connection's foreign one.
+	if m, ok := strings.CutSuffix(conn.GetServiceProvider().GetMetadataUrl(), "/metadata"); ok {
+		return m + "/login?test=1"
 	}
 	return "/saml/" + conn.Id + "/login?test=1"
 }

@@ -168,3 +168,13 @@ func dialKeys(t *testing.T, s *cliServer) (ssogatev1.ConnectionServiceClient, ss
 	}
 	return ssogatev1.NewConnectionServiceClient(dial(s.adminKey)), ssogatev1.NewLoginServiceClient(dial(s.loginKey))
 }
+
+// TestTestLoginURLWithForeignEntityID: the test-login hint is ssogate's own
+// route, not the foreign entity ID with /login appended.
+func TestTestLoginURLWithForeignEntityID(t *testing.T) {
+	c := &ssogatev1.Connection{Id: "acme", ServiceProvider: &ssogatev1.ServiceProviderInfo{EntityId: oldAuth0Entity,
+		MetadataUrl: "https://sso.example.test/saml/acme/metadata"}}
+	if got := testLoginURL(c); got != "https://sso.example.test/saml/acme/login?test=1" {
+		t.Errorf("testLoginURL = %q", got)
+	}
+}
