@@ -57,6 +57,7 @@ func (c *cli) emitConnection(cf *clientFlags, resp connectionResponse) error {
 type createFlags struct {
 	id, tenant, display, defaultReturn, state *string
 	metadataFile, metadataURL, entityID       *string
+	spEntityID, acsURL                        *string
 	fromFile                                  *string
 	domains, returnURLs                       stringList
 }
@@ -73,6 +74,8 @@ func (c *cli) connCreate(ctx context.Context, args []string) error {
 		defaultReturn: fs.String("default-return-url", "", "where IdP-initiated logins land; under an allowed return URL"),
 		state:         fs.String("state", "", "draft (default), testing, active or disabled"),
 		fromFile:      fs.String("from-file", "", "a Connection as YAML or JSON with the API's field names (- reads stdin)"),
+		spEntityID:    fs.String("sp-entity-id", "", "keep this SP entity ID (a connection migrated from another SP; default: derived)"),
+		acsURL:        fs.String("acs-url", "", "keep this ACS URL; its host must be external_url's or in public_hosts (default: derived)"),
 	}
 	fs.Var(&f.domains, "domain", "`domain`: email domain for discovery (repeatable; replaces the file's list)")
 	fs.Var(&f.returnURLs, "return-url", "`URL`: allowed return URL (repeatable; replaces the file's list)")
@@ -125,6 +128,13 @@ func (c *cli) createRequest(f createFlags) (*ssogatev1.CreateConnectionRequest, 
 	}
 	if len(f.returnURLs) > 0 {
 		conn.AllowedReturnUrls = f.returnURLs
+	}
+	if *f.spEntityID != "" || *f.acsURL != "" {
+		if conn.ServiceProvider == nil {
+			conn.ServiceProvider = &ssogatev1.ServiceProviderInfo{}
+		}
+		override(&conn.ServiceProvider.EntityId, *f.spEntityID)
+		override(&conn.ServiceProvider.AcsUrl, *f.acsURL)
 	}
 	if *f.state != "" {
 		s, err := parseState(*f.state)

@@ -178,3 +178,20 @@ func TestTestLoginURLWithForeignEntityID(t *testing.T) {
 		t.Errorf("testLoginURL = %q", got)
 	}
 }
+
+// TestCLICreateKeepsSPIdentity: `connections create --sp-entity-id
+// --acs-url` keeps a migrated connection's identity, and a collision is
+// refused naming both connections.
+func TestCLICreateKeepsSPIdentity(t *testing.T) {
+	s := startCLIServer(t, map[string]string{"SSOGATE_PUBLIC_HOSTS": oldAuth0Host})
+	mdFile, _ := idpMetadataFile(t)
+	out := s.cli(t, "connections", "create", "--id", "acme", "--tenant", "t", "--metadata-file", mdFile,
+		"--sp-entity-id", oldAuth0Entity, "--acs-url", oldAuth0ACS, "-o", "json").ok(t).connection(t)
+	if out.ServiceProvider.GetEntityId() != oldAuth0Entity || out.ServiceProvider.GetAcsUrl() != oldAuth0ACS {
+		t.Errorf("created: %v", out.ServiceProvider)
+	}
+	dup := s.cli(t, "connections", "create", "--id", "acme-2", "--tenant", "t", "--metadata-file", mdFile, "--sp-entity-id", oldAuth0Entity)
+	if dup.err == nil || !strings.Contains(dup.err.Error(), `is already used by connection "acme"`) || !strings.Contains(dup.err.Error(), `"acme-2"`) {
+		t.Errorf("second create with the same entity ID: %v", dup.err)
+	}
+}
