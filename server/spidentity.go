@@ -138,10 +138,12 @@ func (s *Server) checkSPIdentity(c *ssogatev1.Connection) (entityID, key string,
 	}
 	entity, acs := c.GetServiceProvider().GetEntityId(), c.GetServiceProvider().GetAcsUrl()
 	if entity != "" {
-		u, err := url.Parse(entity)
+		// SAML's entityID is an xs:anyURI; IdPs accept plain names too
+		// (Oracle Access Manager's "JSAuth"), which a migration must keep.
+		_, err := url.Parse(entity)
 		switch {
-		case err != nil || u.Scheme == "" || (u.Opaque == "" && u.Host == "" && u.Path == ""):
-			bad("service_provider.entity_id", "%q is not an absolute URI (e.g. https://app.example.com/saml or urn:auth0:tenant:acme)", entity)
+		case err != nil:
+			bad("service_provider.entity_id", "%q is not a URI reference (e.g. https://app.example.com/saml or urn:auth0:tenant:acme)", entity)
 		case len(entity) > 1024:
 			bad("service_provider.entity_id", "is %d characters; SAML allows at most 1024", len(entity))
 		case strings.ContainsAny(entity, " \t\r\n"):

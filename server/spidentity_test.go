@@ -220,6 +220,10 @@ func TestSPIdentityRefusals(t *testing.T) {
 	if err := create("beta", &ssogatev1.ServiceProviderInfo{AcsUrl: "https://Login.Example.org/sso/beta/acs"}); err != nil {
 		t.Fatalf("acs_url on a public host: %v", err)
 	}
+	// A plain name is a URI reference, as Oracle Access Manager's SPs use.
+	if err := create("delta", &ssogatev1.ServiceProviderInfo{EntityId: "JSAuth"}); err != nil {
+		t.Fatalf("entity ID \"JSAuth\": %v", err)
+	}
 
 	const acsField = "connection.service_provider.acs_url"
 	for _, tc := range []struct {
@@ -244,7 +248,7 @@ func TestSPIdentityRefusals(t *testing.T) {
 		{"the root", &ssogatev1.ServiceProviderInfo{AcsUrl: "https://login.example.org/"}, codes.InvalidArgument, acsField, []string{"ssogate's own routes"}},
 		{"unclean path", &ssogatev1.ServiceProviderInfo{AcsUrl: "https://login.example.org/a/../saml/x/acs"}, codes.InvalidArgument, acsField, []string{"canonical"}},
 		{"plain http off loopback", &ssogatev1.ServiceProviderInfo{AcsUrl: "http://login.example.org/sso/acs"}, codes.InvalidArgument, acsField, []string{"https"}},
-		{"relative entity ID", &ssogatev1.ServiceProviderInfo{EntityId: "acme-sp"}, codes.InvalidArgument, "connection.service_provider.entity_id", []string{"absolute URI"}},
+		{"not a URI", &ssogatev1.ServiceProviderInfo{EntityId: "acme\x7fsp"}, codes.InvalidArgument, "connection.service_provider.entity_id", []string{"not a URI reference"}},
 		{"another connection's derived entity ID", &ssogatev1.ServiceProviderInfo{EntityId: "http://localhost:8080/saml/acme"},
 			codes.InvalidArgument, "connection.service_provider.entity_id", []string{"derives entity IDs"}},
 	} {
