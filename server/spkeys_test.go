@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/cookiejar"
 	"path/filepath"
@@ -428,5 +430,64 @@ func TestRotateServiceProviderKeyRefusals(t *testing.T) {
 	}
 	if s := certSummary(resp.Connection.ServiceProvider.Certificates); !strings.HasPrefix(s, "CURRENT/SIGNING/") || strings.Contains(s, "SIGNING/"+fingerprint(ts.srv.spCreds.signingCert.Raw)[:8]) {
 		t.Errorf("after a signing rotation with zero overlap: %s", s)
+	}
+}
+
+// TestSPCertificateExpiryNotices: 30, 7 and 1 days before a connection's
+// SP certificate expires, once each across replicas; none once a
+// successor that takes over in time is published.
+func TestSPCertificateExpiryNotices(t *testing.T) {
+	ctx := context.Background()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notAfter := time.Now().Add(60 * 24 * time.Hour).UTC().Truncate(time.Second)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "expiring SP"},
+		NotBefore: notAfter.Add(-365 * 24 * time.Hour), NotAfter: notAfter}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	clock := &fakeClock{t: notAfter.Add(-40 * 24 * time.Hour)}
+	db := "sqlite://" + filepath.Join(t.TempDir(), "shared.db")
+	useDB := func(c *config.Config) { c.Store = db }
+	a := startTestServerWith(t, useDB, WithClock(clock.now))
+	admin := ssogatev1.NewConnectionServiceClient(a.dial(t, testAdminKey))
+	for _, id := range []string{"soon", "rotated"} {
+		if _, err := admin.CreateConnection(ctx, &ssogatev1.CreateConnectionRequest{Connection: &ssogatev1.Connection{Id: id, TenantId: "t"},
+			ServiceProviderPrivateKeyPem:  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
+			ServiceProviderCertificatePem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := admin.RotateServiceProviderKey(ctx, &ssogatev1.RotateServiceProviderKeyRequest{ConnectionId: "rotated",
+		Overlap: durationpb.New(37 * 24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	b := startTestServerWith(t, useDB, WithClock(clock.now))
+	for _, left := range []time.Duration{40 * 24 * time.Hour, 20 * 24 * time.Hour, 19 * 24 * time.Hour, 5 * 24 * time.Hour, 12 * time.Hour, time.Hour} {
+		clock.t = notAfter.Add(-left)
+		a.srv.connectionSweep(ctx)
+		b.srv.connectionSweep(ctx)
+	}
+	audit := ssogatev1.NewAuditServiceClient(a.dial(t, testAdminKey))
+	evs, err := audit.ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{ConnectionId: "soon", Type: "sp_certificate.expiring", After: new(int64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var days []any
+	for _, e := range evs.Events {
+		days = append(days, e.Detail.AsMap()["days"])
+		if fp := e.Detail.AsMap()["fingerprint"]; fp != fingerprint(der) || !strings.Contains(e.Message, "rotate-sp-key soon") {
+			t.Errorf("event %s: fingerprint %v, message %q", e.Id, fp, e.Message)
+		}
+	}
+	if fmt.Sprint(days) != "[30 7 1]" {
+		t.Fatalf("SP certificate expiry notices at days %v, want [30 7 1] once each", days)
+	}
+	if evs, err := audit.ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{ConnectionId: "rotated", Type: "sp_certificate.expiring", After: new(int64)}); err != nil || len(evs.Events) != 0 {
+		t.Errorf("a connection whose successor is published in time got %v (%v)", evs.GetEvents(), err)
 	}
 }
