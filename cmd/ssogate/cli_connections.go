@@ -30,6 +30,7 @@ func (c *cli) connections(ctx context.Context, args []string) error {
 		{"setup-link", "make a setup link for the customer's IT admin (--ttl 72h)", c.connSetupLink},
 		{"sp-metadata", "print the SP metadata XML to give the IdP admin", c.connSPMetadata},
 		{"refresh-metadata", "fetch the connection's IdP metadata URL now", c.connRefresh},
+		{"rotate-sp-key", "give the connection a new SP key, published beside the current one for --overlap", c.connRotateSPKey},
 		{"scim-token", "make a SCIM bearer token for the IdP's provisioning (shown once)", c.connScimToken},
 		{"delete", "delete a connection and revoke its sessions (--yes)", c.connDelete},
 	}, args)
@@ -363,6 +364,64 @@ func (c *cli) connSPMetadata(ctx context.Context, args []string) error {
 		}
 		_, err = io.WriteString(c.stdout, strings.TrimSuffix(resp.MetadataXml, "\n")+"\n")
 		return err
+	})
+}
+
+func (c *cli) connRotateSPKey(ctx context.Context, args []string) error {
+	fs, cf := c.flagSet("connections rotate-sp-key", "ID", "Give the connection its own new SP key (generated, or --key and --cert to import one). It is\n"+
+		"published in the SP metadata beside the current one for --overlap, decrypting but not yet\n"+
+		"signing; then it becomes current and the old one leaves the metadata.")
+	overlap := fs.Duration("overlap", 720*time.Hour, "how long both keys are published; 0 makes the new key current at once")
+	keyFile := fs.String("key", "", "PEM private key to import (PKCS#8 or PKCS#1 RSA, at least 2048 bits)")
+	certFile := fs.String("cert", "", "PEM certificate of --key")
+	use := fs.String("use", "", "signing or encryption; unset rotates one key for both")
+	pos, err := parse(fs, cf, args, "ID")
+	if err != nil {
+		return err
+	}
+	req := &ssogatev1.RotateServiceProviderKeyRequest{ConnectionId: pos[0], Overlap: durationpb.New(*overlap)}
+	switch *use {
+	case "":
+	case "signing":
+		req.Use = ssogatev1.ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_SIGNING
+	case "encryption":
+		req.Use = ssogatev1.ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_ENCRYPTION
+	default:
+		return fmt.Errorf("--use %q: want signing or encryption (or leave it unset for both)", *use)
+	}
+	if (*keyFile == "") != (*certFile == "") {
+		return errors.New("--key and --cert go together: give both to import a key, or neither to generate one")
+	}
+	if *keyFile != "" {
+		if *keyFile == "-" && *certFile == "-" {
+			return errors.New("--key and --cert cannot both read stdin")
+		}
+		key, err := c.readInput(*keyFile, "--key")
+		if err != nil {
+			return err
+		}
+		cert, err := c.readInput(*certFile, "--cert")
+		if err != nil {
+			return err
+		}
+		req.PrivateKeyPem, req.CertificatePem = string(key), string(cert)
+	}
+	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
+		resp, err := call(ctx, cf, client.RotateServiceProviderKey, req)
+		if err != nil {
+			return err
+		}
+		if err := c.emitConnection(cf, resp); err != nil {
+			return err
+		}
+		for _, cert := range resp.Connection.GetServiceProvider().GetCertificates() {
+			if cert.State == ssogatev1.ServiceProviderKeyState_SERVICE_PROVIDER_KEY_STATE_NEXT {
+				c.hint(cf, "\nThe new certificate (SHA-256 %s) is in the SP metadata now and becomes current at %s.\n"+
+					"IdPs that pinned our certificate need it before then: ssogate connections sp-metadata %s",
+					cert.Sha256Fingerprint, ts(cert.TransitionTime), pos[0])
+			}
+		}
+		return nil
 	})
 }
 
