@@ -466,7 +466,7 @@ func (sp *ServiceProvider) verifySignedXML(root *etree.Element, now time.Time) (
 	if _, rerr := sp.validPinnedCerts(what, now); rerr != nil {
 		return nil, rerr
 	}
-	verified, _, rerr := sp.verifyEnveloped(root, what, now)
+	verified, _, rerr := sp.verifyEnveloped(root, what, false, now)
 	if rerr != nil {
 		return nil, rerr
 	}

@@ -22,7 +22,9 @@ import (
 // and a message; and anything accepted asserts exactly what the IdP signed
 // for every seed (the same user and attributes, a request ID a seed
 // named), since no mutation can produce a new valid signature. An accepted
-// identity that differs is a signature bypass.
+// identity that differs is a signature bypass. Each input also goes
+// through goxmldsig alone (goxmldsigOnly), which must reach the same
+// verdict as the direct verifier.
 //
 //	go test ./saml -run '^$' -fuzz FuzzValidateResponse -fuzztime 60s -fuzzminimizetime 3s
 //
@@ -54,6 +56,13 @@ func FuzzValidateResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, xml []byte) {
 		in := ResponseInput{SAMLResponse: base64.StdEncoding.EncodeToString(xml), Requests: nopStore{}, Replay: nopStore{}}
 		id, err := fx.sp.ValidateResponse(context.Background(), in)
+		// The direct verifier and goxmldsig must reach the same verdict.
+		goxmldsigOnly = true
+		idAlone, errAlone := fx.sp.ValidateResponse(context.Background(), in)
+		goxmldsigOnly = false
+		if reason, alone := reasonOf(err), reasonOf(errAlone); reason != alone || (id == nil) != (idAlone == nil) {
+			t.Fatalf("direct verifier: %v (%v); goxmldsig alone: %v (%v)", reason, err, alone, errAlone)
+		}
 		if err != nil {
 			var se *Error
 			if !errors.As(err, &se) || !known[se.Reason] || se.Message == "" {
@@ -103,4 +112,13 @@ func FuzzGuardRoundTrip(f *testing.F) {
 			t.Fatalf("guardXML and etree accept %q, which does not survive encoding/xml's round trip: %v", doc, err)
 		}
 	})
+}
+
+// reasonOf is err's reason, "" for nil or an error that is not a *saml.Error.
+func reasonOf(err error) Reason {
+	var se *Error
+	if errors.As(err, &se) {
+		return se.Reason
+	}
+	return ""
 }

@@ -106,7 +106,7 @@ func (sp *ServiceProvider) verifyResponse(form string, now time.Time) (*Identity
 	if rerr != nil {
 		return nil, time.Time{}, rerr
 	}
-	root, rerr := parseGuarded(raw, sp.xmlLimits())
+	root, plain, rerr := parseGuardedPlain(raw, sp.xmlLimits())
 	if rerr != nil {
 		return nil, time.Time{}, rerr
 	}
@@ -133,7 +133,7 @@ func (sp *ServiceProvider) verifyResponse(form string, now time.Time) (*Identity
 		return nil, time.Time{}, Rejectf(ReasonEncryptionRequired,
 			"the Assertion is not encrypted and connection %q requires EncryptedAssertion", sp.cfg.ConnectionID)
 	}
-	v, rerr := sp.verifySignatures(root, now)
+	v, rerr := sp.verifySignatures(root, plain, now)
 	if rerr != nil {
 		return nil, time.Time{}, rerr
 	}
@@ -145,24 +145,32 @@ func (sp *ServiceProvider) verifyResponse(form string, now time.Time) (*Identity
 // gosaml2's habit of inflating whatever fails to parse is how a deflate
 // bomb or an unguarded document would get in.
 func parseGuarded(raw []byte, lim xmlLimits) (*etree.Element, *Error) {
+	root, _, rerr := parseGuardedPlain(raw, lim)
+	return root, rerr
+}
+
+// parseGuardedPlain is parseGuarded that also reports whether the document
+// is plain: without comments and CDATA sections (see verifyDirect).
+func parseGuardedPlain(raw []byte, lim xmlLimits) (*etree.Element, bool, *Error) {
 	if first := bytes.TrimLeft(raw, " \t\r\n\xef\xbb\xbf"); len(first) == 0 || first[0] != '<' {
 		if looksDeflated(raw) {
-			return nil, Rejectf(ReasonMalformedEncoding, "SAMLResponse is deflate-compressed; the HTTP-POST binding carries base64 of plain XML")
+			return nil, false, Rejectf(ReasonMalformedEncoding, "SAMLResponse is deflate-compressed; the HTTP-POST binding carries base64 of plain XML")
 		}
-		return nil, Rejectf(ReasonMalformedXML, "decoded SAMLResponse is not XML")
+		return nil, false, Rejectf(ReasonMalformedXML, "decoded SAMLResponse is not XML")
 	}
-	if _, rerr := guardXML(raw, lim); rerr != nil {
-		return nil, rerr
+	shape, rerr := guardXML(raw, lim)
+	if rerr != nil {
+		return nil, false, rerr
 	}
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(raw); err != nil {
-		return nil, &Error{Reason: ReasonMalformedXML, Message: "XML is not well-formed: " + truncate(err.Error(), 200), Err: err}
+		return nil, false, &Error{Reason: ReasonMalformedXML, Message: "XML is not well-formed: " + truncate(err.Error(), 200), Err: err}
 	}
 	root := doc.Root()
 	if root == nil {
-		return nil, Rejectf(ReasonMalformedXML, "no root element")
+		return nil, false, Rejectf(ReasonMalformedXML, "no root element")
 	}
-	return root, nil
+	return root, !shape.commentsOrCDATA, nil
 }
 
 func (sp *ServiceProvider) checkTrustConfigured() *Error {

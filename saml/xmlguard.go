@@ -52,6 +52,8 @@ func decodePOSTValue(s string, maxBody, maxXML int) ([]byte, *Error) {
 // xmlShape is what guardXML learned about a document.
 type xmlShape struct {
 	rootPrefix, rootLocal string
+	// commentsOrCDATA: the document holds a comment or a CDATA section.
+	commentsOrCDATA bool
 }
 
 // xmlLimits bound the work a whole document may ask of the parser, the
@@ -111,12 +113,19 @@ func guardXML(b []byte, lim xmlLimits) (xmlShape, *Error) {
 		}
 		switch {
 		case g.hasPrefix("<!--"):
+			shape.commentsOrCDATA = true
 			if !g.skipPast("-->") {
 				return shape, Rejectf(ReasonMalformedXML, "unterminated comment")
 			}
 		case g.hasPrefix("<![CDATA["):
+			shape.commentsOrCDATA = true
 			if depth == 0 {
 				return shape, Rejectf(ReasonMalformedXML, "CDATA outside the root element")
+			}
+			// encoding/xml reads an empty section as no token at all, so
+			// its round trip would not reproduce the document.
+			if g.hasPrefix("<![CDATA[]]>") {
+				return shape, Rejectf(ReasonMalformedXML, "empty CDATA section")
 			}
 			if !g.skipPast("]]>") {
 				return shape, Rejectf(ReasonMalformedXML, "unterminated CDATA section")

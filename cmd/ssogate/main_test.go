@@ -15,7 +15,7 @@ import (
 )
 
 // buildBinary compiles ssogate once per test that needs a real process.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "ssogate")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
@@ -36,13 +36,13 @@ type process struct {
 
 // startServe runs `ssogate serve` on loopback ports chosen by the kernel and
 // waits for its "listening" log line.
-func startServe(t *testing.T, bin string, extraEnv ...string) *process {
+func startServe(t testing.TB, bin string, extraEnv ...string) *process {
 	t.Helper()
 	return startProcess(t, bin, []string{"--store", "sqlite://" + filepath.Join(t.TempDir(), "ssogate.db")}, extraEnv)
 }
 
 // startProcess runs `ssogate serve args...` with extra environment.
-func startProcess(t *testing.T, bin string, args, env []string) *process {
+func startProcess(t testing.TB, bin string, args, env []string) *process {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--shutdown-delay", "0s"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)

@@ -37,7 +37,7 @@ type replica struct {
 	cc    *grpc.ClientConn // for the other services
 }
 
-func dialReplica(t *testing.T, p *process, key string) replica {
+func dialReplica(t testing.TB, p *process, key string) replica {
 	t.Helper()
 	cc, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(bearerKey(key)))
@@ -50,7 +50,7 @@ func dialReplica(t *testing.T, p *process, key string) replica {
 
 // postACS posts an IdP's form to one replica's ACS and returns the status
 // and Location.
-func postACS(t *testing.T, r replica, connectionID string, posted devidp.Posted) (int, string) {
+func postACS(t testing.TB, r replica, connectionID string, posted devidp.Posted) (int, string) {
 	t.Helper()
 	form := url.Values{"SAMLResponse": {posted.SAMLResponse}, "RelayState": {posted.RelayState}}
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -160,7 +160,7 @@ const replicaExternalURL = "http://sso.example.test"
 // devidp IdP that trusts their SP metadata. Starting them together makes
 // migrations, key bootstrap and connection seeding race, as they do in a
 // rolling deploy.
-func startReplicas(t *testing.T, extra map[string]any) ([3]replica, *devidp.IdP) {
+func startReplicas(t testing.TB, extra map[string]any) ([3]replica, *devidp.IdP) {
 	t.Helper()
 	dsn := storetest.PostgresDSN(t)
 	bin := buildBinary(t)
@@ -224,7 +224,7 @@ func startReplicas(t *testing.T, extra map[string]any) ([3]replica, *devidp.IdP)
 	return r, idp
 }
 
-func randomBytes(t *testing.T, n int) []byte {
+func randomBytes(t testing.TB, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
