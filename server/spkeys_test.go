@@ -27,6 +27,7 @@ import (
 	"github.com/ssogate/ssogate/config"
 	"github.com/ssogate/ssogate/devidp"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
+	"github.com/ssogate/ssogate/store/storetest"
 )
 
 // offsetClock is the real time moved on by a settable offset: the
@@ -203,10 +204,21 @@ func TestSPKeyRotationWithOverlap(t *testing.T) {
 // sees the next key at once (the rotation bumps the version) and drops the
 // old one at the transition time by its own clock, with no job running.
 func TestSPKeyRotationAcrossReplicas(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		db := "sqlite://" + filepath.Join(t.TempDir(), "shared.db")
+		spKeyRotationAcrossReplicas(t, func(c *config.Config) { c.Store = db })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := storetest.PostgresDSN(t)
+		spKeyRotationAcrossReplicas(t, func(c *config.Config) {
+			c.Store, c.KEK = dsn, base64.StdEncoding.EncodeToString(make([]byte, 32))
+		})
+	})
+}
+
+func spKeyRotationAcrossReplicas(t *testing.T, useDB func(*config.Config)) {
 	ctx := context.Background()
 	clock := &fakeClock{t: time.Now().UTC().Truncate(time.Second)}
-	db := "sqlite://" + filepath.Join(t.TempDir(), "shared.db")
-	useDB := func(c *config.Config) { c.Store = db }
 	a := startTestServerWith(t, useDB, WithClock(clock.now))
 	admin := ssogatev1.NewConnectionServiceClient(a.dial(t, testAdminKey))
 	if _, err := admin.CreateConnection(ctx, &ssogatev1.CreateConnectionRequest{Connection: &ssogatev1.Connection{Id: "rep", TenantId: "t"}}); err != nil {
