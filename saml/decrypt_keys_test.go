@@ -15,7 +15,7 @@ import (
 
 // During an encryption key rotation the SP has two keys: the current one
 // (DecryptionKey, key 1) and the next one (DecryptionKeys, key 2).
-func rotatingFixture(t *testing.T, edit func(*Config)) (f *fixture, next *x509.Certificate) {
+func rotatingFixture(t testing.TB, edit func(*Config)) (f *fixture, next *x509.Certificate) {
 	t.Helper()
 	next = selfSignedCert(t, respKey(t, 2))
 	f = newFixture(t, func(c *Config) {
@@ -32,7 +32,7 @@ var encryptToCalls atomic.Int64
 
 // encryptTo has the crewjam IdP encrypt to cert, as an IdP that read
 // metadata naming only that certificate would.
-func (f *fixture) encryptTo(t *testing.T, cert *x509.Certificate, enc xmlenc.Encrypter, unsignedResponse bool) string {
+func (f *fixture) encryptTo(t testing.TB, cert *x509.Certificate, enc xmlenc.Encrypter, unsignedResponse bool) string {
 	t.Helper()
 	f.spMD = f.spMetadata(true)
 	f.spMD.SPSSODescriptors[0].KeyDescriptors[0].KeyInfo.X509Data.X509Certificates[0].Data = base64.StdEncoding.EncodeToString(cert.Raw)
@@ -57,7 +57,7 @@ func TestDecryptsWithEitherKeyDuringRotation(t *testing.T) {
 
 // stripKeyInfo removes the certificate hint from the EncryptedKey (outside
 // the Assertion's signature: the Response is unsigned).
-func stripKeyInfo(t *testing.T, samlResponse string) string {
+func stripKeyInfo(t testing.TB, samlResponse string) string {
 	t.Helper()
 	doc := parseB64(t, samlResponse)
 	ek := doc.FindElement("//EncryptedKey")
@@ -72,7 +72,7 @@ func stripKeyInfo(t *testing.T, samlResponse string) string {
 	return reencode(t, doc)
 }
 
-func reencode(t *testing.T, doc *etree.Document) string {
+func reencode(t testing.TB, doc *etree.Document) string {
 	t.Helper()
 	raw, err := doc.WriteToBytes()
 	if err != nil {
@@ -156,5 +156,38 @@ func TestMetadataPublishesBothKeysDuringRotation(t *testing.T) {
 	want := "signing:current signing:next-signing encryption:next-encryption encryption:current"
 	if strings.Join(got, " ") != want {
 		t.Errorf("KeyDescriptors = %v, want %s", got, want)
+	}
+}
+
+// BenchmarkDecryptKeys: one key; two keys with the KeyInfo hint (one
+// unwrap); two keys without it (both tried, always).
+//
+//	go test ./saml -run '^$' -bench DecryptKeys
+func BenchmarkDecryptKeys(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		two   bool
+		strip bool
+	}{{"one key", false, false}, {"two keys, KeyInfo", true, false}, {"two keys, no KeyInfo", true, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var f *fixture
+			if bc.two {
+				f, _ = rotatingFixture(b, nil)
+			} else {
+				f = newFixture(b, nil)
+			}
+			resp := f.encryptTo(b, f.encCert, gcmEncrypter(), true)
+			if bc.strip {
+				resp = stripKeyInfo(b, resp)
+			}
+			doc := parseB64(b, resp)
+			enc := doc.FindElement("//EncryptedAssertion")
+			b.ResetTimer()
+			for range b.N {
+				if _, err := f.sp.decryptAssertion(enc, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
