@@ -58,6 +58,7 @@ type createFlags struct {
 	id, tenant, display, defaultReturn, state *string
 	metadataFile, metadataURL, entityID       *string
 	fromFile                                  *string
+	spKey, spCert                             *string
 	domains, returnURLs                       stringList
 }
 
@@ -73,6 +74,8 @@ func (c *cli) connCreate(ctx context.Context, args []string) error {
 		defaultReturn: fs.String("default-return-url", "", "where IdP-initiated logins land; under an allowed return URL"),
 		state:         fs.String("state", "", "draft (default), testing, active or disabled"),
 		fromFile:      fs.String("from-file", "", "a Connection as YAML or JSON with the API's field names (- reads stdin)"),
+		spKey:         fs.String("sp-key", "", "PEM private key (PKCS#8 or PKCS#1 RSA) to keep as this connection's SP key, e.g. when migrating from another SP"),
+		spCert:        fs.String("sp-cert", "", "PEM certificate of --sp-key: the SP certificate the IdP pinned"),
 	}
 	fs.Var(&f.domains, "domain", "`domain`: email domain for discovery (repeatable; replaces the file's list)")
 	fs.Var(&f.returnURLs, "return-url", "`URL`: allowed return URL (repeatable; replaces the file's list)")
@@ -140,6 +143,20 @@ func (c *cli) createRequest(f createFlags) (*ssogatev1.CreateConnectionRequest, 
 			return nil, err
 		}
 		req.IdpMetadataXml = string(xml)
+	}
+	if (*f.spKey == "") != (*f.spCert == "") {
+		return nil, errors.New("--sp-key and --sp-cert go together")
+	}
+	if *f.spKey != "" {
+		key, err := c.readInput(*f.spKey, "--sp-key")
+		if err != nil {
+			return nil, err
+		}
+		cert, err := c.readInput(*f.spCert, "--sp-cert")
+		if err != nil {
+			return nil, err
+		}
+		req.ServiceProviderPrivateKeyPem, req.ServiceProviderCertificatePem = string(key), string(cert)
 	}
 	return req, nil
 }

@@ -57,6 +57,16 @@ func TestCLIRotateSPKey(t *testing.T) {
 		t.Errorf("a second encryption rotation: %v\n%s", again.err, again.stderr)
 	}
 
+	// Import on create: the given certificate is the connection's from the
+	// start.
+	created := s.cli(t, "connections", "create", "--id", "kept", "--tenant", "t", "--sp-key", keyFile, "--sp-cert", certFile).ok(t)
+	if got := created.field(t, "SP certificate"); !strings.HasPrefix(got, "current, signing, own key saml-sp:kept:") {
+		t.Errorf("imported on create: SP certificate %q", got)
+	}
+	if strings.Contains(created.stdout+created.stderr, body) {
+		t.Fatal("the private key was printed")
+	}
+
 	for _, args := range [][]string{
 		{"--use", "both"},
 		{"--key", keyFile},
