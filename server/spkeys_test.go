@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/cookiejar"
@@ -442,6 +443,23 @@ func TestRotateServiceProviderKeyRefusals(t *testing.T) {
 	}
 	if s := certSummary(resp.Connection.ServiceProvider.Certificates); !strings.HasPrefix(s, "CURRENT/SIGNING/") || strings.Contains(s, "SIGNING/"+fingerprint(ts.srv.spCreds.signingCert.Raw)[:8]) {
 		t.Errorf("after a signing rotation with zero overlap: %s", s)
+	}
+
+	// The REST mapping.
+	req, _ := http.NewRequest(http.MethodPost, ts.httpURL+"/v1/connections/r:rotateServiceProviderKey",
+		strings.NewReader(`{"use": "SERVICE_PROVIDER_KEY_USE_SIGNING", "overlap": "3600s"}`))
+	req.Header.Set("Authorization", "Bearer "+testAdminKey)
+	req.Header.Set("Content-Type", "application/json")
+	httpResp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer httpResp.Body.Close()
+	var out ssogatev1.RotateServiceProviderKeyResponse
+	raw, _ := io.ReadAll(httpResp.Body)
+	if err := protojson.Unmarshal(raw, &out); httpResp.StatusCode != http.StatusOK || err != nil ||
+		!strings.Contains(certSummary(out.Connection.GetServiceProvider().GetCertificates()), "NEXT/SIGNING/") {
+		t.Errorf("REST rotate = %d %v:\n%s", httpResp.StatusCode, err, raw)
 	}
 }
 
