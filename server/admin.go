@@ -129,7 +129,8 @@ type saveOptions struct {
 // expired, and refuses activation without a test login that passed since
 // the IdP settings last changed (unless forced).
 func (s *Server) saveConnection(ctx context.Context, c *ssogatev1.Connection, o saveOptions) (*ssogatev1.Connection, error) {
-	c.ServiceProvider, c.Etag = nil, ""
+	c.Etag = ""
+	normalizeSPIdentity(c, s.cfg.ExternalURL)
 	now := timestamppb.New(s.now())
 	if c.CreateTime == nil {
 		c.CreateTime = now
@@ -141,6 +142,10 @@ func (s *Server) saveConnection(ctx context.Context, c *ssogatev1.Connection, o 
 		c.IdentityProviderChangeTime = now
 	}
 	if err := validateConnection(c, s.allowHTTP); err != nil {
+		return nil, invalid(err)
+	}
+	spEntityID, acsKey, err := s.checkSPIdentity(c)
+	if err != nil {
 		return nil, invalid(err)
 	}
 	activating := c.State == ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE && o.prev != nil &&
@@ -159,23 +164,25 @@ func (s *Server) saveConnection(ctx context.Context, c *ssogatev1.Connection, o 
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "encode connection: %v", err)
 	}
-	row := store.Connection{ID: c.Id, TenantID: c.TenantId, State: c.State.String(), Domains: c.EmailDomains, Config: raw}
+	row := store.Connection{ID: c.Id, TenantID: c.TenantId, State: c.State.String(), Domains: c.EmailDomains,
+		SPEntityID: spEntityID, ACSKey: acsKey, Config: raw}
 	if o.prev == nil {
 		if err := s.store.CreateConnection(ctx, row); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return nil, s.conflict(ctx, c, true)
+				return nil, s.conflict(ctx, c, true, row)
 			}
 			return nil, s.storeErr("connection", err)
 		}
 		row.Version = 1
 	} else {
-		row, err = s.store.UpdateConnection(ctx, row, o.version)
+		stored, err := s.store.UpdateConnection(ctx, row, o.version)
 		if errors.Is(err, store.ErrConflict) {
-			return nil, s.conflict(ctx, c, false)
+			return nil, s.conflict(ctx, c, false, row)
 		}
 		if err != nil {
 			return nil, s.storeErr("connection", err)
 		}
+		row = stored
 	}
 	out := s.connectionOut(c, row.Version)
 	own, err := s.ownSPKeys(ctx, c)
@@ -187,13 +194,16 @@ func (s *Server) saveConnection(ctx context.Context, c *ssogatev1.Connection, o 
 
 // conflict explains a store conflict in the caller's terms: which value
 // is taken, and by whom; only a lost race is worth retrying.
-func (s *Server) conflict(ctx context.Context, c *ssogatev1.Connection, creating bool) error {
+func (s *Server) conflict(ctx context.Context, c *ssogatev1.Connection, creating bool, row store.Connection) error {
 	for _, d := range c.EmailDomains {
 		owner, err := s.store.ConnectionByDomain(ctx, d)
 		if err == nil && owner.ID != c.Id {
 			return apiError(codes.AlreadyExists, reasonEmailDomainTaken, fmt.Sprintf("email domain %s already belongs to connection %s", d, owner.ID),
 				"connection_id", c.Id, "email_domain", d, "owner_connection_id", owner.ID)
 		}
+	}
+	if err := s.spIdentityTaken(ctx, c, row.SPEntityID, row.ACSKey); err != nil {
+		return err
 	}
 	if _, err := s.store.GetConnection(ctx, c.Id); err == nil && creating {
 		return apiError(codes.AlreadyExists, reasonConnectionExists, fmt.Sprintf("connection %s already exists", c.Id), "connection_id", c.Id)
@@ -285,7 +295,7 @@ var updatable = map[string]bool{
 	"allowed_return_urls": true, "default_return_url": true, "attribute_mapping": true, "access_policy": true,
 	"allow_idp_initiated": true, "sign_requests": true, "want_encrypted_assertions": true, "allow_sha1": true,
 	"allow_legacy_encryption": true, "name_id_format": true, "max_session_duration": true,
-	"publish_encryption_key": true,
+	"service_provider": true, "publish_encryption_key": true,
 }
 
 func (cs connectionService) UpdateConnection(ctx context.Context, req *ssogatev1.UpdateConnectionRequest) (*ssogatev1.UpdateConnectionResponse, error) {

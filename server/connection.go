@@ -251,6 +251,8 @@ func samlConfig(c *ssogatev1.Connection) (saml.Config, error) {
 		AllowSHA1:               c.AllowSha1,
 		AllowLegacyEncryption:   c.AllowLegacyEncryption,
 		NameIDFormat:            c.NameIdFormat,
+		EntityID:                c.GetServiceProvider().GetEntityId(),
+		ACSURL:                  c.GetServiceProvider().GetAcsUrl(),
 	}
 	for i, pc := range idp.GetCertificates() {
 		cert, err := parseCertificatePEM(pc.Pem)
@@ -284,15 +286,23 @@ func accessPolicy(c *ssogatev1.Connection) policy.Policy {
 	return p
 }
 
-// withServiceProvider fills the connection's output-only SP URLs.
+// withServiceProvider fills the connection's SP identity (its overrides,
+// or the derived values) and output-only SP URLs.
 func withServiceProvider(c *ssogatev1.Connection, externalURL string) *ssogatev1.Connection {
 	out := proto.Clone(c).(*ssogatev1.Connection)
-	entity := externalURL + "/saml/" + c.Id
+	base := externalURL + "/saml/" + c.Id
 	out.ServiceProvider = &ssogatev1.ServiceProviderInfo{
-		EntityId:    entity,
-		AcsUrl:      entity + "/acs",
-		SloUrl:      entity + "/slo",
-		MetadataUrl: entity + "/metadata",
+		EntityId:    base,
+		AcsUrl:      base + "/acs",
+		SloUrl:      base + "/slo",
+		MetadataUrl: base + "/metadata",
+	}
+	// A migrated connection keeps the identity its IdP knows.
+	if e := c.GetServiceProvider().GetEntityId(); e != "" {
+		out.ServiceProvider.EntityId = e
+	}
+	if a := c.GetServiceProvider().GetAcsUrl(); a != "" {
+		out.ServiceProvider.AcsUrl = a
 	}
 	out.ScimBaseUrl = scim.BaseURL(externalURL, c.Id)
 	return out

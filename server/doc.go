@@ -7,7 +7,9 @@
 //     interceptors);
 //   - the browser and IdP routes (docs/architecture.md, "Surfaces"): /saml/{id}/login, /acs,
 //     /slo, /metadata, /authn/{request_id}, /continue (the consent page's
-//     button, package consent), /.well-known/jwks.json;
+//     button, package consent), /.well-known/jwks.json; and a connection's
+//     own ACS URL (service_provider.acs_url, for connections migrated from
+//     another SP) at its path, on external_url's host or a public_hosts one;
 //   - the operator routes /healthz, /readyz and /metrics, and
 //     grpc.health.v1 per service. With operator_addr set, /metrics, /v1/,
 //     the detailed /readyz and gRPC reflection are served on that listener

@@ -23,6 +23,7 @@ import (
 func (c *cli) connections(ctx context.Context, args []string) error {
 	return c.dispatch(ctx, "connections", []subcommand{
 		{"create", "add a connection from IdP metadata (file or URL) or a file", c.connCreate},
+		{"import", "create connections from another SP's export (--from auth0|workos|jackson|ssoready|csv|json; --apply)", c.connImport},
 		{"list", "list connections", c.connList},
 		{"get", "show one connection", c.connGet},
 		{"update", "change fields of a connection (--set, --state, --from-file)", c.connUpdate},
@@ -57,6 +58,7 @@ func (c *cli) emitConnection(cf *clientFlags, resp connectionResponse) error {
 type createFlags struct {
 	id, tenant, display, defaultReturn, state *string
 	metadataFile, metadataURL, entityID       *string
+	spEntityID, acsURL                        *string
 	fromFile                                  *string
 	spKey, spCert                             *string
 	domains, returnURLs                       stringList
@@ -74,6 +76,8 @@ func (c *cli) connCreate(ctx context.Context, args []string) error {
 		defaultReturn: fs.String("default-return-url", "", "where IdP-initiated logins land; under an allowed return URL"),
 		state:         fs.String("state", "", "draft (default), testing, active or disabled"),
 		fromFile:      fs.String("from-file", "", "a Connection as YAML or JSON with the API's field names (- reads stdin)"),
+		spEntityID:    fs.String("sp-entity-id", "", "keep this SP entity ID (a connection migrated from another SP; default: derived)"),
+		acsURL:        fs.String("acs-url", "", "keep this ACS URL; its host must be external_url's or in public_hosts (default: derived)"),
 		spKey:         fs.String("sp-key", "", "PEM private key (PKCS#8 or PKCS#1 RSA) to keep as this connection's SP key, e.g. when migrating from another SP"),
 		spCert:        fs.String("sp-cert", "", "PEM certificate of --sp-key: the SP certificate the IdP pinned"),
 	}
@@ -128,6 +132,13 @@ func (c *cli) createRequest(f createFlags) (*ssogatev1.CreateConnectionRequest, 
 	}
 	if len(f.returnURLs) > 0 {
 		conn.AllowedReturnUrls = f.returnURLs
+	}
+	if *f.spEntityID != "" || *f.acsURL != "" {
+		if conn.ServiceProvider == nil {
+			conn.ServiceProvider = &ssogatev1.ServiceProviderInfo{}
+		}
+		override(&conn.ServiceProvider.EntityId, *f.spEntityID)
+		override(&conn.ServiceProvider.AcsUrl, *f.acsURL)
 	}
 	if *f.state != "" {
 		s, err := parseState(*f.state)
@@ -288,15 +299,24 @@ func (c *cli) updateRequest(id, fromFile string, sets []string, state, etag stri
 // checkSettable refuses --set on what an update cannot change: the ID
 // (it names the connection to update), output-only fields and the etag.
 func checkSettable(path string) error {
-	top, _, _ := strings.Cut(path, ".")
-	fd := (&ssogatev1.Connection{}).ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(top))
-	switch {
-	case fd == nil:
-		return nil // setField names the unknown field
-	case fd.Name() == "etag":
-		return errors.New("--set etag: use --etag")
-	case hasBehavior(fd, annotations.FieldBehavior_IMMUTABLE, annotations.FieldBehavior_OUTPUT_ONLY):
-		return fmt.Errorf("--set %s: %s cannot be changed", path, top)
+	md := (&ssogatev1.Connection{}).ProtoReflect().Descriptor()
+	names := strings.Split(path, ".")
+	for i, name := range names {
+		fd := md.Fields().ByName(protoreflect.Name(name))
+		switch {
+		case fd == nil:
+			return nil // setField names the unknown field
+		case i == 0 && fd.Name() == "etag":
+			return errors.New("--set etag: use --etag")
+		case hasBehavior(fd, annotations.FieldBehavior_IMMUTABLE, annotations.FieldBehavior_OUTPUT_ONLY):
+			// service_provider.slo_url is output-only though
+			// service_provider.entity_id is not: check every part.
+			return fmt.Errorf("--set %s: %s cannot be changed", path, strings.Join(names[:i+1], "."))
+		}
+		if fd.Message() == nil {
+			return nil
+		}
+		md = fd.Message()
 	}
 	return nil
 }
@@ -497,8 +517,10 @@ func (c *cli) connDelete(ctx context.Context, args []string) error {
 // testLoginURL is the browser route that starts a test login; it sits
 // beside the SP entity ID ({external_url}/saml/{id}).
 func testLoginURL(conn *ssogatev1.Connection) string {
-	if e := conn.GetServiceProvider().GetEntityId(); e != "" {
-		return e + "/login?test=1"
+	// The metadata URL is always ssogate's own ({external_url}/saml/{id}/metadata),
+	// also when the entity ID is a migrated connection's foreign one.
+	if m, ok := strings.CutSuffix(conn.GetServiceProvider().GetMetadataUrl(), "/metadata"); ok {
+		return m + "/login?test=1"
 	}
 	return "/saml/" + conn.Id + "/login?test=1"
 }
