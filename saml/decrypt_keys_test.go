@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
@@ -189,5 +190,55 @@ func BenchmarkDecryptKeys(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// countingRand counts the random content keys drawn: one per key tried.
+type countingRand struct{ draws atomic.Int64 }
+
+func (c *countingRand) Read(p []byte) (int, error) {
+	c.draws.Add(1)
+	return rand.Read(p)
+}
+
+// Without a KeyInfo hint every key is tried, also after one fitted, and
+// every failure, however it arose, reads the same: with RSA 1.5 a wrong
+// key, a garbled EncryptedKey (bad padding under every key) and altered
+// content cannot be told apart.
+func TestEveryKeyTriedAndFailuresLookAlike(t *testing.T) {
+	rsa15 := xmlenc.PKCS1v15()
+	rsa15.BlockCipher = xmlenc.AES256GCM
+	r := &countingRand{}
+	f, _ := rotatingFixture(t, func(c *Config) { c.AllowLegacyEncryption, c.Rand = true, r })
+	for _, enc := range []xmlenc.Encrypter{gcmEncrypter(), rsa15} {
+		resp := stripKeyInfo(t, f.encryptTo(t, f.encCert, enc, true))
+		doc := parseB64(t, resp)
+		before := r.draws.Load()
+		if _, err := f.sp.decryptAssertion(doc.FindElement("//EncryptedAssertion"), false); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.draws.Load() - before; n != 2 {
+			t.Errorf("the first key fitted and %d keys were tried, want both", n)
+		}
+	}
+	stranger := stripKeyInfo(t, f.encryptTo(t, f.idpCert, rsa15, true))
+	garbledKey := parseB64(t, stripKeyInfo(t, f.encryptTo(t, f.encCert, rsa15, true)))
+	cv := garbledKey.FindElement("//EncryptedKey/CipherData/CipherValue")
+	cv.SetText(base64.StdEncoding.EncodeToString(make([]byte, 256)))
+	alteredContent := stripKeyInfo(t, f.encryptTo(t, f.encCert, rsa15, true))
+	altered := parseB64(t, alteredContent)
+	dv := altered.FindElement("//EncryptedData/CipherData/CipherValue")
+	raw, _ := base64.StdEncoding.DecodeString(dv.Text())
+	raw[len(raw)-1] ^= 1
+	dv.SetText(base64.StdEncoding.EncodeToString(raw))
+	var msgs []string
+	for name, resp := range map[string]string{"stranger's key": stranger, "garbled EncryptedKey": reencode(t, garbledKey), "altered content": reencode(t, altered)} {
+		_, err := f.validate(t, resp)
+		msgs = append(msgs, name+": "+wantReason(t, err, ReasonDecryptionFailed).Message)
+	}
+	for _, m := range msgs[1:] {
+		if _, a, _ := strings.Cut(m, ": "); !strings.HasSuffix(msgs[0], a) {
+			t.Errorf("decryption failures differ:\n%s\n%s", m, msgs[0])
+		}
 	}
 }
