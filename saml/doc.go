@@ -74,8 +74,10 @@
 //     Assertion (saml-profiles 4.1.3.5), so an unsigned Assertion inside a
 //     signed Response is accepted. A signature is checked only with pinned
 //     certificates (IdP.Certificates): a KeyInfo certificate selects among
-//     them and is refused if it is not one of them; without KeyInfo each
-//     pinned certificate is tried, so rotation with two pinned works.
+//     them and is refused if it is not one of them; without KeyInfo, or
+//     with a KeyInfo that holds no certificate (an RSAKeyValue or KeyName,
+//     as some IdPs send), each pinned certificate is tried, so rotation
+//     with two pinned works.
 //   - Encryption: EncryptedAssertion needs DecryptionKey; WantEncryptedAssertions
 //     refuses a plain Assertion. AES-GCM with RSA-OAEP (SHA-1/256/512
 //     digests and MGFs) is accepted; AES-CBC and RSA 1.5 only with

@@ -82,7 +82,7 @@ func New(cfg Config) (*ServiceProvider, error) {
 		decKeys:  decryptionKeys(cfg),
 	}
 	if cfg.EntityID != "" {
-		if err := checkAbsoluteURI(cfg.EntityID); err != nil {
+		if err := checkEntityID(cfg.EntityID); err != nil {
 			return nil, fmt.Errorf("saml config: EntityID %q: %w", cfg.EntityID, err)
 		}
 		sp.entityID = cfg.EntityID
@@ -97,22 +97,24 @@ func New(cfg Config) (*ServiceProvider, error) {
 	return sp, nil
 }
 
-// checkAbsoluteURI accepts what SAML calls an xs:anyURI entity ID: an
-// absolute URI (a URL or a URN), at most 1024 characters (SAML Core 8.3.6),
-// without spaces or control characters.
-func checkAbsoluteURI(s string) error {
+// checkEntityID accepts what SAML calls an xs:anyURI entity ID: at most
+// 1024 characters (SAML Core 8.3.6), without spaces or control characters,
+// parsing as a URI reference. A URL or URN is usual, but xs:anyURI admits
+// relative references too and real SPs have them (Oracle Access Manager's
+// "JSAuth", Okta apps configured with a bare name); the entity ID is only
+// ever compared whole, so its shape carries no security weight.
+func checkEntityID(s string) error {
 	if len(s) > 1024 {
 		return errors.New("longer than 1024 characters")
 	}
 	if strings.TrimSpace(s) != s || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return errors.New("contains spaces or control characters")
 	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return err
+	if s == "" {
+		return errors.New("empty")
 	}
-	if u.Scheme == "" {
-		return errors.New("not an absolute URI (no scheme)")
+	if _, err := url.Parse(s); err != nil {
+		return err
 	}
 	return nil
 }

@@ -295,7 +295,7 @@ var updatable = map[string]bool{
 	"allowed_return_urls": true, "default_return_url": true, "attribute_mapping": true, "access_policy": true,
 	"allow_idp_initiated": true, "sign_requests": true, "want_encrypted_assertions": true, "allow_sha1": true,
 	"allow_legacy_encryption": true, "name_id_format": true, "max_session_duration": true,
-	"service_provider": true, "publish_encryption_key": true,
+	"service_provider": true, "clock_skew": true, "group_names": true, "publish_encryption_key": true,
 }
 
 func (cs connectionService) UpdateConnection(ctx context.Context, req *ssogatev1.UpdateConnectionRequest) (*ssogatev1.UpdateConnectionResponse, error) {

@@ -136,7 +136,9 @@ func (r *registry) build(ctx context.Context, row store.Connection) (*conn, erro
 // fillSAMLConfig adds the service-wide settings to one connection's.
 func (s *Server) fillSAMLConfig(cfg *saml.Config) {
 	cfg.ExternalURL = s.cfg.ExternalURL
-	cfg.ClockSkew = s.cfg.SAML.ClockSkew
+	if cfg.ClockSkew == 0 { // the connection's clock_skew, else the service's
+		cfg.ClockSkew = s.cfg.SAML.ClockSkew
+	}
 	cfg.MaxBodyBytes = s.cfg.SAML.MaxBodyBytes
 	cfg.MaxXMLBytes = s.cfg.SAML.MaxXMLBytes
 	cfg.MaxXMLElements = s.cfg.SAML.MaxXMLElements

@@ -287,6 +287,12 @@ func printConnection(w io.Writer, conn *ssogatev1.Connection) {
 	if conn.MaxSessionDuration != nil {
 		row("Max session", conn.MaxSessionDuration.AsDuration().String())
 	}
+	if conn.ClockSkew != nil {
+		row("Clock skew", conn.ClockSkew.AsDuration().String())
+	}
+	if n := len(conn.GroupNames); n > 0 {
+		row("Group names", fmt.Sprintf("%d group value%s renamed", n, map[bool]string{true: "", false: "s"}[n == 1]))
+	}
 	sp := conn.GetServiceProvider()
 	row("SP entity ID", sp.GetEntityId())
 	row("SP ACS URL", sp.GetAcsUrl())

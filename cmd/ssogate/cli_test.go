@@ -230,9 +230,10 @@ func TestCLIConnectionLifecycle(t *testing.T) {
 		before := s.cli(t, "connections", "get", "acme", "-o", "json").ok(t).connection(t)
 		// Flags after the ID are read too.
 		up := s.cli(t, "connections", "update", "acme", "--set", "display_name=Acme Corp (Okta)", "--set", "allow_idp_initiated=true",
-			"--set", "max_session_duration=8h", "--set", "email_domains=acme.com, acme.org", "--state", "testing").ok(t)
+			"--set", "max_session_duration=8h", "--set", "email_domains=acme.com, acme.org", "--state", "testing",
+			"--set", "clock_skew=5m").ok(t)
 		for key, want := range map[string]string{"Display name": "Acme Corp (Okta)", "State": "TESTING", "Options": "allow_idp_initiated",
-			"Max session": "8h0m0s", "Email domains": "acme.com, acme.org", "Tenant": "acme-inc"} {
+			"Max session": "8h0m0s", "Email domains": "acme.com, acme.org", "Tenant": "acme-inc", "Clock skew": "5m0s"} {
 			if got := up.field(t, key); got != want {
 				t.Errorf("after update %s = %q, want %q", key, got, want)
 			}
