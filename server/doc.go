@@ -48,6 +48,11 @@
 //     beyond it), a REST body is bounded and read only after its API key is
 //     known, unauthenticated refusals are audited once per kind, client and
 //     minute with a count, and every outbound fetch goes through netguard.
+//   - SP private keys (the shared one and a connection's own) are sealed
+//     under the KEK and never returned or logged; an imported key must be
+//     RSA of at least 2048 bits and match its certificate. During an SP key
+//     rotation both certificates are published and requests are signed with
+//     the current key until the transition time, the same on every replica.
 //   - The public /readyz says only "ready" or "not ready"; readinessDetail
 //     (for an operator listener) says why.
 //   - On shutdown, health and /readyz turn NOT_SERVING first, then in-flight

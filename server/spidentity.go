@@ -213,7 +213,7 @@ func (s *Server) spIdentityTaken(ctx context.Context, c *ssogatev1.Connection, e
 // reads the store every time, as get does: a connection created a moment
 // ago on another replica is served at once.
 func (r *registry) byACS(ctx context.Context, key string) (*conn, error) {
-	return r.load(fmt.Sprintf("connection with ACS %q", key), func() (store.Connection, error) { return r.s.store.ConnectionByACSKey(ctx, key) })
+	return r.load(ctx, fmt.Sprintf("connection with ACS %q", key), func() (store.Connection, error) { return r.s.store.ConnectionByACSKey(ctx, key) })
 }
 
 // publicRouter is the public listener's router plus connections' own ACS

@@ -31,6 +31,7 @@ func (c *cli) connections(ctx context.Context, args []string) error {
 		{"setup-link", "make a setup link for the customer's IT admin (--ttl 72h)", c.connSetupLink},
 		{"sp-metadata", "print the SP metadata XML to give the IdP admin", c.connSPMetadata},
 		{"refresh-metadata", "fetch the connection's IdP metadata URL now", c.connRefresh},
+		{"rotate-sp-key", "give the connection a new SP key, published beside the current one for --overlap", c.connRotateSPKey},
 		{"scim-token", "make a SCIM bearer token for the IdP's provisioning (shown once)", c.connScimToken},
 		{"delete", "delete a connection and revoke its sessions (--yes)", c.connDelete},
 	}, args)
@@ -59,6 +60,7 @@ type createFlags struct {
 	metadataFile, metadataURL, entityID       *string
 	spEntityID, acsURL                        *string
 	fromFile                                  *string
+	spKey, spCert                             *string
 	domains, returnURLs                       stringList
 }
 
@@ -76,6 +78,8 @@ func (c *cli) connCreate(ctx context.Context, args []string) error {
 		fromFile:      fs.String("from-file", "", "a Connection as YAML or JSON with the API's field names (- reads stdin)"),
 		spEntityID:    fs.String("sp-entity-id", "", "keep this SP entity ID (a connection migrated from another SP; default: derived)"),
 		acsURL:        fs.String("acs-url", "", "keep this ACS URL; its host must be external_url's or in public_hosts (default: derived)"),
+		spKey:         fs.String("sp-key", "", "PEM private key (PKCS#8 or PKCS#1 RSA) to keep as this connection's SP key, e.g. when migrating from another SP"),
+		spCert:        fs.String("sp-cert", "", "PEM certificate of --sp-key: the SP certificate the IdP pinned"),
 	}
 	fs.Var(&f.domains, "domain", "`domain`: email domain for discovery (repeatable; replaces the file's list)")
 	fs.Var(&f.returnURLs, "return-url", "`URL`: allowed return URL (repeatable; replaces the file's list)")
@@ -150,6 +154,20 @@ func (c *cli) createRequest(f createFlags) (*ssogatev1.CreateConnectionRequest, 
 			return nil, err
 		}
 		req.IdpMetadataXml = string(xml)
+	}
+	if (*f.spKey == "") != (*f.spCert == "") {
+		return nil, errors.New("--sp-key and --sp-cert go together")
+	}
+	if *f.spKey != "" {
+		key, err := c.readInput(*f.spKey, "--sp-key")
+		if err != nil {
+			return nil, err
+		}
+		cert, err := c.readInput(*f.spCert, "--sp-cert")
+		if err != nil {
+			return nil, err
+		}
+		req.ServiceProviderPrivateKeyPem, req.ServiceProviderCertificatePem = string(key), string(cert)
 	}
 	return req, nil
 }
@@ -383,6 +401,64 @@ func (c *cli) connSPMetadata(ctx context.Context, args []string) error {
 		}
 		_, err = io.WriteString(c.stdout, strings.TrimSuffix(resp.MetadataXml, "\n")+"\n")
 		return err
+	})
+}
+
+func (c *cli) connRotateSPKey(ctx context.Context, args []string) error {
+	fs, cf := c.flagSet("connections rotate-sp-key", "ID", "Give the connection its own new SP key (generated, or --key and --cert to import one). It is\n"+
+		"published in the SP metadata beside the current one for --overlap, decrypting but not yet\n"+
+		"signing; then it becomes current and the old one leaves the metadata.")
+	overlap := fs.Duration("overlap", 720*time.Hour, "how long both keys are published; 0 makes the new key current at once")
+	keyFile := fs.String("key", "", "PEM private key to import (PKCS#8 or PKCS#1 RSA, at least 2048 bits)")
+	certFile := fs.String("cert", "", "PEM certificate of --key")
+	use := fs.String("use", "", "signing or encryption; unset rotates one key for both")
+	pos, err := parse(fs, cf, args, "ID")
+	if err != nil {
+		return err
+	}
+	req := &ssogatev1.RotateServiceProviderKeyRequest{ConnectionId: pos[0], Overlap: durationpb.New(*overlap)}
+	switch *use {
+	case "":
+	case "signing":
+		req.Use = ssogatev1.ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_SIGNING
+	case "encryption":
+		req.Use = ssogatev1.ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_ENCRYPTION
+	default:
+		return fmt.Errorf("--use %q: want signing or encryption (or leave it unset for both)", *use)
+	}
+	if (*keyFile == "") != (*certFile == "") {
+		return errors.New("--key and --cert go together: give both to import a key, or neither to generate one")
+	}
+	if *keyFile != "" {
+		if *keyFile == "-" && *certFile == "-" {
+			return errors.New("--key and --cert cannot both read stdin")
+		}
+		key, err := c.readInput(*keyFile, "--key")
+		if err != nil {
+			return err
+		}
+		cert, err := c.readInput(*certFile, "--cert")
+		if err != nil {
+			return err
+		}
+		req.PrivateKeyPem, req.CertificatePem = string(key), string(cert)
+	}
+	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
+		resp, err := call(ctx, cf, client.RotateServiceProviderKey, req)
+		if err != nil {
+			return err
+		}
+		if err := c.emitConnection(cf, resp); err != nil {
+			return err
+		}
+		for _, cert := range resp.Connection.GetServiceProvider().GetCertificates() {
+			if cert.State == ssogatev1.ServiceProviderKeyState_SERVICE_PROVIDER_KEY_STATE_NEXT {
+				c.hint(cf, "\nThe new certificate (SHA-256 %s) is in the SP metadata now and becomes current at %s.\n"+
+					"IdPs that pinned our certificate need it before then: ssogate connections sp-metadata %s",
+					cert.Sha256Fingerprint, ts(cert.TransitionTime), pos[0])
+			}
+		}
+		return nil
 	})
 }
 
