@@ -362,7 +362,16 @@ func (s *Server) admitLogin(ctx context.Context, res *loginResult) error {
 		}
 		return err
 	}
-	if err := s.admitDirectory(ctx, c.msg, ident); err != nil {
+	ident.Mapped.Groups = nameGroups(c.msg.GroupNames, ident.Mapped.Groups)
+	fromDirectory, err := s.admitDirectory(ctx, c.msg, ident)
+	if err != nil {
+		return err
+	}
+	if err := groupOverage(c.msg, c.policy, ident, fromDirectory); err != nil {
+		if test {
+			res.denied = err
+			return nil
+		}
 		return err
 	}
 	roles, err := c.policy.Decide(policy.Subject{Groups: ident.Mapped.Groups, Attributes: ident.Attributes})

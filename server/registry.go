@@ -27,6 +27,8 @@ type spCredentials struct {
 	signingCert *x509.Certificate
 	decryptKey  *rsa.PrivateKey
 	encryptCert *x509.Certificate
+	// kek seals and opens the connections' own SP keys (spkeys.go).
+	kek []byte
 }
 
 // conn is one connection ready to serve: its settings, its SAML Service
@@ -36,6 +38,11 @@ type conn struct {
 	version int64
 	sp      *saml.ServiceProvider
 	policy  policy.Policy
+	// ownKeys are the connection's own SP keys; keysUntil is when the
+	// keys serving it change next (a rotation's transition time), zero
+	// when none is pending.
+	ownKeys   []*spKey
+	keysUntil time.Time
 }
 
 // registry builds and caches a conn per stored connection version, and
@@ -95,12 +102,12 @@ func (r *registry) get(ctx context.Context, id string) (*conn, error) {
 	}
 	r.mu.Lock()
 	gen, fresh := r.viewLocked()
-	if c, ok := r.byID[id]; ok && fresh {
+	if c, ok := r.byID[id]; ok && fresh && r.keysCurrent(c) {
 		r.mu.Unlock()
 		return c, nil
 	}
 	r.mu.Unlock()
-	c, err := r.load(fmt.Sprintf("connection %q", id), func() (store.Connection, error) { return r.s.store.GetConnection(ctx, id) })
+	c, err := r.load(ctx, fmt.Sprintf("connection %q", id), func() (store.Connection, error) { return r.s.store.GetConnection(ctx, id) })
 	if err == nil {
 		r.remember(gen, c, "")
 	}
@@ -110,16 +117,22 @@ func (r *registry) get(ctx context.Context, id string) (*conn, error) {
 func (r *registry) byDomain(ctx context.Context, domain string) (*conn, error) {
 	r.mu.Lock()
 	gen, fresh := r.viewLocked()
-	if c, ok := r.domains[domain]; ok && fresh {
+	if c, ok := r.domains[domain]; ok && fresh && r.keysCurrent(c) {
 		r.mu.Unlock()
 		return c, nil
 	}
 	r.mu.Unlock()
-	c, err := r.load(fmt.Sprintf("connection for domain %q", domain), func() (store.Connection, error) { return r.s.store.ConnectionByDomain(ctx, domain) })
+	c, err := r.load(ctx, fmt.Sprintf("connection for domain %q", domain), func() (store.Connection, error) { return r.s.store.ConnectionByDomain(ctx, domain) })
 	if err == nil {
 		r.remember(gen, c, domain)
 	}
 	return c, err
+}
+
+// keysCurrent reports whether c's SP keys still hold (a rotation's
+// transition time has not come).
+func (r *registry) keysCurrent(c *conn) bool {
+	return c.keysUntil.IsZero() || r.s.now().Before(c.keysUntil)
 }
 
 // remember adds a conn read from the store to the verified view, unless
@@ -214,7 +227,7 @@ func (st invalidatingStore) DeleteConnection(ctx context.Context, id string) err
 }
 
 // load reads one stored connection and builds (or reuses) its conn.
-func (r *registry) load(what string, read func() (store.Connection, error)) (*conn, error) {
+func (r *registry) load(ctx context.Context, what string, read func() (store.Connection, error)) (*conn, error) {
 	row, err := read()
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errConnectionNotFound
@@ -222,7 +235,7 @@ func (r *registry) load(what string, read func() (store.Connection, error)) (*co
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", what, err)
 	}
-	return r.build(row)
+	return r.build(ctx, row)
 }
 
 // rpcConnection is registry.get for RPC handlers: NOT_FOUND or INTERNAL as
@@ -241,9 +254,9 @@ func (s *Server) rpcConnection(ctx context.Context, id string) (*conn, error) {
 	return c, nil
 }
 
-func (r *registry) build(row store.Connection) (*conn, error) {
+func (r *registry) build(ctx context.Context, row store.Connection) (*conn, error) {
 	r.mu.Lock()
-	if c, ok := r.cache[row.ID]; ok && c.version == row.Version {
+	if c, ok := r.cache[row.ID]; ok && c.version == row.Version && (c.keysUntil.IsZero() || r.s.now().Before(c.keysUntil)) {
 		r.mu.Unlock()
 		return c, nil
 	}
@@ -257,11 +270,19 @@ func (r *registry) build(row store.Connection) (*conn, error) {
 		return nil, fmt.Errorf("connection %q: %w", row.ID, err)
 	}
 	r.s.fillSAMLConfig(&cfg)
+	own, err := r.s.ownSPKeys(ctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("connection %q: %w", row.ID, err)
+	}
+	keys := r.s.spKeyStateAt(own, r.s.now())
+	if err := r.s.applySPKeys(&cfg, keys, publishesEncryptionKey(msg)); err != nil {
+		return nil, fmt.Errorf("connection %q: %w", row.ID, err)
+	}
 	sp, err := saml.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connection %q: %w", row.ID, err)
 	}
-	c := &conn{msg: msg, version: row.Version, sp: sp, policy: accessPolicy(msg)}
+	c := &conn{msg: msg, version: row.Version, sp: sp, policy: accessPolicy(msg), ownKeys: own, keysUntil: keys.until}
 	r.mu.Lock()
 	if r.cache == nil {
 		r.cache = map[string]*conn{}
@@ -274,7 +295,9 @@ func (r *registry) build(row store.Connection) (*conn, error) {
 // fillSAMLConfig adds the service-wide settings to one connection's.
 func (s *Server) fillSAMLConfig(cfg *saml.Config) {
 	cfg.ExternalURL = s.cfg.ExternalURL
-	cfg.ClockSkew = s.cfg.SAML.ClockSkew
+	if cfg.ClockSkew == 0 { // the connection's clock_skew, else the service's
+		cfg.ClockSkew = s.cfg.SAML.ClockSkew
+	}
 	cfg.MaxBodyBytes = s.cfg.SAML.MaxBodyBytes
 	cfg.MaxXMLBytes = s.cfg.SAML.MaxXMLBytes
 	cfg.MaxXMLElements = s.cfg.SAML.MaxXMLElements

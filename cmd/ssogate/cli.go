@@ -59,6 +59,8 @@ func (c *cli) group(ctx context.Context, name string, args []string) error {
 		return c.audit(ctx, args)
 	case "webhooks":
 		return c.webhooks(ctx, args)
+	case "loadtest":
+		return c.loadtestCmd(ctx, args)
 	}
 	return fmt.Errorf("unknown command %q", name)
 }

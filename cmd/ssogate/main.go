@@ -51,6 +51,9 @@ with an admin API key from $SSOGATE_API_KEY; -o json for protojson):
   keys list|rotate
   audit tail [-f]
   webhooks create|list|delete|deliveries|retry|rotate-secret   (API key with the events scope)
+  loadtest -c N | -rate N/s [-d 30s] [--url URL]
+            whole logins against a running server, to size it (key with admin+login;
+            creates and deletes its own connection)
 
 Run "ssogate serve -h" for the settings; each flag has an SSOGATE_* twin.
 `
@@ -67,7 +70,7 @@ func run(ctx context.Context, args []string, env func(string) (string, bool), st
 		return dev(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, args[1:], env, stdout)
-	case "connections", "keys", "audit", "webhooks":
+	case "connections", "keys", "audit", "webhooks", "loadtest":
 		return adminCommand(ctx, args, env, stdout, stderr)
 	case "version":
 		fmt.Fprint(stdout, buildinfo.Get())
