@@ -646,9 +646,6 @@ func (r *run) steps(ctx context.Context, n uint64) bool {
 		if err != nil {
 			return "", err
 		}
-		if ex.State != state {
-			return "STATE_MISMATCH", nil
-		}
 		tokens = ex.TokenSet
 		return "", nil
 	}) {
