@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,6 +28,13 @@ type Config struct {
 	// ExternalURL is the public base URL browsers and IdPs reach HTTPAddr
 	// by; SP entity IDs and ACS URLs derive from it.
 	ExternalURL string `yaml:"external_url"`
+	// PublicHosts are further host names (host or host:port) that reach
+	// the public HTTP listener, besides external_url's. A connection's
+	// service_provider.acs_url may sit on one of them (or on external_url's
+	// host): ssogate then serves that ACS at the URL's path. Used when
+	// customers migrate from another SP and their IdPs post to its old
+	// address (e.g. a custom domain you point at ssogate).
+	PublicHosts []string `yaml:"public_hosts"`
 	// GRPCTLSCertFile and GRPCTLSKeyFile turn on TLS for the gRPC
 	// listener; GRPCClientCAFile additionally requires client certificates
 	// signed by that CA (mutual TLS). API keys are required either way.
@@ -229,6 +238,12 @@ func (c Config) Validate() error {
 	if c.OperatorAddr != "" && (c.OperatorAddr == c.HTTPAddr || c.OperatorAddr == c.GRPCAddr) {
 		bad("operator_addr", c.OperatorAddr, "must differ from http_addr and grpc_addr")
 	}
+	for i, h := range c.PublicHosts {
+		c.PublicHosts[i] = strings.ToLower(strings.TrimSpace(h))
+		if err := checkHost(c.PublicHosts[i]); err != nil {
+			bad("public_hosts", h, err.Error())
+		}
+	}
 	for _, p := range c.TrustedProxies {
 		if _, err := ParsePrefix(p); err != nil {
 			bad("trusted_proxies", p, err.Error())
@@ -348,6 +363,31 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+var hostnamePattern = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+
+// checkHost accepts a host name or IP address with an optional port, the
+// form of an HTTP Host header: sso.example.com, sso.example.com:8443,
+// 127.0.0.1:8080, [::1]:8080.
+func checkHost(h string) error {
+	host, port := h, ""
+	if strings.HasPrefix(h, "[") || strings.Count(h, ":") == 1 {
+		var err error
+		if host, port, err = net.SplitHostPort(h); err != nil {
+			return fmt.Errorf("want host or host:port, e.g. sso.example.com or sso.example.com:8443")
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q: want 1 to 65535", port)
+		}
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	if len(host) > 253 || !hostnamePattern.MatchString(host) {
+		return fmt.Errorf("want a host name such as sso.example.com (no scheme, path or wildcard), optionally with :port")
+	}
+	return nil
 }
 
 // ParsePrefix parses one trusted_proxies entry: a CIDR prefix or a single

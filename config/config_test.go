@@ -162,3 +162,27 @@ saml:
 		}
 	}
 }
+
+func TestPublicHosts(t *testing.T) {
+	path := writeFile(t, "public_hosts: [\"Login.Example.com\", \"sso.example.org:8443\", \"127.0.0.1:8080\"]\n")
+	cfg, err := Load([]string{"--config", path}, envMap(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.PublicHosts, ","); got != "login.example.com,sso.example.org:8443,127.0.0.1:8080" {
+		t.Errorf("public_hosts from YAML = %q", got)
+	}
+	cfg, err = Load([]string{"--public-hosts", "a.example.com,b.example.com"}, envMap(map[string]string{"SSOGATE_PUBLIC_HOSTS": "c.example.com"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.PublicHosts, ","); got != "a.example.com,b.example.com" {
+		t.Errorf("public_hosts: the flag wins over the environment: got %q", got)
+	}
+	for _, bad := range []string{"https://sso.example.com", "sso.example.com/acs", "*.example.com", "sso.example.com:0", "sso.example.com:http", "-x.example.com", "a b"} {
+		_, err := Load(nil, envMap(map[string]string{"SSOGATE_PUBLIC_HOSTS": bad}), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "public_hosts (SSOGATE_PUBLIC_HOSTS, --public-hosts)") {
+			t.Errorf("public_hosts %q: error %v, want one naming the setting", bad, err)
+		}
+	}
+}

@@ -90,6 +90,10 @@ var settings = []setting{
 	{"kek", "key-encryption key for signing keys at rest (32 bytes, base64 or hex)", str(func(c *Config) *string { return &c.KEK })},
 	{"kek_file", "file holding the key-encryption key", str(func(c *Config) *string { return &c.KEKFile })},
 	{"operator_addr", "operator listener for /metrics, /v1/ REST, detailed readiness and gRPC reflection (e.g. 127.0.0.1:9100)", str(func(c *Config) *string { return &c.OperatorAddr })},
+	{"public_hosts", "further host[:port] names of the public listener that connections' acs_url may use, comma-separated", func(c *Config, v string) error {
+		c.PublicHosts = splitList(v)
+		return nil
+	}},
 	{"trusted_proxies", "CIDR prefixes of proxies whose X-Forwarded-For is believed, comma-separated", func(c *Config, v string) error {
 		c.TrustedProxies = splitList(v)
 		return nil

@@ -8,7 +8,7 @@ import (
 
 // Notices are the event types that concern a connection's IdP admin: what
 // a setup portal's status page shows.
-var Notices = []string{"certificate.expiring", "certificate.rotated", "metadata.refresh_failed", "metadata.refreshed",
+var Notices = []string{"certificate.expiring", "certificate.rotated", "metadata.refresh_failed", "metadata.refreshed", "sp_certificate.expiring",
 	"connection.activated", "connection.disabled"}
 
 // Recent returns the newest n events of one connection of the given types

@@ -45,6 +45,12 @@ type Denied struct {
 
 func (d *Denied) Error() string { return "access denied: " + d.Message }
 
+// UsesGroups reports whether the decision depends on the subject's groups:
+// an AllowedGroups list, or role mappings (which grant roles by group).
+func (p Policy) UsesGroups() bool {
+	return len(p.AllowedGroups) > 0 || len(p.RoleMappings) > 0
+}
+
 // Decide admits s and returns its roles (sorted, without duplicates), or
 // returns a *Denied.
 func (p Policy) Decide(s Subject) ([]string, error) {

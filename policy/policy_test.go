@@ -79,3 +79,19 @@ func TestDenialMessageIsBounded(t *testing.T) {
 		t.Fatalf("denial for 2,000 groups: %d bytes: %.200v", len(fmt.Sprint(err)), err)
 	}
 }
+
+func TestUsesGroups(t *testing.T) {
+	for _, tc := range []struct {
+		p    Policy
+		want bool
+	}{
+		{Policy{}, false},
+		{Policy{RequiredAttributes: map[string][]string{"dept": {"eng"}}}, false},
+		{Policy{AllowedGroups: []string{"eng"}}, true},
+		{Policy{RoleMappings: []RoleMapping{{Group: "admins", Roles: []string{"admin"}}}}, true},
+	} {
+		if got := tc.p.UsesGroups(); got != tc.want {
+			t.Errorf("%+v.UsesGroups() = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+}

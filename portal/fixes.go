@@ -112,6 +112,10 @@ var fixes = map[saml.Reason]fix{
 		PerIdP: map[string]string{
 			"entra": "Attributes & Claims → emailaddress: source attribute user.mail (not user.userprincipalname when UPNs use another domain).",
 		}},
+	saml.ReasonGroupOverage: {General: "The user is in more groups than the IdP puts in a token, so it sent a link to them instead, and this connection's access rules depend on groups. Send only the groups that matter, or let directory sync (SCIM) bring the groups.",
+		PerIdP: map[string]string{
+			"entra": "Attributes & Claims → the groups claim: choose \"Groups assigned to the application\" and assign the groups the product needs to the application (Entra sends at most 150 groups in a SAML token), or provision groups over SCIM and ask the product to take groups from the directory.",
+		}},
 	saml.ReasonUserDeprovisioned:  {General: "Directory sync (SCIM) marked this user inactive or removed them, so sign-in is refused. Re-activate or re-assign the user in your IdP and let it sync."},
 	saml.ReasonUserNotProvisioned: {General: "This connection admits only users that directory sync (SCIM) has created, and this user was not. Assign the user to the app in your IdP and wait for the sync (or push it)."},
 	saml.ReasonPolicyDenied:       {General: "Your IdP signed the user in, but this application's access rules do not admit them (for example a required group). Check the groups sent (above) against what the product expects, or ask the product's support which group is required."},

@@ -9,7 +9,7 @@ import (
 
 // NoticeTypes are the events the status page shows the IdP admin: what
 // threatens sign-ins unless they act.
-var NoticeTypes = []string{"certificate.expiring", "certificate.rotated", "metadata.refresh_failed"}
+var NoticeTypes = []string{"certificate.expiring", "certificate.rotated", "metadata.refresh_failed", "sp_certificate.expiring"}
 
 // recentNotices is how many notices the status page lists.
 const recentNotices = 10
@@ -45,6 +45,10 @@ func (p *Portal) notices(ctx context.Context, s *sess) ([]noticeView, error) {
 		case "certificate.rotated":
 			n.Label, n.Class = "Certificate changed", "warn"
 			n.Do = "Nothing, if your team changed it: sign-ins are verified with the new certificate. If nobody did, tell your security team."
+		case "sp_certificate.expiring":
+			n.Label, n.Class = "Our certificate expiring", "warn"
+			n.Do = "Nothing, if your IdP reads our SP metadata: our next certificate appears there before this one expires. " +
+				"If you pinned our certificate in your IdP's SAML app, download our SP metadata again (step 2) when the next one appears and add it, keeping both until the switch."
 		case "metadata.refresh_failed":
 			n.Label, n.Class = "Metadata refresh failed", "bad"
 			n.Do = "Open the metadata URL from the IdP's SAML app again; if it changed, give us the new one on the Metadata step. The last good metadata stays in use meanwhile."

@@ -30,8 +30,39 @@ type MappedAttributes struct {
 	GivenName  string
 	FamilyName string
 	Groups     []string
+	// GroupsOverage: the IdP sent a link to the user's groups rather than
+	// the groups, because there are too many for a token. Entra ID does
+	// this beyond 150 groups in a SAML token: no groups attribute, and an
+	// attribute EntraGroupsLinkAttribute holding a Graph URL. The OIDC form
+	// of the same (_claim_names naming "groups", with _claim_sources) is
+	// recognised too when an IdP passes it through as attributes. Groups
+	// then holds only what was sent, usually nothing.
+	GroupsOverage bool
 	// Extra holds mapped claims beyond the standard ones, by claim name.
 	Extra map[string][]string
+}
+
+// EntraGroupsLinkAttribute is the attribute Entra ID sends instead of the
+// groups when a user has more than it puts in a SAML token (150).
+const EntraGroupsLinkAttribute = "http://schemas.microsoft.com/claims/groups.link"
+
+// groupsOverage reports whether raw says the groups were left out for
+// being too many: Entra ID's groups.link attribute, or the OIDC
+// distributed-claims form (_claim_names naming groups).
+func groupsOverage(raw map[string][]string) bool {
+	for name, vs := range raw {
+		if strings.EqualFold(name, EntraGroupsLinkAttribute) && len(cleanValues(vs)) > 0 {
+			return true
+		}
+		if name == "_claim_names" {
+			for _, v := range vs {
+				if strings.Contains(v, `"groups"`) || strings.TrimSpace(v) == "groups" {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // ReservedClaims are token claims ssogate sets itself; an AttributeMapping
@@ -170,6 +201,7 @@ func (m AttributeMapping) Apply(raw map[string][]string) MappedAttributes {
 		FamilyName: one(ClaimFamilyName),
 		Groups:     dedupe(first(ClaimGroups), maxGroups),
 	}
+	out.GroupsOverage = groupsOverage(raw)
 	if out.Name == "" {
 		out.Name = strings.TrimSpace(out.GivenName + " " + out.FamilyName)
 	}

@@ -208,3 +208,26 @@ func TestAttributeMappingGroupsBounded(t *testing.T) {
 		t.Fatalf("%d groups kept", len(got.Groups))
 	}
 }
+
+// Entra ID's group overage (a groups.link instead of the groups) and the
+// OIDC distributed-claims form are recognised; an ordinary groups
+// attribute, or none, is not an overage.
+func TestGroupsOverage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  map[string][]string
+		want bool
+	}{
+		{"entra groups.link", map[string][]string{EntraGroupsLinkAttribute: {"https://graph.windows.net/t/users/u/getMemberObjects"}}, true},
+		{"groups.link, other case", map[string][]string{"http://schemas.microsoft.com/claims/Groups.Link": {"https://graph.microsoft.com/v1.0/users/u/getMemberObjects"}}, true},
+		{"empty groups.link", map[string][]string{EntraGroupsLinkAttribute: {" "}}, false},
+		{"_claim_names", map[string][]string{"_claim_names": {`{"groups":"src1"}`}, "_claim_sources": {`{"src1":{"endpoint":"https://graph.microsoft.com/v1.0/users/u/getMemberObjects"}}`}}, true},
+		{"_claim_names without groups", map[string][]string{"_claim_names": {`{"roles":"src1"}`}}, false},
+		{"groups sent", map[string][]string{"http://schemas.microsoft.com/ws/2008/06/identity/claims/groups": {"a", "b"}}, false},
+		{"nothing", map[string][]string{}, false},
+	} {
+		if got := (AttributeMapping{}).Apply(tc.raw).GroupsOverage; got != tc.want {
+			t.Errorf("%s: GroupsOverage = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -54,6 +54,22 @@ type Config struct {
 	DecryptionKey  *rsa.PrivateKey
 	EncryptionCert *x509.Certificate
 
+	// NextSigningCert, during a rotation of the signing key, is published
+	// in SP metadata beside SigningCert (both use="signing") so that IdPs
+	// learn it before it signs; requests are still signed with SigningKey.
+	NextSigningCert *x509.Certificate
+	// NextEncryptionCert, during a rotation of the encryption key, is
+	// published in SP metadata before EncryptionCert (both
+	// use="encryption"): IdPs that take the first key move to it during
+	// the overlap. Its key must be in DecryptionKeys.
+	NextEncryptionCert *x509.Certificate
+	// DecryptionKeys are further keys EncryptedAssertions may be encrypted
+	// to, tried beside DecryptionKey (the next key of a rotation, or one
+	// no longer published). With several keys, the one whose certificate
+	// the EncryptedKey's KeyInfo carries is used; without that hint every
+	// key is tried, always all of them, so which one fits costs no time.
+	DecryptionKeys []DecryptionKey
+
 	// ClockSkew tolerated on every time check; default 60s.
 	ClockSkew time.Duration
 	// MaxIssueAge bounds how old a Response IssueInstant may be; default 5m.
@@ -81,6 +97,13 @@ type Config struct {
 	Now func() time.Time
 	// Rand feeds request IDs; default crypto/rand.Reader.
 	Rand io.Reader
+}
+
+// DecryptionKey is one RSA key assertions may be encrypted to, with its
+// certificate (which may be nil: then only trying the key finds it).
+type DecryptionKey struct {
+	Key  *rsa.PrivateKey
+	Cert *x509.Certificate
 }
 
 // IdentityProvider is what the SP knows of its peer.

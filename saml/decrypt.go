@@ -1,6 +1,8 @@
 package saml
 
 import (
+	"bytes"
+	"cmp"
 	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
@@ -64,6 +66,9 @@ func errDecryption(cause error) *Error {
 type encryptedParts struct {
 	dataAlg, keyAlg, oaepDigest, mgf string
 	cipherValue, keyCipherValue      string
+	// keyCert is the base64 certificate in the EncryptedKey's KeyInfo, if
+	// any: which of our keys the sender encrypted to.
+	keyCert string
 }
 
 // decryptAssertion decrypts an EncryptedAssertion and returns the
@@ -83,8 +88,7 @@ type encryptedParts struct {
 // one time is fragile under load. The refusal depends only on what the
 // sender already knows, so its message may say what to change.
 func (sp *ServiceProvider) decryptAssertion(enc *etree.Element, responseSigned bool) (*etree.Element, *Error) {
-	key := sp.cfg.DecryptionKey
-	if key == nil {
+	if len(sp.decKeys) == 0 {
 		return nil, Rejectf(ReasonDecryptionFailed,
 			"the IdP sent an EncryptedAssertion but connection %q has no decryption key; configure one or turn off encryption at the IdP", sp.cfg.ConnectionID)
 	}
@@ -122,36 +126,76 @@ func (sp *ServiceProvider) decryptAssertion(enc *etree.Element, responseSigned b
 	default:
 		return nil, Rejectf(ReasonAlgorithmNotAllowed, "EncryptedKey algorithm %q is not supported; use RSA-OAEP", truncate(p.keyAlg, 128))
 	}
-	plain, err := sp.decryptParts(p, bc, oaep)
+	root, err := sp.decryptWithKeys(p, bc, oaep, sp.candidateKeys(p))
 	if err != nil {
 		return nil, errDecryption(err)
-	}
-	if len(plain) > sp.cfg.MaxXMLBytes {
-		return nil, errDecryption(nil)
-	}
-	root, perr := parseGuarded(plain, sp.xmlLimits())
-	if perr != nil {
-		return nil, errDecryption(perr)
-	}
-	if root.Tag != "Assertion" || root.NamespaceURI() != nsAssertion {
-		return nil, errDecryption(nil)
 	}
 	return root, nil
 }
 
-// decryptParts does the cryptography. Its error texts are for the audit
-// trail only; the caller replaces them with one message.
-func (sp *ServiceProvider) decryptParts(p encryptedParts, bc blockCipher, oaep *rsa.OAEPOptions) ([]byte, error) {
-	priv := sp.cfg.DecryptionKey
+// candidateKeys are the keys to try: the one whose certificate the
+// EncryptedKey's KeyInfo names, if any does (public information, so the
+// choice tells the sender nothing it did not know), else all of them.
+func (sp *ServiceProvider) candidateKeys(p encryptedParts) []DecryptionKey {
+	if len(sp.decKeys) == 1 || p.keyCert == "" {
+		return sp.decKeys
+	}
+	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(p.keyCert), ""))
+	if err != nil {
+		return sp.decKeys
+	}
+	for _, dk := range sp.decKeys {
+		if dk.Cert != nil && bytes.Equal(dk.Cert.Raw, der) {
+			return []DecryptionKey{dk}
+		}
+	}
+	return sp.decKeys
+}
+
+// decryptWithKeys unwraps the content key with each of keys and decrypts
+// the content with each result, always all of them, and returns the
+// Assertion the first one yields. A key that does not unwrap is replaced
+// by a random one (implicit rejection), so every key costs one unwrap, one
+// content decryption and, unless the content fails to decrypt, one parse,
+// whether it fits or not.
+//
+// With RSA 1.5 (legacy) a wrong key or an altered EncryptedKey does not
+// show as an error at all: the unwrap always "succeeds", and only the
+// content decryption (AES-GCM's tag) or, for AES-CBC, which only a signed
+// Response reaches, parsing the plaintext tells the right key from the
+// others. No step depends on whether the padding was valid, so there is no
+// Bleichenbacher oracle, with one key or several.
+func (sp *ServiceProvider) decryptWithKeys(p encryptedParts, bc blockCipher, oaep *rsa.OAEPOptions, keys []DecryptionKey) (*etree.Element, error) {
 	wrapped, err1 := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(p.keyCipherValue), ""))
 	data, err2 := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(p.cipherValue), ""))
+	var found *etree.Element
+	var firstFail error
+	for _, dk := range keys {
+		root, err := sp.decryptOne(dk.Key, wrapped, data, firstErr(err1, err2), bc, oaep)
+		if err != nil {
+			firstFail = cmp.Or(firstFail, err)
+			continue
+		}
+		if found == nil {
+			found = root
+		}
+	}
+	if found == nil {
+		return nil, cmp.Or(firstFail, error(errKeyUnwrap))
+	}
+	return found, nil
+}
+
+// decryptOne tries one key. Its error texts are for the audit trail only;
+// the caller replaces them with one message.
+func (sp *ServiceProvider) decryptOne(priv *rsa.PrivateKey, wrapped, data []byte, decodeErr error, bc blockCipher, oaep *rsa.OAEPOptions) (*etree.Element, error) {
 	// A random key stands in for one that does not unwrap (implicit
 	// rejection), so both failures run the content decryption.
 	key := make([]byte, bc.keyLen)
 	if _, err := io.ReadFull(sp.cfg.Rand, key); err != nil {
 		return nil, err
 	}
-	keyErr := firstErr(err1, err2)
+	keyErr := decodeErr
 	if keyErr == nil {
 		if oaep != nil {
 			k, err := priv.Decrypt(nil, wrapped, oaep)
@@ -168,7 +212,20 @@ func (sp *ServiceProvider) decryptParts(p encryptedParts, bc blockCipher, oaep *
 	if keyErr != nil {
 		return nil, keyErr
 	}
-	return plain, err
+	if err != nil {
+		return nil, err
+	}
+	if len(plain) > sp.cfg.MaxXMLBytes {
+		return nil, errTooLarge
+	}
+	root, perr := parseGuarded(plain, sp.xmlLimits())
+	if perr != nil {
+		return nil, perr
+	}
+	if root.Tag != "Assertion" || root.NamespaceURI() != nsAssertion {
+		return nil, errNotAssertion
+	}
+	return root, nil
 }
 
 func decryptContent(key, data []byte, bc blockCipher) ([]byte, error) {
@@ -208,6 +265,8 @@ const (
 	errKeyUnwrap       = decryptError("key transport failed")
 	errShortCiphertext = decryptError("ciphertext too short")
 	errBadPadding      = decryptError("bad padding")
+	errTooLarge        = decryptError("plaintext too large")
+	errNotAssertion    = decryptError("plaintext is not an Assertion")
 )
 
 func firstErr(errs ...error) error {
@@ -254,6 +313,13 @@ func encryptedStructure(enc *etree.Element) (encryptedParts, *Error) {
 		}
 	}
 	p.keyCipherValue = cipherValue(ek)
+	if ki := firstChild(ek, dsig.Namespace, "KeyInfo"); ki != nil {
+		if xd := firstChild(ki, dsig.Namespace, "X509Data"); xd != nil {
+			if c := firstChild(xd, dsig.Namespace, "X509Certificate"); c != nil {
+				p.keyCert, _ = textOf(c)
+			}
+		}
+	}
 	if p.keyCipherValue == "" {
 		return p, malformed
 	}

@@ -74,8 +74,10 @@
 //     Assertion (saml-profiles 4.1.3.5), so an unsigned Assertion inside a
 //     signed Response is accepted. A signature is checked only with pinned
 //     certificates (IdP.Certificates): a KeyInfo certificate selects among
-//     them and is refused if it is not one of them; without KeyInfo each
-//     pinned certificate is tried, so rotation with two pinned works.
+//     them and is refused if it is not one of them; without KeyInfo, or
+//     with a KeyInfo that holds no certificate (an RSAKeyValue or KeyName,
+//     as some IdPs send), each pinned certificate is tried, so rotation
+//     with two pinned works.
 //   - Encryption: EncryptedAssertion needs DecryptionKey; WantEncryptedAssertions
 //     refuses a plain Assertion. AES-GCM with RSA-OAEP (SHA-1/256/512
 //     digests and MGFs) is accepted; AES-CBC and RSA 1.5 only with
@@ -88,6 +90,13 @@
 //     no integrity of its own, is decrypted only under a verified Response
 //     signature; under an unsigned Response it is refused before any key is
 //     used, so no timing tells a sender about altered ciphertext.
+//   - Several decryption keys (DecryptionKey and DecryptionKeys, during a
+//     rotation): the one whose certificate the EncryptedKey's KeyInfo
+//     carries is used; otherwise every key is tried, always all of them,
+//     each with implicit rejection, so the work does not depend on which
+//     key fits, and with RSA 1.5 nothing depends on whether a padding was
+//     valid. NextSigningCert and NextEncryptionCert are published in
+//     metadata beside the current certificates.
 //   - Issuer of the Response (when present) and of the Assertion equal
 //     IdP.EntityID. Destination equals the ACS URL; it is required when the
 //     Response is signed (saml-bindings 3.5.5.2) and, when the Response is

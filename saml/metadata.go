@@ -346,10 +346,16 @@ func (sp *ServiceProvider) Metadata() ([]byte, error) {
 	d.CreateAttr("AuthnRequestsSigned", fmt.Sprint(cfg.SignRequests))
 	d.CreateAttr("WantAssertionsSigned", "true")
 	d.CreateAttr("protocolSupportEnumeration", nsSAMLP)
-	if cfg.SigningCert != nil {
-		addKeyDescriptor(d, "signing", cfg.SigningCert, nil)
+	// During a rotation both certificates of a use are published, the
+	// next one beside the current one: verifiers try every signing key,
+	// and an IdP that encrypts to the first encryption key moves to the
+	// next one as soon as it reads this metadata.
+	for _, c := range []*x509.Certificate{cfg.SigningCert, cfg.NextSigningCert} {
+		if c != nil {
+			addKeyDescriptor(d, "signing", c, nil)
+		}
 	}
-	if cfg.EncryptionCert != nil {
+	if cfg.EncryptionCert != nil || cfg.NextEncryptionCert != nil {
 		methods := []string{
 			"http://www.w3.org/2009/xmlenc11#aes256-gcm",
 			"http://www.w3.org/2009/xmlenc11#aes128-gcm",
@@ -362,7 +368,11 @@ func (sp *ServiceProvider) Metadata() ([]byte, error) {
 				"http://www.w3.org/2001/04/xmlenc#aes128-cbc",
 				"http://www.w3.org/2001/04/xmlenc#rsa-1_5")
 		}
-		addKeyDescriptor(d, "encryption", cfg.EncryptionCert, methods)
+		for _, c := range []*x509.Certificate{cfg.NextEncryptionCert, cfg.EncryptionCert} {
+			if c != nil {
+				addKeyDescriptor(d, "encryption", c, methods)
+			}
+		}
 	}
 	for _, b := range []string{BindingHTTPRedirect, BindingHTTPPost} {
 		slo := d.CreateElement("md:SingleLogoutService")

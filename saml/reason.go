@@ -76,6 +76,10 @@ const (
 	// ReasonUserDeprovisioned: the directory (SCIM) deactivated or deleted
 	// the user, whatever the IdP's assertion says.
 	ReasonUserDeprovisioned Reason = "USER_DEPROVISIONED"
+	// ReasonGroupOverage: the access policy depends on groups and the IdP
+	// sent a link to the user's groups instead of the groups (Entra ID's
+	// group overage, MappedAttributes.GroupsOverage).
+	ReasonGroupOverage Reason = "GROUP_OVERAGE"
 	// ReasonUserNotProvisioned: the connection requires provisioned users
 	// and the directory has none linked to the NameID.
 	ReasonUserNotProvisioned Reason = "USER_NOT_PROVISIONED"
@@ -94,7 +98,7 @@ var Reasons = []Reason{
 	ReasonIdPInitiatedForbidden, ReasonAssertionReplayed,
 	ReasonConnectionNotFound, ReasonConnectionInactive, ReasonPolicyDenied, ReasonInternal,
 	ReasonAuthnStatementMissing,
-	ReasonEmailDomainMismatch,
+	ReasonEmailDomainMismatch, ReasonGroupOverage,
 	ReasonUserDeprovisioned, ReasonUserNotProvisioned,
 }
 

@@ -526,7 +526,8 @@ func TestRejectionsCoverReasons(t *testing.T) {
 		covered[tc.want] = true
 	}
 	serverSide := map[Reason]bool{ReasonConnectionNotFound: true, ReasonConnectionInactive: true, ReasonPolicyDenied: true, ReasonInternal: true,
-		ReasonEmailDomainMismatch: true, ReasonUserDeprovisioned: true, ReasonUserNotProvisioned: true}
+		ReasonEmailDomainMismatch: true, ReasonUserDeprovisioned: true, ReasonUserNotProvisioned: true,
+		ReasonGroupOverage: true}
 	for _, r := range Reasons {
 		if !covered[r] && !serverSide[r] {
 			t.Errorf("no rejection case for %s", r)

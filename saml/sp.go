@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -34,6 +35,9 @@ type ServiceProvider struct {
 	acsURL   string
 	sloURL   string
 	metaURL  string
+	// decKeys are the keys assertions may be encrypted to, DecryptionKey
+	// first.
+	decKeys []DecryptionKey
 }
 
 // New validates cfg, fills its defaults and returns the connection's
@@ -67,6 +71,7 @@ func New(cfg Config) (*ServiceProvider, error) {
 		cfg.Rand = rand.Reader
 	}
 	cfg.IdP.Certificates = append([]*x509.Certificate(nil), cfg.IdP.Certificates...)
+	cfg.DecryptionKeys = append([]DecryptionKey(nil), cfg.DecryptionKeys...)
 	derived := base + "/saml/" + cfg.ConnectionID
 	sp := &ServiceProvider{
 		cfg:      cfg,
@@ -74,9 +79,10 @@ func New(cfg Config) (*ServiceProvider, error) {
 		acsURL:   derived + "/acs",
 		sloURL:   derived + "/slo",
 		metaURL:  derived + "/metadata",
+		decKeys:  decryptionKeys(cfg),
 	}
 	if cfg.EntityID != "" {
-		if err := checkAbsoluteURI(cfg.EntityID); err != nil {
+		if err := checkEntityID(cfg.EntityID); err != nil {
 			return nil, fmt.Errorf("saml config: EntityID %q: %w", cfg.EntityID, err)
 		}
 		sp.entityID = cfg.EntityID
@@ -91,22 +97,24 @@ func New(cfg Config) (*ServiceProvider, error) {
 	return sp, nil
 }
 
-// checkAbsoluteURI accepts what SAML calls an xs:anyURI entity ID: an
-// absolute URI (a URL or a URN), at most 1024 characters (SAML Core 8.3.6),
-// without spaces or control characters.
-func checkAbsoluteURI(s string) error {
+// checkEntityID accepts what SAML calls an xs:anyURI entity ID: at most
+// 1024 characters (SAML Core 8.3.6), without spaces or control characters,
+// parsing as a URI reference. A URL or URN is usual, but xs:anyURI admits
+// relative references too and real SPs have them (Oracle Access Manager's
+// "JSAuth", Okta apps configured with a bare name); the entity ID is only
+// ever compared whole, so its shape carries no security weight.
+func checkEntityID(s string) error {
 	if len(s) > 1024 {
 		return errors.New("longer than 1024 characters")
 	}
 	if strings.TrimSpace(s) != s || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return errors.New("contains spaces or control characters")
 	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return err
+	if s == "" {
+		return errors.New("empty")
 	}
-	if u.Scheme == "" {
-		return errors.New("not an absolute URI (no scheme)")
+	if _, err := url.Parse(s); err != nil {
+		return err
 	}
 	return nil
 }
@@ -145,14 +153,42 @@ func checkKeys(cfg Config) error {
 		!publicKeysEqual(cfg.SigningKey.Public(), cfg.SigningCert.PublicKey) {
 		return errors.New("saml config: SigningCert does not match SigningKey")
 	}
-	if cfg.WantEncryptedAssertions && cfg.DecryptionKey == nil {
+	if cfg.WantEncryptedAssertions && cfg.DecryptionKey == nil && len(cfg.DecryptionKeys) == 0 {
 		return errors.New("saml config: DecryptionKey is required when WantEncryptedAssertions is set")
 	}
 	if cfg.DecryptionKey != nil && cfg.EncryptionCert != nil &&
 		!publicKeysEqual(cfg.DecryptionKey.Public(), cfg.EncryptionCert.PublicKey) {
 		return errors.New("saml config: EncryptionCert does not match DecryptionKey")
 	}
+	for i, dk := range cfg.DecryptionKeys {
+		if dk.Key == nil {
+			return fmt.Errorf("saml config: DecryptionKeys[%d].Key is nil", i)
+		}
+		if dk.Cert != nil && !publicKeysEqual(dk.Key.Public(), dk.Cert.PublicKey) {
+			return fmt.Errorf("saml config: DecryptionKeys[%d].Cert does not match its Key", i)
+		}
+	}
+	if c := cfg.NextEncryptionCert; c != nil && !slices.ContainsFunc(decryptionKeys(cfg), func(dk DecryptionKey) bool {
+		return publicKeysEqual(dk.Key.Public(), c.PublicKey)
+	}) {
+		return errors.New("saml config: NextEncryptionCert matches neither DecryptionKey nor any of DecryptionKeys")
+	}
 	return nil
+}
+
+// decryptionKeys lists every key assertions may be encrypted to:
+// DecryptionKey first, then DecryptionKeys, each key once.
+func decryptionKeys(cfg Config) []DecryptionKey {
+	var out []DecryptionKey
+	if cfg.DecryptionKey != nil {
+		out = append(out, DecryptionKey{Key: cfg.DecryptionKey, Cert: cfg.EncryptionCert})
+	}
+	for _, dk := range cfg.DecryptionKeys {
+		if !slices.ContainsFunc(out, func(o DecryptionKey) bool { return o.Key.Equal(dk.Key) }) {
+			out = append(out, dk)
+		}
+	}
+	return out
 }
 
 type equaler interface{ Equal(x crypto.PublicKey) bool }
@@ -229,5 +265,6 @@ func (sp *ServiceProvider) MetadataURL() string { return sp.metaURL }
 func (sp *ServiceProvider) Config() Config {
 	cfg := sp.cfg
 	cfg.IdP.Certificates = append([]*x509.Certificate(nil), sp.cfg.IdP.Certificates...)
+	cfg.DecryptionKeys = append([]DecryptionKey(nil), sp.cfg.DecryptionKeys...)
 	return cfg
 }

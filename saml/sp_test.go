@@ -57,9 +57,17 @@ func TestNewKeepsOverriddenIdentity(t *testing.T) {
 			t.Errorf("metadata lacks %s", want)
 		}
 	}
+	// xs:anyURI admits relative references, and real SPs use them
+	// (Oracle Access Manager's "JSAuth" in gosaml2's captures).
+	for _, good := range []string{"JSAuth", "relative/path", `"123"`} {
+		if _, err := New(Config{ConnectionID: "acme", ExternalURL: "https://sso.example.com", EntityID: good}); err != nil {
+			t.Errorf("New(EntityID %q): %v", good, err)
+		}
+	}
 	for _, bad := range []Config{
 		{EntityID: "not a uri"},
-		{EntityID: "relative/path"},
+		{EntityID: "bad%zzescape"},
+		{EntityID: strings.Repeat("a", 1025)},
 		{ACSURL: "ftp://x.example/acs"},
 		{ACSURL: "/acs"},
 	} {

@@ -189,6 +189,18 @@ func (sp *ServiceProvider) verifyEnveloped(el *etree.Element, what string, plain
 		el.RemoveChild(sig)
 		el.InsertChildAt(0, sig)
 	}
+	// A KeyInfo without a certificate (an RSAKeyValue, a KeyName, an
+	// X509IssuerSerial: PingFederate and older Shibboleth send these) names
+	// nothing this package would use, since only pinned certificates
+	// verify; goxmldsig, though, refuses any KeyInfo without an
+	// X509Certificate. KeyInfo lies outside SignedInfo and inside the
+	// Signature that the enveloped-signature transform removes, so taking
+	// it out for the check changes nothing that is signed.
+	if ki := firstChild(sig, dsig.Namespace, "KeyInfo"); ki != nil && keyInfoCert(sig) == "" {
+		at := ki.Index()
+		sig.RemoveChild(ki)
+		defer sig.InsertChildAt(at, ki)
+	}
 	var lastErr error
 	for _, cert := range candidates {
 		vctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{cert}})

@@ -132,8 +132,8 @@ func (c valueChecker) issueInstant(el *etree.Element, what string, required bool
 		return time.Time{}, rerr
 	}
 	if t.After(c.now.Add(c.skew)) {
-		return time.Time{}, Rejectf(ReasonIssueInstantInvalid, "%s IssueInstant %s is in the future (now %s, clock skew %s); check the IdP's clock",
-			what, fmtTime(t), fmtTime(c.now), c.skew)
+		return time.Time{}, Rejectf(ReasonIssueInstantInvalid, "%s IssueInstant %s is in the future (now %s, clock skew %s); %s",
+			what, fmtTime(t), fmtTime(c.now), c.skew, aheadAdvice)
 	}
 	if age := c.now.Sub(t); age > c.sp.cfg.MaxIssueAge+c.skew {
 		return time.Time{}, Rejectf(ReasonIssueInstantInvalid, "%s IssueInstant %s is %s old, the limit is %s plus %s clock skew",
@@ -368,9 +368,13 @@ func isNil(el *etree.Element) bool {
 	return false
 }
 
+// aheadAdvice tells the IdP admin what to do about a time in the future.
+const aheadAdvice = "check that the IdP's clock is synchronised (NTP); if it is and the IdP stamps NotBefore with no margin (ADFS, Entra ID), raise the connection's clock_skew (at most 10m)"
+
 func (c valueChecker) started(t time.Time, what string) *Error {
 	if c.now.Add(c.skew).Before(t) {
-		return Rejectf(ReasonNotYetValid, "%s is %s, now is %s (clock skew %s); check the IdP's clock", what, fmtTime(t), fmtTime(c.now), c.skew)
+		return Rejectf(ReasonNotYetValid, "%s is %s, now is %s: %s ahead, beyond the clock skew of %s; %s",
+			what, fmtTime(t), fmtTime(c.now), t.Sub(c.now).Round(time.Second), c.skew, aheadAdvice)
 	}
 	return nil
 }

@@ -99,10 +99,15 @@ func (cs connectionService) CreateConnection(ctx context.Context, req *ssogatev1
 		c.IdentityProvider.MetadataRefreshTime = timestamppb.New(s.now())
 	}
 	c.LastTestPassTime, c.IdentityProviderChangeTime = nil, nil
+	undoKey, err := s.importSPKey(ctx, c, req)
+	if err != nil {
+		return nil, err
+	}
 	created := auditEvent{Type: auditConnectionCreated, ConnectionID: c.Id, TenantID: c.TenantId,
 		Detail: map[string]any{"caller": caller(ctx), "state": c.State.String()}}
 	stored, err := s.saveConnection(s.withAudit(ctx, created), c, saveOptions{})
 	if err != nil {
+		undoKey()
 		return nil, err
 	}
 	return &ssogatev1.CreateConnectionResponse{Connection: stored}, nil
@@ -124,7 +129,8 @@ type saveOptions struct {
 // expired, and refuses activation without a test login that passed since
 // the IdP settings last changed (unless forced).
 func (s *Server) saveConnection(ctx context.Context, c *ssogatev1.Connection, o saveOptions) (*ssogatev1.Connection, error) {
-	c.ServiceProvider, c.Etag = nil, ""
+	c.Etag = ""
+	normalizeSPIdentity(c, s.cfg.ExternalURL)
 	now := timestamppb.New(s.now())
 	if c.CreateTime == nil {
 		c.CreateTime = now
@@ -136,6 +142,10 @@ func (s *Server) saveConnection(ctx context.Context, c *ssogatev1.Connection, o 
 		c.IdentityProviderChangeTime = now
 	}
 	if err := validateConnection(c, s.allowHTTP); err != nil {
+		return nil, invalid(err)
+	}
+	spEntityID, acsKey, err := s.checkSPIdentity(c)
+	if err != nil {
 		return nil, invalid(err)
 	}
 	activating := c.State == ssogatev1.ConnectionState_CONNECTION_STATE_ACTIVE && o.prev != nil &&
@@ -154,36 +164,46 @@ func (s *Server) saveConnection(ctx context.Context, c *ssogatev1.Connection, o 
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "encode connection: %v", err)
 	}
-	row := store.Connection{ID: c.Id, TenantID: c.TenantId, State: c.State.String(), Domains: c.EmailDomains, Config: raw}
+	row := store.Connection{ID: c.Id, TenantID: c.TenantId, State: c.State.String(), Domains: c.EmailDomains,
+		SPEntityID: spEntityID, ACSKey: acsKey, Config: raw}
 	if o.prev == nil {
 		if err := s.store.CreateConnection(ctx, row); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return nil, s.conflict(ctx, c, true)
+				return nil, s.conflict(ctx, c, true, row)
 			}
 			return nil, s.storeErr("connection", err)
 		}
 		row.Version = 1
 	} else {
-		row, err = s.store.UpdateConnection(ctx, row, o.version)
+		stored, err := s.store.UpdateConnection(ctx, row, o.version)
 		if errors.Is(err, store.ErrConflict) {
-			return nil, s.conflict(ctx, c, false)
+			return nil, s.conflict(ctx, c, false, row)
 		}
 		if err != nil {
 			return nil, s.storeErr("connection", err)
 		}
+		row = stored
 	}
-	return s.connectionOut(c, row.Version), nil
+	out := s.connectionOut(c, row.Version)
+	own, err := s.ownSPKeys(ctx, c)
+	if err != nil {
+		s.log.WarnContext(ctx, "SP certificates of a saved connection", "connection_id", c.Id, "error", err)
+	}
+	return s.withSPCertificates(out, own), nil
 }
 
 // conflict explains a store conflict in the caller's terms: which value
 // is taken, and by whom; only a lost race is worth retrying.
-func (s *Server) conflict(ctx context.Context, c *ssogatev1.Connection, creating bool) error {
+func (s *Server) conflict(ctx context.Context, c *ssogatev1.Connection, creating bool, row store.Connection) error {
 	for _, d := range c.EmailDomains {
 		owner, err := s.store.ConnectionByDomain(ctx, d)
 		if err == nil && owner.ID != c.Id {
 			return apiError(codes.AlreadyExists, reasonEmailDomainTaken, fmt.Sprintf("email domain %s already belongs to connection %s", d, owner.ID),
 				"connection_id", c.Id, "email_domain", d, "owner_connection_id", owner.ID)
 		}
+	}
+	if err := s.spIdentityTaken(ctx, c, row.SPEntityID, row.ACSKey); err != nil {
+		return err
 	}
 	if _, err := s.store.GetConnection(ctx, c.Id); err == nil && creating {
 		return apiError(codes.AlreadyExists, reasonConnectionExists, fmt.Sprintf("connection %s already exists", c.Id), "connection_id", c.Id)
@@ -244,7 +264,7 @@ func (cs connectionService) GetConnection(ctx context.Context, req *ssogatev1.Ge
 	if err != nil {
 		return nil, err
 	}
-	return &ssogatev1.GetConnectionResponse{Connection: cs.s.connectionOut(c.msg, c.version)}, nil
+	return &ssogatev1.GetConnectionResponse{Connection: cs.s.withSPCertificates(cs.s.connectionOut(c.msg, c.version), c.ownKeys)}, nil
 }
 
 func (cs connectionService) ListConnections(ctx context.Context, req *ssogatev1.ListConnectionsRequest) (*ssogatev1.ListConnectionsResponse, error) {
@@ -254,12 +274,16 @@ func (cs connectionService) ListConnections(ctx context.Context, req *ssogatev1.
 		return nil, cs.s.storeErr("list connections", err)
 	}
 	out := &ssogatev1.ListConnectionsResponse{NextPageToken: next}
+	own, err := cs.s.listSPKeys(ctx)
+	if err != nil {
+		return nil, cs.s.storeErr("list SP keys", err)
+	}
 	for _, row := range rows {
 		c, err := unmarshalConnection(row.Config)
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "%v", err)
 		}
-		out.Connections = append(out.Connections, cs.s.connectionOut(c, row.Version))
+		out.Connections = append(out.Connections, cs.s.withSPCertificates(cs.s.connectionOut(c, row.Version), own[spKeyOwner(c)]))
 	}
 	return out, nil
 }
@@ -271,6 +295,7 @@ var updatable = map[string]bool{
 	"allowed_return_urls": true, "default_return_url": true, "attribute_mapping": true, "access_policy": true,
 	"allow_idp_initiated": true, "sign_requests": true, "want_encrypted_assertions": true, "allow_sha1": true,
 	"allow_legacy_encryption": true, "name_id_format": true, "max_session_duration": true,
+	"service_provider": true, "clock_skew": true, "group_names": true, "publish_encryption_key": true,
 }
 
 func (cs connectionService) UpdateConnection(ctx context.Context, req *ssogatev1.UpdateConnectionRequest) (*ssogatev1.UpdateConnectionResponse, error) {
@@ -383,6 +408,11 @@ func (cs connectionService) DeleteConnection(ctx context.Context, req *ssogatev1
 		return nil, s.storeErr(fmt.Sprintf("connection %q", req.ConnectionId), err)
 	}
 	s.metrics.dropConnection(req.ConnectionId)
+	// Its own SP keys go too; any left behind by a failure here cannot
+	// serve a new connection of the same id (spkeys.go: incarnation).
+	if err := s.deleteSPKeys(ctx, req.ConnectionId); err != nil {
+		s.log.WarnContext(ctx, "delete the SP keys of a deleted connection", "connection_id", req.ConnectionId, "error", err)
+	}
 	return &ssogatev1.DeleteConnectionResponse{}, nil
 }
 
@@ -396,7 +426,7 @@ func (cs connectionService) GetServiceProviderMetadata(ctx context.Context, req 
 		return nil, status.Errorf(codes.Internal, "SP metadata: %v", err)
 	}
 	return &ssogatev1.GetServiceProviderMetadataResponse{MetadataXml: string(md),
-		ServiceProvider: withServiceProvider(c.msg, cs.s.cfg.ExternalURL).ServiceProvider}, nil
+		ServiceProvider: cs.s.withSPCertificates(withServiceProvider(c.msg, cs.s.cfg.ExternalURL), c.ownKeys).ServiceProvider}, nil
 }
 
 type auditService struct {

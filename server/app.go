@@ -64,8 +64,8 @@ func (k keyStore) ListKeys(ctx context.Context) ([]token.StoredKey, error) {
 	}
 	out := make([]token.StoredKey, 0, len(rows))
 	for _, r := range rows {
-		if r.Algorithm == spCredentialAlgorithm {
-			continue // the SAML credential is not a token key
+		if isSPKeyAlgorithm(r.Algorithm) {
+			continue // the SAML credentials are not token keys
 		}
 		out = append(out, toStored(r))
 	}

@@ -80,7 +80,7 @@ func endUserMessage(reason saml.Reason) (int, string) {
 		return http.StatusForbidden, "Your account has been deactivated by your organisation. Ask your IT administrator if you need access again."
 	case saml.ReasonUserNotProvisioned:
 		return http.StatusForbidden, "Your account has not been set up for this application yet. Ask your IT administrator to assign it to you."
-	case saml.ReasonPolicyDenied:
+	case saml.ReasonPolicyDenied, saml.ReasonGroupOverage:
 		return http.StatusForbidden, "Your account is not allowed to use this application. Ask your IT administrator for access."
 	case saml.ReasonEmailDomainMismatch:
 		return http.StatusForbidden, "Your identity provider sent an email address this application does not accept for your organisation. Ask your IT administrator."

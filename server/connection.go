@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -173,7 +175,53 @@ func validateConnection(c *ssogatev1.Connection, allowHTTP func(host string) boo
 	if d := c.MaxSessionDuration; d != nil && d.AsDuration() <= 0 {
 		bad("max_session_duration", "must be positive")
 	}
+	if d := c.ClockSkew; d != nil {
+		if err := d.CheckValid(); err != nil {
+			bad("clock_skew", "%v", err)
+		} else if v := d.AsDuration(); v < 0 || v > maxClockSkew {
+			bad("clock_skew", "%s is outside 0s to %s; a skew beyond minutes means the IdP's clock is wrong, fix it (NTP) instead", v, maxClockSkew)
+		}
+	}
+	if n := len(c.GroupNames); n > maxGroupNames {
+		bad("group_names", "%d entries, at most %d", n, maxGroupNames)
+	}
+	for k, v := range c.GroupNames {
+		switch {
+		case strings.TrimSpace(k) == "":
+			bad("group_names", "a key is empty: each key is a group value the IdP sends, e.g. an Entra ID group object ID")
+		case strings.TrimSpace(v) == "":
+			bad("group_names["+truncateField(k)+"]", "the name is empty")
+		case len(k) > maxGroupKeyLen:
+			bad("group_names["+truncateField(k)+"]", "the key is longer than %d bytes", maxGroupKeyLen)
+		case utf8.RuneCountInString(v) > maxGroupNameLen:
+			bad("group_names["+truncateField(k)+"]", "the name is longer than %d characters", maxGroupNameLen)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// Bounds on the per-connection SAML quirks.
+const (
+	// maxClockSkew is the largest clock_skew a connection may set, as for
+	// the service's saml.clock_skew.
+	maxClockSkew = 10 * time.Minute
+	// maxGroupNames bounds group_names: Entra ID emits at most 150 groups
+	// in a token (beyond that it sends the overage link), tenants have
+	// thousands; 5,000 covers a large tenant's groups with room.
+	maxGroupNames = 5000
+	// maxGroupKeyLen bounds a key (an object ID is 36 bytes, a DN longer)
+	// and maxGroupNameLen a name (Entra ID display names are at most 256
+	// characters).
+	maxGroupKeyLen  = 256
+	maxGroupNameLen = 256
+)
+
+// truncateField shortens a map key for a field path in an error.
+func truncateField(k string) string {
+	if len(k) > 64 {
+		return fmt.Sprintf("%q…", k[:64])
+	}
+	return fmt.Sprintf("%q", k)
 }
 
 // checkEndpoint wants https, or http on a host allowHTTP admits (loopback
@@ -251,6 +299,10 @@ func samlConfig(c *ssogatev1.Connection) (saml.Config, error) {
 		AllowSHA1:               c.AllowSha1,
 		AllowLegacyEncryption:   c.AllowLegacyEncryption,
 		NameIDFormat:            c.NameIdFormat,
+		EntityID:                c.GetServiceProvider().GetEntityId(),
+		ACSURL:                  c.GetServiceProvider().GetAcsUrl(),
+		// Zero (unset) is the service's saml.clock_skew, filled in later.
+		ClockSkew: c.GetClockSkew().AsDuration(),
 	}
 	for i, pc := range idp.GetCertificates() {
 		cert, err := parseCertificatePEM(pc.Pem)
@@ -284,15 +336,23 @@ func accessPolicy(c *ssogatev1.Connection) policy.Policy {
 	return p
 }
 
-// withServiceProvider fills the connection's output-only SP URLs.
+// withServiceProvider fills the connection's SP identity (its overrides,
+// or the derived values) and output-only SP URLs.
 func withServiceProvider(c *ssogatev1.Connection, externalURL string) *ssogatev1.Connection {
 	out := proto.Clone(c).(*ssogatev1.Connection)
-	entity := externalURL + "/saml/" + c.Id
+	base := externalURL + "/saml/" + c.Id
 	out.ServiceProvider = &ssogatev1.ServiceProviderInfo{
-		EntityId:    entity,
-		AcsUrl:      entity + "/acs",
-		SloUrl:      entity + "/slo",
-		MetadataUrl: entity + "/metadata",
+		EntityId:    base,
+		AcsUrl:      base + "/acs",
+		SloUrl:      base + "/slo",
+		MetadataUrl: base + "/metadata",
+	}
+	// A migrated connection keeps the identity its IdP knows.
+	if e := c.GetServiceProvider().GetEntityId(); e != "" {
+		out.ServiceProvider.EntityId = e
+	}
+	if a := c.GetServiceProvider().GetAcsUrl(); a != "" {
+		out.ServiceProvider.AcsUrl = a
 	}
 	out.ScimBaseUrl = scim.BaseURL(externalURL, c.Id)
 	return out

@@ -79,34 +79,36 @@ func deprovisioned(c *ssogatev1.Connection, u store.DirectoryUser) error {
 // admitDirectory applies the directory to a verified login: a deactivated
 // or deleted user is refused, an unknown one too when the connection
 // requires provisioning, and the groups the policy and the token see come
-// from groups_source.
-func (s *Server) admitDirectory(ctx context.Context, c *ssogatev1.Connection, ident *saml.Identity) error {
+// from groups_source. fromDirectory reports that the groups are the
+// directory's (groups_source DIRECTORY or BOTH, and the user is linked).
+func (s *Server) admitDirectory(ctx context.Context, c *ssogatev1.Connection, ident *saml.Identity) (fromDirectory bool, err error) {
 	u, found, err := s.linkedUser(ctx, c, ident.NameID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	switch {
 	case found && (!u.Active || !u.DeletedAt.IsZero()):
-		return deprovisioned(c, u)
+		return false, deprovisioned(c, u)
 	case !found && c.RequireProvisioned:
-		return saml.Rejectf(saml.ReasonUserNotProvisioned,
+		return false, saml.Rejectf(saml.ReasonUserNotProvisioned,
 			"connection %q admits only users provisioned over SCIM, and none has %s %q; assign the user to the application in the IdP and let provisioning run",
 			c.Id, matchName(c), ident.NameID)
 	case !found:
-		return nil
+		return false, nil
 	}
 	switch c.GroupsSource {
 	case ssogatev1.GroupsSource_GROUPS_SOURCE_DIRECTORY, ssogatev1.GroupsSource_GROUPS_SOURCE_BOTH:
 		groups, err := s.directoryGroupNames(ctx, c.Id, u.ID)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if c.GroupsSource == ssogatev1.GroupsSource_GROUPS_SOURCE_BOTH {
 			groups = union(ident.Mapped.Groups, groups)
 		}
 		ident.Mapped.Groups = groups
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
 func matchName(c *ssogatev1.Connection) string {

@@ -7,7 +7,9 @@
 //     interceptors);
 //   - the browser and IdP routes (docs/architecture.md, "Surfaces"): /saml/{id}/login, /acs,
 //     /slo, /metadata, /authn/{request_id}, /continue (the consent page's
-//     button, package consent), /.well-known/jwks.json;
+//     button, package consent), /.well-known/jwks.json; and a connection's
+//     own ACS URL (service_provider.acs_url, for connections migrated from
+//     another SP) at its path, on external_url's host or a public_hosts one;
 //   - the operator routes /healthz, /readyz and /metrics, and
 //     grpc.health.v1 per service. With operator_addr set, /metrics, /v1/,
 //     the detailed /readyz and gRPC reflection are served on that listener
@@ -46,6 +48,11 @@
 //     beyond it), a REST body is bounded and read only after its API key is
 //     known, unauthenticated refusals are audited once per kind, client and
 //     minute with a count, and every outbound fetch goes through netguard.
+//   - SP private keys (the shared one and a connection's own) are sealed
+//     under the KEK and never returned or logged; an imported key must be
+//     RSA of at least 2048 bits and match its certificate. During an SP key
+//     rotation both certificates are published and requests are signed with
+//     the current key until the transition time, the same on every replica.
 //   - The public /readyz says only "ready" or "not ready"; readinessDetail
 //     (for an operator listener) says why.
 //   - On shutdown, health and /readyz turn NOT_SERVING first, then in-flight

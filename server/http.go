@@ -158,10 +158,11 @@ func (s *Server) httpHandlers(ctx context.Context) (public, operator http.Handle
 	for _, register := range s.extraRoutes {
 		register(mux)
 	}
+	public = s.traced(s.middleware(s.newPublicRouter(mux)))
 	if !split {
-		return s.traced(s.middleware(mux)), nil, nil
+		return public, nil, nil
 	}
-	return s.traced(s.middleware(mux)), s.operatorHandler(s.traced(s.middleware(ops))), nil
+	return public, s.operatorHandler(s.traced(s.middleware(ops))), nil
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
@@ -234,7 +235,7 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // middleware gives every request an id, logs one line for it and counts
 // it. The route label is the matched pattern, never the raw path, so that
 // metrics stay bounded and paths with ids are not logged verbatim twice.
-func (s *Server) middleware(mux *http.ServeMux) http.Handler {
+func (s *Server) middleware(mux http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := acceptRequestID(r.Header.Get(requestIDHeader))

@@ -179,6 +179,10 @@ func (s *Server) maintainConnections(ctx context.Context, period time.Duration) 
 func (s *Server) connectionSweep(ctx context.Context) {
 	token := ""
 	live := map[string]bool{}
+	spKeys, spErr := s.listSPKeys(ctx)
+	if spErr != nil && ctx.Err() == nil {
+		s.log.Warn("connection maintenance: SP keys", "error", spErr)
+	}
 	for {
 		rows, next, err := s.store.ListConnections(ctx, store.ListConnectionsQuery{PageSize: 200, PageToken: token})
 		if err != nil {
@@ -204,6 +208,9 @@ func (s *Server) connectionSweep(ctx context.Context) {
 				}
 			}
 			s.checkCertificates(ctx, c)
+			if spErr == nil {
+				s.checkSPCertificates(ctx, c, spKeys[spKeyOwner(c)])
+			}
 		}
 		if next == "" {
 			s.metrics.keepConnections(live)

@@ -311,7 +311,16 @@ func (s *Server) verifyLogin(ctx context.Context, c *conn, samlResponse string) 
 		}
 		return nil, err
 	}
-	if err := s.admitDirectory(ctx, c.msg, ident); err != nil {
+	ident.Mapped.Groups = nameGroups(c.msg.GroupNames, ident.Mapped.Groups)
+	fromDirectory, err := s.admitDirectory(ctx, c.msg, ident)
+	if err != nil {
+		return nil, err
+	}
+	if err := groupOverage(c.msg, c.policy, ident, fromDirectory); err != nil {
+		if test {
+			res.denied = err
+			return res, nil
+		}
 		return nil, err
 	}
 	roles, err := c.policy.Decide(policy.Subject{Groups: ident.Mapped.Groups, Attributes: ident.Attributes})

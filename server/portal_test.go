@@ -242,6 +242,7 @@ func TestSetupPortalSessionAndIsolation(t *testing.T) {
 		{Type: "metadata.refresh_failed", ConnectionID: "acme", TenantID: "t-acme", Message: "acme-metadata-answered-404"},
 		{Type: "certificate.expiring", ConnectionID: "beta", TenantID: "t-beta", Message: "beta-certificate-expires-soon"},
 		{Type: "login.failed", ConnectionID: "acme", TenantID: "t-acme", Message: "acme-not-a-notice"},
+		{Type: "sp_certificate.expiring", ConnectionID: "acme", TenantID: "t-acme", Message: "acme-sp-certificate-expires-soon"},
 	} {
 		e.ID, e.Time = newRequestID(), f.clock.now()
 		if err := f.ts.srv.store.AppendAudit(ctx, e); err != nil {
@@ -254,6 +255,7 @@ func TestSetupPortalSessionAndIsolation(t *testing.T) {
 	}
 	for _, tc := range []struct{ cookie, want, other, label string }{
 		{cookie, "acme-metadata-answered-404", "beta-certificate-expires-soon", "Metadata refresh failed"},
+		{cookie, "acme-sp-certificate-expires-soon", "beta-certificate-expires-soon", "Our certificate expiring"},
 		{betaLink.Secret, "beta-certificate-expires-soon", "acme-metadata-answered-404", "Certificate expiring"},
 	} {
 		resp, page := f.do(t, "GET", "/setup/status", tc.cookie, nil, nil)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -25,6 +26,8 @@ type spCredentials struct {
 	signingCert *x509.Certificate
 	decryptKey  *rsa.PrivateKey
 	encryptCert *x509.Certificate
+	// kek seals and opens the connections' own SP keys (spkeys.go).
+	kek []byte
 }
 
 // conn is one connection ready to serve: its settings, its SAML Service
@@ -34,6 +37,11 @@ type conn struct {
 	version int64
 	sp      *saml.ServiceProvider
 	policy  policy.Policy
+	// ownKeys are the connection's own SP keys; keysUntil is when the
+	// keys serving it change next (a rotation's transition time), zero
+	// when none is pending.
+	ownKeys   []*spKey
+	keysUntil time.Time
 }
 
 // registry builds and caches a conn per stored connection version. Every
@@ -52,15 +60,15 @@ func (r *registry) get(ctx context.Context, id string) (*conn, error) {
 	if err := r.s.pending.lookup(id); err != nil {
 		return nil, err
 	}
-	return r.load(fmt.Sprintf("connection %q", id), func() (store.Connection, error) { return r.s.store.GetConnection(ctx, id) })
+	return r.load(ctx, fmt.Sprintf("connection %q", id), func() (store.Connection, error) { return r.s.store.GetConnection(ctx, id) })
 }
 
 func (r *registry) byDomain(ctx context.Context, domain string) (*conn, error) {
-	return r.load(fmt.Sprintf("connection for domain %q", domain), func() (store.Connection, error) { return r.s.store.ConnectionByDomain(ctx, domain) })
+	return r.load(ctx, fmt.Sprintf("connection for domain %q", domain), func() (store.Connection, error) { return r.s.store.ConnectionByDomain(ctx, domain) })
 }
 
 // load reads one stored connection and builds (or reuses) its conn.
-func (r *registry) load(what string, read func() (store.Connection, error)) (*conn, error) {
+func (r *registry) load(ctx context.Context, what string, read func() (store.Connection, error)) (*conn, error) {
 	row, err := read()
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errConnectionNotFound
@@ -68,7 +76,7 @@ func (r *registry) load(what string, read func() (store.Connection, error)) (*co
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", what, err)
 	}
-	return r.build(row)
+	return r.build(ctx, row)
 }
 
 // rpcConnection is registry.get for RPC handlers: NOT_FOUND or INTERNAL as
@@ -87,9 +95,9 @@ func (s *Server) rpcConnection(ctx context.Context, id string) (*conn, error) {
 	return c, nil
 }
 
-func (r *registry) build(row store.Connection) (*conn, error) {
+func (r *registry) build(ctx context.Context, row store.Connection) (*conn, error) {
 	r.mu.Lock()
-	if c, ok := r.cache[row.ID]; ok && c.version == row.Version {
+	if c, ok := r.cache[row.ID]; ok && c.version == row.Version && (c.keysUntil.IsZero() || r.s.now().Before(c.keysUntil)) {
 		r.mu.Unlock()
 		return c, nil
 	}
@@ -103,11 +111,19 @@ func (r *registry) build(row store.Connection) (*conn, error) {
 		return nil, fmt.Errorf("connection %q: %w", row.ID, err)
 	}
 	r.s.fillSAMLConfig(&cfg)
+	own, err := r.s.ownSPKeys(ctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("connection %q: %w", row.ID, err)
+	}
+	keys := r.s.spKeyStateAt(own, r.s.now())
+	if err := r.s.applySPKeys(&cfg, keys, publishesEncryptionKey(msg)); err != nil {
+		return nil, fmt.Errorf("connection %q: %w", row.ID, err)
+	}
 	sp, err := saml.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connection %q: %w", row.ID, err)
 	}
-	c := &conn{msg: msg, version: row.Version, sp: sp, policy: accessPolicy(msg)}
+	c := &conn{msg: msg, version: row.Version, sp: sp, policy: accessPolicy(msg), ownKeys: own, keysUntil: keys.until}
 	r.mu.Lock()
 	if r.cache == nil {
 		r.cache = map[string]*conn{}
@@ -120,7 +136,9 @@ func (r *registry) build(row store.Connection) (*conn, error) {
 // fillSAMLConfig adds the service-wide settings to one connection's.
 func (s *Server) fillSAMLConfig(cfg *saml.Config) {
 	cfg.ExternalURL = s.cfg.ExternalURL
-	cfg.ClockSkew = s.cfg.SAML.ClockSkew
+	if cfg.ClockSkew == 0 { // the connection's clock_skew, else the service's
+		cfg.ClockSkew = s.cfg.SAML.ClockSkew
+	}
 	cfg.MaxBodyBytes = s.cfg.SAML.MaxBodyBytes
 	cfg.MaxXMLBytes = s.cfg.SAML.MaxXMLBytes
 	cfg.MaxXMLElements = s.cfg.SAML.MaxXMLElements

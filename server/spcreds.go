@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
@@ -16,12 +17,12 @@ import (
 	"github.com/ssogate/ssogate/token"
 )
 
-// The service's SAML credential (one RSA key and its self-signed
+// The service's shared SAML credential (one RSA key and its self-signed
 // certificate, for signing requests and logout messages and for decrypting
 // assertions) lives in the signing-key table beside the token keys, sealed
 // with token.SealKey under the same key-encryption key, so that every
 // replica uses the same one. Its algorithm marks it; the token key set never
-// sees it.
+// sees it. It serves every connection without keys of its own (spkeys.go).
 const (
 	spCredentialID        = "saml-sp-1"
 	spCredentialAlgorithm = "saml-sp"
@@ -67,7 +68,7 @@ func openSPCredential(kek []byte, k store.SigningKey) (*spCredentials, error) {
 	if !ok {
 		return nil, fmt.Errorf("SAML credential: key is %T, want RSA", signer)
 	}
-	return &spCredentials{signingKey: key, signingCert: cert, decryptKey: key, encryptCert: cert}, nil
+	return &spCredentials{signingKey: key, signingCert: cert, decryptKey: key, encryptCert: cert, kek: bytes.Clone(kek)}, nil
 }
 
 func (s *Server) newSPCredential(kek []byte) (store.SigningKey, error) {

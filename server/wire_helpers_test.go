@@ -408,6 +408,13 @@ func (u *unsolicitedIdP) identityProvider() map[string]any {
 // spMetadata, about user.
 func (u *unsolicitedIdP) respond(t *testing.T, spMetadata []byte, user devidp.User) string {
 	t.Helper()
+	return u.respondEdited(t, spMetadata, user, nil)
+}
+
+// respondEdited is respond with the assertion changed by edit before it
+// is signed.
+func (u *unsolicitedIdP) respondEdited(t *testing.T, spMetadata []byte, user devidp.User, edit func(*crewsaml.Assertion)) string {
+	t.Helper()
 	var md crewsaml.EntityDescriptor
 	if err := xml.Unmarshal(spMetadata, &md); err != nil {
 		t.Fatalf("SP metadata: %v", err)
@@ -438,6 +445,9 @@ func (u *unsolicitedIdP) respond(t *testing.T, spMetadata []byte, user devidp.Us
 	}
 	if err := (crewsaml.DefaultAssertionMaker{}).MakeAssertion(req, session); err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(req.Assertion)
 	}
 	form, err := req.PostBinding()
 	if err != nil {

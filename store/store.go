@@ -70,14 +70,16 @@ type Store interface {
 
 	// CreateConnection stores a new connection with Version 1. Zero
 	// CreatedAt/UpdatedAt are set to the store's clock. ErrConflict on a
-	// duplicate id or a domain owned by another connection.
+	// duplicate id, a domain owned by another connection, or an SPEntityID
+	// or ACSKey another connection has.
 	CreateConnection(ctx context.Context, c Connection) error
 	// GetConnection returns the connection or ErrNotFound.
 	GetConnection(ctx context.Context, id string) (Connection, error)
 	// ListConnections pages through connections ordered by id. The returned
 	// token is "" on the last page.
 	ListConnections(ctx context.Context, q ListConnectionsQuery) ([]Connection, string, error)
-	// UpdateConnection replaces TenantID, State, Domains and Config if the
+	// UpdateConnection replaces TenantID, State, Domains, SPEntityID,
+	// ACSKey and Config if the
 	// stored Version is still expectVersion (ErrConflict otherwise), bumps
 	// Version and sets UpdatedAt to the store's clock. It returns the
 	// stored result.
@@ -87,6 +89,12 @@ type Store interface {
 	// ConnectionByDomain finds the connection owning an email domain,
 	// case-insensitively.
 	ConnectionByDomain(ctx context.Context, domain string) (Connection, error)
+	// ConnectionBySPEntityID finds the connection whose SPEntityID is
+	// entityID (exactly), or ErrNotFound.
+	ConnectionBySPEntityID(ctx context.Context, entityID string) (Connection, error)
+	// ConnectionByACSKey finds the connection whose ACSKey is key
+	// (exactly), or ErrNotFound.
+	ConnectionByACSKey(ctx context.Context, key string) (Connection, error)
 
 	// PutPendingRequest stores an AuthnRequest we sent. ErrConflict if the
 	// (ConnectionID, ID) pair exists.
@@ -263,7 +271,15 @@ type Connection struct {
 	// Domains are the email domains that discover this connection. They are
 	// unique across connections and returned lowercased, deduplicated and
 	// sorted.
-	Domains   []string
+	Domains []string
+	// SPEntityID is the connection's own SP entity ID when it overrides
+	// the derived one; "" for none. Unique across connections
+	// (ErrConflict), so two replicas cannot both hand it out.
+	SPEntityID string
+	// ACSKey identifies the connection's overriding ACS URL (the server
+	// decides its form: host and path); "" for none. Unique across
+	// connections (ErrConflict).
+	ACSKey    string
 	Config    []byte
 	Version   int64
 	CreatedAt time.Time

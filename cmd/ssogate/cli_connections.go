@@ -23,6 +23,7 @@ import (
 func (c *cli) connections(ctx context.Context, args []string) error {
 	return c.dispatch(ctx, "connections", []subcommand{
 		{"create", "add a connection from IdP metadata (file or URL) or a file", c.connCreate},
+		{"import", "create connections from another SP's export (--from auth0|workos|jackson|ssoready|csv|json; --apply)", c.connImport},
 		{"list", "list connections", c.connList},
 		{"get", "show one connection", c.connGet},
 		{"update", "change fields of a connection (--set, --state, --from-file)", c.connUpdate},
@@ -30,6 +31,7 @@ func (c *cli) connections(ctx context.Context, args []string) error {
 		{"setup-link", "make a setup link for the customer's IT admin (--ttl 72h)", c.connSetupLink},
 		{"sp-metadata", "print the SP metadata XML to give the IdP admin", c.connSPMetadata},
 		{"refresh-metadata", "fetch the connection's IdP metadata URL now", c.connRefresh},
+		{"rotate-sp-key", "give the connection a new SP key, published beside the current one for --overlap", c.connRotateSPKey},
 		{"scim-token", "make a SCIM bearer token for the IdP's provisioning (shown once)", c.connScimToken},
 		{"delete", "delete a connection and revoke its sessions (--yes)", c.connDelete},
 	}, args)
@@ -56,7 +58,9 @@ func (c *cli) emitConnection(cf *clientFlags, resp connectionResponse) error {
 type createFlags struct {
 	id, tenant, display, defaultReturn, state *string
 	metadataFile, metadataURL, entityID       *string
+	spEntityID, acsURL                        *string
 	fromFile                                  *string
+	spKey, spCert                             *string
 	domains, returnURLs                       stringList
 }
 
@@ -72,6 +76,10 @@ func (c *cli) connCreate(ctx context.Context, args []string) error {
 		defaultReturn: fs.String("default-return-url", "", "where IdP-initiated logins land; under an allowed return URL"),
 		state:         fs.String("state", "", "draft (default), testing, active or disabled"),
 		fromFile:      fs.String("from-file", "", "a Connection as YAML or JSON with the API's field names (- reads stdin)"),
+		spEntityID:    fs.String("sp-entity-id", "", "keep this SP entity ID (a connection migrated from another SP; default: derived)"),
+		acsURL:        fs.String("acs-url", "", "keep this ACS URL; its host must be external_url's or in public_hosts (default: derived)"),
+		spKey:         fs.String("sp-key", "", "PEM private key (PKCS#8 or PKCS#1 RSA) to keep as this connection's SP key, e.g. when migrating from another SP"),
+		spCert:        fs.String("sp-cert", "", "PEM certificate of --sp-key: the SP certificate the IdP pinned"),
 	}
 	fs.Var(&f.domains, "domain", "`domain`: email domain for discovery (repeatable; replaces the file's list)")
 	fs.Var(&f.returnURLs, "return-url", "`URL`: allowed return URL (repeatable; replaces the file's list)")
@@ -125,6 +133,13 @@ func (c *cli) createRequest(f createFlags) (*ssogatev1.CreateConnectionRequest, 
 	if len(f.returnURLs) > 0 {
 		conn.AllowedReturnUrls = f.returnURLs
 	}
+	if *f.spEntityID != "" || *f.acsURL != "" {
+		if conn.ServiceProvider == nil {
+			conn.ServiceProvider = &ssogatev1.ServiceProviderInfo{}
+		}
+		override(&conn.ServiceProvider.EntityId, *f.spEntityID)
+		override(&conn.ServiceProvider.AcsUrl, *f.acsURL)
+	}
 	if *f.state != "" {
 		s, err := parseState(*f.state)
 		if err != nil {
@@ -139,6 +154,20 @@ func (c *cli) createRequest(f createFlags) (*ssogatev1.CreateConnectionRequest, 
 			return nil, err
 		}
 		req.IdpMetadataXml = string(xml)
+	}
+	if (*f.spKey == "") != (*f.spCert == "") {
+		return nil, errors.New("--sp-key and --sp-cert go together")
+	}
+	if *f.spKey != "" {
+		key, err := c.readInput(*f.spKey, "--sp-key")
+		if err != nil {
+			return nil, err
+		}
+		cert, err := c.readInput(*f.spCert, "--sp-cert")
+		if err != nil {
+			return nil, err
+		}
+		req.ServiceProviderPrivateKeyPem, req.ServiceProviderCertificatePem = string(key), string(cert)
 	}
 	return req, nil
 }
@@ -270,15 +299,24 @@ func (c *cli) updateRequest(id, fromFile string, sets []string, state, etag stri
 // checkSettable refuses --set on what an update cannot change: the ID
 // (it names the connection to update), output-only fields and the etag.
 func checkSettable(path string) error {
-	top, _, _ := strings.Cut(path, ".")
-	fd := (&ssogatev1.Connection{}).ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(top))
-	switch {
-	case fd == nil:
-		return nil // setField names the unknown field
-	case fd.Name() == "etag":
-		return errors.New("--set etag: use --etag")
-	case hasBehavior(fd, annotations.FieldBehavior_IMMUTABLE, annotations.FieldBehavior_OUTPUT_ONLY):
-		return fmt.Errorf("--set %s: %s cannot be changed", path, top)
+	md := (&ssogatev1.Connection{}).ProtoReflect().Descriptor()
+	names := strings.Split(path, ".")
+	for i, name := range names {
+		fd := md.Fields().ByName(protoreflect.Name(name))
+		switch {
+		case fd == nil:
+			return nil // setField names the unknown field
+		case i == 0 && fd.Name() == "etag":
+			return errors.New("--set etag: use --etag")
+		case hasBehavior(fd, annotations.FieldBehavior_IMMUTABLE, annotations.FieldBehavior_OUTPUT_ONLY):
+			// service_provider.slo_url is output-only though
+			// service_provider.entity_id is not: check every part.
+			return fmt.Errorf("--set %s: %s cannot be changed", path, strings.Join(names[:i+1], "."))
+		}
+		if fd.Message() == nil {
+			return nil
+		}
+		md = fd.Message()
 	}
 	return nil
 }
@@ -366,6 +404,64 @@ func (c *cli) connSPMetadata(ctx context.Context, args []string) error {
 	})
 }
 
+func (c *cli) connRotateSPKey(ctx context.Context, args []string) error {
+	fs, cf := c.flagSet("connections rotate-sp-key", "ID", "Give the connection its own new SP key (generated, or --key and --cert to import one). It is\n"+
+		"published in the SP metadata beside the current one for --overlap, decrypting but not yet\n"+
+		"signing; then it becomes current and the old one leaves the metadata.")
+	overlap := fs.Duration("overlap", 720*time.Hour, "how long both keys are published; 0 makes the new key current at once")
+	keyFile := fs.String("key", "", "PEM private key to import (PKCS#8 or PKCS#1 RSA, at least 2048 bits)")
+	certFile := fs.String("cert", "", "PEM certificate of --key")
+	use := fs.String("use", "", "signing or encryption; unset rotates one key for both")
+	pos, err := parse(fs, cf, args, "ID")
+	if err != nil {
+		return err
+	}
+	req := &ssogatev1.RotateServiceProviderKeyRequest{ConnectionId: pos[0], Overlap: durationpb.New(*overlap)}
+	switch *use {
+	case "":
+	case "signing":
+		req.Use = ssogatev1.ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_SIGNING
+	case "encryption":
+		req.Use = ssogatev1.ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_ENCRYPTION
+	default:
+		return fmt.Errorf("--use %q: want signing or encryption (or leave it unset for both)", *use)
+	}
+	if (*keyFile == "") != (*certFile == "") {
+		return errors.New("--key and --cert go together: give both to import a key, or neither to generate one")
+	}
+	if *keyFile != "" {
+		if *keyFile == "-" && *certFile == "-" {
+			return errors.New("--key and --cert cannot both read stdin")
+		}
+		key, err := c.readInput(*keyFile, "--key")
+		if err != nil {
+			return err
+		}
+		cert, err := c.readInput(*certFile, "--cert")
+		if err != nil {
+			return err
+		}
+		req.PrivateKeyPem, req.CertificatePem = string(key), string(cert)
+	}
+	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
+		resp, err := call(ctx, cf, client.RotateServiceProviderKey, req)
+		if err != nil {
+			return err
+		}
+		if err := c.emitConnection(cf, resp); err != nil {
+			return err
+		}
+		for _, cert := range resp.Connection.GetServiceProvider().GetCertificates() {
+			if cert.State == ssogatev1.ServiceProviderKeyState_SERVICE_PROVIDER_KEY_STATE_NEXT {
+				c.hint(cf, "\nThe new certificate (SHA-256 %s) is in the SP metadata now and becomes current at %s.\n"+
+					"IdPs that pinned our certificate need it before then: ssogate connections sp-metadata %s",
+					cert.Sha256Fingerprint, ts(cert.TransitionTime), pos[0])
+			}
+		}
+		return nil
+	})
+}
+
 func (c *cli) connScimToken(ctx context.Context, args []string) error {
 	fs, cf := c.flagSet("connections scim-token", "ID", "Make a SCIM bearer token for the connection and print it with the SCIM base URL. The token is shown only now.")
 	pos, err := parse(fs, cf, args, "ID")
@@ -421,8 +517,10 @@ func (c *cli) connDelete(ctx context.Context, args []string) error {
 // testLoginURL is the browser route that starts a test login; it sits
 // beside the SP entity ID ({external_url}/saml/{id}).
 func testLoginURL(conn *ssogatev1.Connection) string {
-	if e := conn.GetServiceProvider().GetEntityId(); e != "" {
-		return e + "/login?test=1"
+	// The metadata URL is always ssogate's own ({external_url}/saml/{id}/metadata),
+	// also when the entity ID is a migrated connection's foreign one.
+	if m, ok := strings.CutSuffix(conn.GetServiceProvider().GetMetadataUrl(), "/metadata"); ok {
+		return m + "/login?test=1"
 	}
 	return "/saml/" + conn.Id + "/login?test=1"
 }

@@ -287,14 +287,46 @@ func printConnection(w io.Writer, conn *ssogatev1.Connection) {
 	if conn.MaxSessionDuration != nil {
 		row("Max session", conn.MaxSessionDuration.AsDuration().String())
 	}
+	if conn.ClockSkew != nil {
+		row("Clock skew", conn.ClockSkew.AsDuration().String())
+	}
+	if n := len(conn.GroupNames); n > 0 {
+		row("Group names", fmt.Sprintf("%d group value%s renamed", n, map[bool]string{true: "", false: "s"}[n == 1]))
+	}
 	sp := conn.GetServiceProvider()
 	row("SP entity ID", sp.GetEntityId())
 	row("SP ACS URL", sp.GetAcsUrl())
 	row("SP SLO URL", sp.GetSloUrl())
 	row("SP metadata URL", sp.GetMetadataUrl())
+	for _, cert := range sp.GetCertificates() {
+		row("SP certificate", spCertificateLine(cert))
+	}
 	row("Created", ts(conn.CreateTime))
 	row("Updated", ts(conn.UpdateTime))
 	row("Etag", conn.Etag)
+}
+
+// spCertificateLine describes one SP certificate of the metadata: its
+// state and use, whose key, expiry, fingerprint and, for a NEXT one, when
+// it takes over.
+func spCertificateLine(cert *ssogatev1.ServiceProviderCertificate) string {
+	use := map[ssogatev1.ServiceProviderKeyUse]string{
+		ssogatev1.ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_SIGNING:    "signing",
+		ssogatev1.ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_ENCRYPTION: "encryption",
+	}[cert.Use]
+	if use == "" {
+		use = "signing and encryption"
+	}
+	owner := "own key " + cert.KeyId
+	if cert.Shared {
+		owner = "shared key"
+	}
+	line := fmt.Sprintf("%s, %s, %s, expires %s, SHA-256 %s", strings.ToLower(strings.TrimPrefix(cert.State.String(), "SERVICE_PROVIDER_KEY_STATE_")),
+		use, owner, ts(cert.NotAfter), cert.Sha256Fingerprint)
+	if cert.TransitionTime != nil {
+		line += ", current from " + ts(cert.TransitionTime)
+	}
+	return line
 }
 
 func attributeMapping(m map[string]*ssogatev1.AttributeNames) string {

@@ -35,7 +35,7 @@ import (
 // cliServer is `ssogate serve` running in-process, with an admin key and a
 // login-only key.
 type cliServer struct {
-	grpcAddr           string
+	grpcAddr, httpAddr string
 	adminKey, loginKey string
 }
 
@@ -79,9 +79,10 @@ func startCLIServer(t *testing.T, env map[string]string) *cliServer {
 			var rec struct {
 				Msg      string `json:"msg"`
 				GRPCAddr string `json:"grpc_addr"`
+				HTTPAddr string `json:"http_addr"`
 			}
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "listening" {
-				s.grpcAddr = rec.GRPCAddr
+				s.grpcAddr, s.httpAddr = rec.GRPCAddr, rec.HTTPAddr
 			}
 		}
 	}
@@ -195,14 +196,14 @@ func TestCLIConnectionLifecycle(t *testing.T) {
 
 	// A second one from a YAML file; flags override the file's fields.
 	yamlFile := writeFile(t, "beta.yaml", "id: ignored\ntenant_id: beta-inc\ndisplay_name: Beta from YAML\nemail_domains: [beta.com]\n"+
-		"allowed_return_urls: [https://app.example.com/]\nservice_provider: {entity_id: https://stale}\netag: \"7\"\n"+
+		"allowed_return_urls: [https://app.example.com/]\nservice_provider: {slo_url: https://stale}\netag: \"7\"\n"+
 		"create_time: \"2001-01-01T00:00:00Z\"\n")
 	beta := s.cli(t, "connections", "create", "--from-file", yamlFile, "--id", "beta", "--metadata-file", mdFile, "-o", "json").ok(t).connection(t)
 	if beta.Id != "beta" || beta.TenantId != "beta-inc" || beta.DisplayName != "Beta from YAML" || beta.EmailDomains[0] != "beta.com" {
 		t.Errorf("created from YAML + flags: %v", beta)
 	}
-	if beta.ServiceProvider.GetEntityId() != "http://localhost:8080/saml/beta" {
-		t.Errorf("SP entity ID %q: the file's output-only value leaked", beta.ServiceProvider.GetEntityId())
+	if beta.ServiceProvider.GetSloUrl() != "http://localhost:8080/saml/beta/slo" || beta.ServiceProvider.GetEntityId() != "http://localhost:8080/saml/beta" {
+		t.Errorf("SP SLO URL %q, entity ID %q: the file's output-only value leaked", beta.ServiceProvider.GetSloUrl(), beta.ServiceProvider.GetEntityId())
 	}
 	if beta.CreateTime.AsTime().Year() == 2001 {
 		t.Errorf("create_time %v came from the file", beta.CreateTime.AsTime())
@@ -229,9 +230,10 @@ func TestCLIConnectionLifecycle(t *testing.T) {
 		before := s.cli(t, "connections", "get", "acme", "-o", "json").ok(t).connection(t)
 		// Flags after the ID are read too.
 		up := s.cli(t, "connections", "update", "acme", "--set", "display_name=Acme Corp (Okta)", "--set", "allow_idp_initiated=true",
-			"--set", "max_session_duration=8h", "--set", "email_domains=acme.com, acme.org", "--state", "testing").ok(t)
+			"--set", "max_session_duration=8h", "--set", "email_domains=acme.com, acme.org", "--state", "testing",
+			"--set", "clock_skew=5m").ok(t)
 		for key, want := range map[string]string{"Display name": "Acme Corp (Okta)", "State": "TESTING", "Options": "allow_idp_initiated",
-			"Max session": "8h0m0s", "Email domains": "acme.com, acme.org", "Tenant": "acme-inc"} {
+			"Max session": "8h0m0s", "Email domains": "acme.com, acme.org", "Tenant": "acme-inc", "Clock skew": "5m0s"} {
 			if got := up.field(t, key); got != want {
 				t.Errorf("after update %s = %q, want %q", key, got, want)
 			}
@@ -243,7 +245,7 @@ func TestCLIConnectionLifecycle(t *testing.T) {
 		if bad := s.cli(t, "connections", "update", "acme", "--set", "no_such_field=1"); bad.err == nil || !strings.Contains(bad.err.Error(), `no field "no_such_field"`) {
 			t.Errorf("unknown --set field: %v", bad.err)
 		}
-		for _, set := range []string{"id=other", "service_provider.entity_id=x", "etag=1"} {
+		for _, set := range []string{"id=other", "service_provider.slo_url=x", "etag=1"} {
 			if r := s.cli(t, "connections", "update", "acme", "--set", set); r.err == nil || !strings.HasPrefix(r.err.Error(), "--set ") {
 				t.Errorf("--set %s: %v, want it refused before any call", set, r.err)
 			}

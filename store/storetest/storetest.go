@@ -72,6 +72,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"ConnectionDomains", testConnectionDomains},
 		{"ConnectionUpdate", testConnectionUpdate},
 		{"ConnectionList", testConnectionList},
+		{"ConnectionSPIdentity", testConnectionSPIdentity},
 		{"PendingRequests", testPendingRequests},
 		{"Assertions", testAssertions},
 		{"Codes", testCodes},
@@ -116,6 +117,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store, opts ...Opt
 		{"RotateRefreshTokenRetry", raceRotateRefreshTokenRetry},
 		{"UpdateConnection", raceUpdateConnection},
 		{"ClaimDomain", raceClaimDomain},
+		{"ClaimSPIdentity", raceClaimSPIdentity},
 		{"RevocationFollower", raceRevocationFollower},
 		{"Sweep", raceSweep},
 		{"EventSequence", raceEventSequence},
@@ -177,6 +179,7 @@ func sameTime(a, b time.Time) bool {
 func eqConnection(a, b store.Connection) bool {
 	return a.ID == b.ID && a.TenantID == b.TenantID && a.State == b.State && fmt.Sprint(a.Domains) == fmt.Sprint(b.Domains) &&
 		bytes.Equal(a.Config, b.Config) && a.Version == b.Version && sameTime(a.CreatedAt, b.CreatedAt) &&
+		a.SPEntityID == b.SPEntityID && a.ACSKey == b.ACSKey &&
 		sameTime(a.UpdatedAt, b.UpdatedAt)
 }
 

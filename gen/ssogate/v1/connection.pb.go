@@ -968,7 +968,8 @@ func (x *RoleMapping) GetRoles() []string {
 type ServiceProviderInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// SP entity ID: {external_url}/saml/{connection_id} unless set. Any
-	// absolute URI; unique across connections.
+	// URI reference (SAML's xs:anyURI, e.g. a URN, a URL or a plain name);
+	// unique across connections.
 	EntityId string `protobuf:"bytes,1,opt,name=entity_id,json=entityId,proto3" json:"entity_id,omitempty"`
 	// Assertion Consumer Service URL (HTTP-POST): .../acs unless set. A set
 	// URL must be https (http only for a loopback host) and its host the

@@ -51,7 +51,12 @@ type ConnectionServiceClient interface {
 	// field, e.g. `connection.id`), METADATA_SOURCE_CONFLICT (both
 	// idp_metadata_xml and idp_metadata_url), IDP_METADATA_INVALID,
 	// IDP_METADATA_FETCH_FAILED (INVALID_ARGUMENT), CONNECTION_ALREADY_EXISTS
-	// (ALREADY_EXISTS; metadata connection_id). Other methods answer
+	// (ALREADY_EXISTS; metadata connection_id). A service_provider.entity_id
+	// or acs_url that another connection already uses is CONNECTION_INVALID
+	// with code ALREADY_EXISTS (metadata connection_id, field,
+	// owner_connection_id; the BadRequest names the field, the message both
+	// connections): change that field, retrying cannot help. So is it on
+	// UpdateConnection. Other methods answer
 	// CONNECTION_NOT_FOUND for an unknown connection and the status name as
 	// the reason otherwise.
 	CreateConnection(ctx context.Context, in *CreateConnectionRequest, opts ...grpc.CallOption) (*CreateConnectionResponse, error)
@@ -268,7 +273,12 @@ type ConnectionServiceServer interface {
 	// field, e.g. `connection.id`), METADATA_SOURCE_CONFLICT (both
 	// idp_metadata_xml and idp_metadata_url), IDP_METADATA_INVALID,
 	// IDP_METADATA_FETCH_FAILED (INVALID_ARGUMENT), CONNECTION_ALREADY_EXISTS
-	// (ALREADY_EXISTS; metadata connection_id). Other methods answer
+	// (ALREADY_EXISTS; metadata connection_id). A service_provider.entity_id
+	// or acs_url that another connection already uses is CONNECTION_INVALID
+	// with code ALREADY_EXISTS (metadata connection_id, field,
+	// owner_connection_id; the BadRequest names the field, the message both
+	// connections): change that field, retrying cannot help. So is it on
+	// UpdateConnection. Other methods answer
 	// CONNECTION_NOT_FOUND for an unknown connection and the status name as
 	// the reason otherwise.
 	CreateConnection(context.Context, *CreateConnectionRequest) (*CreateConnectionResponse, error)

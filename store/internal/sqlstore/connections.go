@@ -13,16 +13,18 @@ import (
 	"github.com/ssogate/ssogate/store"
 )
 
-const connCols = "id, tenant_id, state, domains, config, version, created_at, updated_at"
+const connCols = "id, tenant_id, state, domains, config, version, created_at, updated_at, sp_entity_id, acs_key"
 
 func scanConnection(row interface{ Scan(...any) error }) (store.Connection, error) {
 	var c store.Connection
 	var domains string
+	var entityID, acsKey sql.NullString
 	err := row.Scan(&c.ID, &c.TenantID, &c.State, &domains, bytesCol{&c.Config}, &c.Version,
-		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
+		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, &entityID, &acsKey)
 	if err != nil {
 		return c, err
 	}
+	c.SPEntityID, c.ACSKey = entityID.String, acsKey.String
 	if err := json.Unmarshal([]byte(domains), &c.Domains); err != nil {
 		return c, fmt.Errorf("connection %q: decode domains: %w", c.ID, err)
 	}
@@ -66,6 +68,12 @@ func prepareConnection(c store.Connection) ([]string, string, error) {
 	return domains, string(js), nil
 }
 
+// nullable stores "" as NULL, so that the unique indexes on the SP
+// identity columns hold only for values that are set.
+func nullable(v string) sql.NullString {
+	return sql.NullString{String: v, Valid: v != ""}
+}
+
 // claimDomains indexes the domains of connection id; a domain owned by
 // another connection is store.ErrConflict.
 func (db *DB) claimDomains(ctx context.Context, tx *sql.Tx, id string, domains []string) error {
@@ -94,8 +102,9 @@ func (db *DB) CreateConnection(ctx context.Context, c store.Connection) (err err
 	}
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		err := db.insert(ctx, tx, fmt.Sprintf("create connection %q", c.ID),
-			"INSERT INTO connections ("+connCols+") VALUES ($1, $2, $3, $4, $5, 1, $6, $7)",
-			c.ID, c.TenantID, c.State, js, blob(c.Config), db.t(c.CreatedAt), db.t(c.UpdatedAt))
+			"INSERT INTO connections ("+connCols+") VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9)",
+			c.ID, c.TenantID, c.State, js, blob(c.Config), db.t(c.CreatedAt), db.t(c.UpdatedAt),
+			nullable(c.SPEntityID), nullable(c.ACSKey))
 		if err != nil {
 			return err
 		}
@@ -121,6 +130,32 @@ func (db *DB) ConnectionByDomain(ctx context.Context, domain string) (_ store.Co
 		" FROM connections WHERE id = (SELECT connection_id FROM connection_domains WHERE domain = $1)", d))
 	if err != nil {
 		return store.Connection{}, notFound(fmt.Sprintf("connection for domain %q", d), err)
+	}
+	return c, nil
+}
+
+// ConnectionBySPEntityID implements store.Store.
+func (db *DB) ConnectionBySPEntityID(ctx context.Context, entityID string) (_ store.Connection, err error) {
+	defer db.classify(&err)
+	if entityID == "" {
+		return store.Connection{}, fmt.Errorf("connection by SP entity ID: empty: %w", store.ErrNotFound)
+	}
+	c, err := scanConnection(db.r.QueryRowContext(ctx, "SELECT "+connCols+" FROM connections WHERE sp_entity_id = $1", entityID))
+	if err != nil {
+		return store.Connection{}, notFound(fmt.Sprintf("connection with SP entity ID %q", entityID), err)
+	}
+	return c, nil
+}
+
+// ConnectionByACSKey implements store.Store.
+func (db *DB) ConnectionByACSKey(ctx context.Context, key string) (_ store.Connection, err error) {
+	defer db.classify(&err)
+	if key == "" {
+		return store.Connection{}, fmt.Errorf("connection by ACS key: empty: %w", store.ErrNotFound)
+	}
+	c, err := scanConnection(db.r.QueryRowContext(ctx, "SELECT "+connCols+" FROM connections WHERE acs_key = $1", key))
+	if err != nil {
+		return store.Connection{}, notFound(fmt.Sprintf("connection with ACS %q", key), err)
 	}
 	return c, nil
 }
@@ -177,9 +212,12 @@ func (db *DB) UpdateConnection(ctx context.Context, c store.Connection, expectVe
 	what := fmt.Sprintf("update connection %q", c.ID)
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, "UPDATE connections SET tenant_id = $2, state = $3, domains = $4, config = $5,"+
-			" version = version + 1, updated_at = $6 WHERE id = $1 AND version = $7 RETURNING version, created_at",
-			c.ID, c.TenantID, c.State, js, blob(c.Config), db.t(c.UpdatedAt), expectVersion).
+			" version = version + 1, updated_at = $6, sp_entity_id = $8, acs_key = $9 WHERE id = $1 AND version = $7 RETURNING version, created_at",
+			c.ID, c.TenantID, c.State, js, blob(c.Config), db.t(c.UpdatedAt), expectVersion, nullable(c.SPEntityID), nullable(c.ACSKey)).
 			Scan(&c.Version, timeCol{&c.CreatedAt})
+		if err != nil && db.d.IsUniqueViolation(err) {
+			return fmt.Errorf("%s: SP entity ID or ACS taken: %w", what, store.ErrConflict)
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			var one int
 			err := tx.QueryRowContext(ctx, "SELECT 1 FROM connections WHERE id = $1", c.ID).Scan(&one)

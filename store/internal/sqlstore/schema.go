@@ -253,5 +253,14 @@ func Migrations(t ColumnTypes) []Migration {
 		)` + t.TableSuffix,
 			`CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)`,
 		},
+		{ // 6: per-connection SP identity overrides (a connection migrated
+			// from another SP keeps its entity ID and ACS URL). NULL when
+			// derived; unique otherwise, so that concurrent creates on two
+			// replicas cannot both claim one.
+			`ALTER TABLE connections ADD COLUMN sp_entity_id TEXT`,
+			`ALTER TABLE connections ADD COLUMN acs_key TEXT`,
+			`CREATE UNIQUE INDEX connections_sp_entity_id ON connections (sp_entity_id)`,
+			`CREATE UNIQUE INDEX connections_acs_key ON connections (acs_key)`,
+		},
 	}
 }
