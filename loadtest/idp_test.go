@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/saml"
 )
 
@@ -109,5 +110,30 @@ func TestParseRedirectRefusesJunk(t *testing.T) {
 		if _, err := idp.ParseRedirect(u); err == nil {
 			t.Errorf("%s: parsed", u)
 		}
+	}
+}
+
+// TestRespondChecksTheRequestID: the IdP answers the AuthnRequest in the
+// redirect only when it is the one StartLogin announced.
+func TestRespondChecksTheRequestID(t *testing.T) {
+	idp, err := NewIdP("urn:ssogate:loadtest:x", "https://idp.loadtest.invalid/sso", time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := saml.New(saml.Config{ConnectionID: "loadtest-x", ExternalURL: "https://sso.example.com",
+		IdP: saml.IdentityProvider{EntityID: idp.EntityID, SSORedirectURL: idp.SSOURL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	areq, err := sp.NewAuthnRequest(saml.AuthnRequestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &run{idp: idp, conn: &ssogatev1.Connection{Id: "loadtest-x"}}
+	if _, err := r.respond(&ssogatev1.StartLoginResponse{RedirectUrl: areq.RedirectURL, RequestId: areq.ID}, 1); err != nil {
+		t.Fatalf("the announced request: %v", err)
+	}
+	if _, err := r.respond(&ssogatev1.StartLoginResponse{RedirectUrl: areq.RedirectURL, RequestId: "_other"}, 1); err == nil {
+		t.Error("answered a request StartLogin did not announce")
 	}
 }
