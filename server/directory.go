@@ -44,7 +44,7 @@ func linkValue(c *ssogatev1.Connection, u store.DirectoryUser) string {
 // linkedUser finds the directory user a NameID links to: the live one, or
 // else the most recent tombstone (a deleted user stays refused).
 func (s *Server) linkedUser(ctx context.Context, c *ssogatev1.Connection, nameID string) (store.DirectoryUser, bool, error) {
-	q := store.DirectoryUserQuery{ConnectionID: c.Id, IncludeDeleted: true, Limit: 1}
+	q := store.DirectoryUserQuery{ConnectionID: c.Id, IncludeDeleted: true, Limit: 1, SkipTotal: true}
 	switch c.ScimMatch {
 	case ssogatev1.ScimMatch_SCIM_MATCH_EXTERNAL_ID:
 		q.ExternalID = nameID

@@ -100,6 +100,9 @@ type DirectoryUserQuery struct {
 	IncludeDeleted bool
 	Offset         int
 	Limit          int // <= 0: DefaultPageSize; capped at MaxPageSize
+	// SkipTotal leaves the total uncounted (returned as -1): one query
+	// instead of two, for lookups that want a page, not a count.
+	SkipTotal bool
 }
 
 // DirectoryGroup is a group provisioned over SCIM into one connection.

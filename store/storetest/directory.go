@@ -52,6 +52,7 @@ func testDirectoryUsers(t *testing.T, st store.Store) {
 		{"page", store.DirectoryUserQuery{ConnectionID: "acme", Offset: 1, Limit: 1}, []string{"u3"}, 3},
 		{"past the end", store.DirectoryUserQuery{ConnectionID: "acme", Offset: 5}, nil, 3},
 		{"none", store.DirectoryUserQuery{ConnectionID: "acme", UserName: "nobody"}, nil, 0},
+		{"without the total", store.DirectoryUserQuery{ConnectionID: "acme", Limit: 2, SkipTotal: true}, []string{"u1", "u3"}, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			users, n, err := st.ListDirectoryUsers(ctx(t), tc.q)

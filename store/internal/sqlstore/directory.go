@@ -64,9 +64,11 @@ func (db *DB) ListDirectoryUsers(ctx context.Context, dq store.DirectoryUserQuer
 	if !dq.IncludeDeleted {
 		q.where("deleted_at IS NULL")
 	}
-	var total int
-	if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM directory_users"+q.clause(), q.args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", what, err)
+	total := -1
+	if !dq.SkipTotal {
+		if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM directory_users"+q.clause(), q.args...).Scan(&total); err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", what, err)
+		}
 	}
 	limit := pageSize(dq.Limit)
 	out, err := collect(scanUser)(db.r.QueryContext(ctx, "SELECT "+userCols+" FROM directory_users"+q.clause()+
