@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -37,42 +34,7 @@ func startLoadtestServer(t *testing.T, env map[string]string) *loadtestServer {
 	for k, v := range env {
 		all[k] = v
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stderr := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--shutdown-delay", "0s",
-			"--store", "sqlite://" + filepath.Join(t.TempDir(), "ssogate.db")}, mapEnv(all), io.Discard, stderr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("ssogate serve did not stop within 10s")
-		}
-	})
-	for deadline := time.Now().Add(30 * time.Second); s.grpcAddr == ""; time.Sleep(20 * time.Millisecond) {
-		select {
-		case err := <-done:
-			t.Fatalf("ssogate serve exited: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ssogate serve did not start listening:\n%s", stderr.String())
-		}
-		sc := bufio.NewScanner(strings.NewReader(stderr.String()))
-		for sc.Scan() {
-			var rec struct {
-				Msg      string `json:"msg"`
-				GRPCAddr string `json:"grpc_addr"`
-				HTTPAddr string `json:"http_addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "listening" {
-				s.grpcAddr, s.httpAddr = rec.GRPCAddr, rec.HTTPAddr
-			}
-		}
-	}
+	s.grpcAddr, s.httpAddr = serveInProcess(t, all)
 	cc, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearerKey(s.key)))
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,17 @@ func startCLIServer(t *testing.T, env map[string]string) *cliServer {
 	for k, v := range env {
 		all[k] = v
 	}
+	s.grpcAddr, s.httpAddr = serveInProcess(t, all)
+	return s
+}
+
+// serveInProcess runs `ssogate serve` in this process on loopback ports the
+// kernel picks, with SQLite in a temporary folder and env as its
+// environment, until the test ends; it returns the listening addresses.
+func serveInProcess(t *testing.T, env map[string]string) (grpcAddr, httpAddr string) {
+	t.Helper()
+	all := env
+	var s struct{ grpcAddr, httpAddr string }
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &lockedBuffer{}
 	done := make(chan error, 1)
@@ -86,7 +97,7 @@ func startCLIServer(t *testing.T, env map[string]string) *cliServer {
 			}
 		}
 	}
-	return s
+	return s.grpcAddr, s.httpAddr
 }
 
 // result is what one CLI invocation printed and returned.

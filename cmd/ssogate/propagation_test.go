@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"slices"
 	"sync"
@@ -37,28 +34,7 @@ func TestRevocationPropagation(t *testing.T) {
 	}
 	r, _ := startReplicas(t, nil)
 	ctx := context.Background()
-	login := func(user string) string {
-		t.Helper()
-		start, err := r[0].login.StartLogin(ctx, &ssogatev1.StartLoginRequest{ConnectionId: "acme", ReturnTo: "https://app.example.test/cb"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		jar, _ := cookiejar.New(nil)
-		posted, err := devidp.SignIn(ctx, &http.Client{Jar: jar}, start.RedirectUrl, user, user)
-		if err != nil {
-			t.Fatal(err)
-		}
-		code, loc := postACS(t, r[0], "acme", posted)
-		if code != http.StatusSeeOther {
-			t.Fatalf("ACS: %d", code)
-		}
-		u, _ := url.Parse(loc)
-		ex, err := r[0].login.ExchangeCode(ctx, &ssogatev1.ExchangeCodeRequest{Code: u.Query().Get("code")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ex.TokenSet.AccessToken
-	}
+	login := func(user string) string { return loginOn(t, r[0], user) }
 
 	// The load: ValidateToken of bob's (never revoked) token on replicas 2
 	// and 3, as a backend checking every request would.

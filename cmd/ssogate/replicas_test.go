@@ -224,6 +224,33 @@ func startReplicas(t testing.TB, extra map[string]any) ([3]replica, *devidp.IdP)
 	return r, idp
 }
 
+// loginOn signs user in through connection acme end to end on one replica
+// (StartLogin, the devidp IdP, the ACS, ExchangeCode) and returns the access
+// token.
+func loginOn(t testing.TB, r replica, user string) string {
+	t.Helper()
+	ctx := context.Background()
+	start, err := r.login.StartLogin(ctx, &ssogatev1.StartLoginRequest{ConnectionId: "acme", ReturnTo: "https://app.example.test/cb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	posted, err := devidp.SignIn(ctx, &http.Client{Jar: jar}, start.RedirectUrl, user, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, loc := postACS(t, r, "acme", posted)
+	if code != http.StatusSeeOther {
+		t.Fatalf("ACS: %d", code)
+	}
+	u, _ := url.Parse(loc)
+	ex, err := r.login.ExchangeCode(ctx, &ssogatev1.ExchangeCodeRequest{Code: u.Query().Get("code")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ex.TokenSet.AccessToken
+}
+
 func randomBytes(t testing.TB, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)

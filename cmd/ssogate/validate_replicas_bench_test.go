@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -15,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ssogate/ssogate/devidp"
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 )
 
@@ -31,25 +27,7 @@ import (
 func BenchmarkValidateTokenReplicas(b *testing.B) {
 	r, _ := startReplicas(b, nil)
 	ctx := context.Background()
-	start, err := r[0].login.StartLogin(ctx, &ssogatev1.StartLoginRequest{ConnectionId: "acme", ReturnTo: "https://app.example.test/cb"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	jar, _ := cookiejar.New(nil)
-	posted, err := devidp.SignIn(ctx, &http.Client{Jar: jar}, start.RedirectUrl, "alice", "alice")
-	if err != nil {
-		b.Fatal(err)
-	}
-	status, loc := postACS(b, r[0], "acme", posted)
-	if status != http.StatusSeeOther {
-		b.Fatalf("ACS: %d", status)
-	}
-	u, _ := url.Parse(loc)
-	ex, err := r[0].login.ExchangeCode(ctx, &ssogatev1.ExchangeCodeRequest{Code: u.Query().Get("code")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	req := &ssogatev1.ValidateTokenRequest{AccessToken: ex.TokenSet.AccessToken}
+	req := &ssogatev1.ValidateTokenRequest{AccessToken: loginOn(b, r[0], "alice")}
 	const clients, runFor = 64, 5 * time.Second
 	type result struct {
 		rps, p50, p99, cpuPerCall float64
