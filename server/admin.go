@@ -66,7 +66,7 @@ func (s *Server) storeErr(what string, err error) error {
 	case errors.Is(err, store.ErrUnavailable):
 		return status.Error(codes.Unavailable, unavailableMessage)
 	}
-	return status.Errorf(codes.Internal, "%s: %v", what, err)
+	return internalError(fmt.Errorf("%s: %w", what, err))
 }
 
 func (cs connectionService) CreateConnection(ctx context.Context, req *ssogatev1.CreateConnectionRequest) (*ssogatev1.CreateConnectionResponse, error) {
@@ -162,7 +162,7 @@ func (s *Server) saveConnection(ctx context.Context, c *ssogatev1.Connection, o 
 	}
 	raw, err := marshalConnection(c)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "encode connection: %v", err)
+		return nil, internalError(fmt.Errorf("encode connection: %w", err))
 	}
 	row := store.Connection{ID: c.Id, TenantID: c.TenantId, State: c.State.String(), Domains: c.EmailDomains,
 		SPEntityID: spEntityID, ACSKey: acsKey, Config: raw}
@@ -281,7 +281,7 @@ func (cs connectionService) ListConnections(ctx context.Context, req *ssogatev1.
 	for _, row := range rows {
 		c, err := unmarshalConnection(row.Config)
 		if err != nil {
-			return nil, status.Errorf(codes.Internal, "%v", err)
+			return nil, internalError(fmt.Errorf("%w", err))
 		}
 		out.Connections = append(out.Connections, cs.s.withSPCertificates(cs.s.connectionOut(c, row.Version), own[spKeyOwner(c)]))
 	}
@@ -423,7 +423,7 @@ func (cs connectionService) GetServiceProviderMetadata(ctx context.Context, req 
 	}
 	md, err := c.sp.Metadata()
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "SP metadata: %v", err)
+		return nil, internalError(fmt.Errorf("SP metadata: %w", err))
 	}
 	return &ssogatev1.GetServiceProviderMetadataResponse{MetadataXml: string(md),
 		ServiceProvider: cs.s.withSPCertificates(withServiceProvider(c.msg, cs.s.cfg.ExternalURL), c.ownKeys).ServiceProvider}, nil

@@ -167,3 +167,21 @@ func invalidFields(reason, fieldPrefix string, err error, kv ...string) error {
 	}
 	return st.Err()
 }
+
+// internalError is err as an INTERNAL status that keeps err in its chain:
+// the caller sees the status (err's text), and errors.Is still finds the
+// cause, store.ErrUnavailable above all, which the interceptors turn into
+// UNAVAILABLE.
+func internalError(err error) error {
+	return &causedStatus{st: status.New(codes.Internal, err.Error()), err: err}
+}
+
+// causedStatus is a gRPC status with the error it came from.
+type causedStatus struct {
+	st  *status.Status
+	err error
+}
+
+func (e *causedStatus) Error() string              { return e.st.Err().Error() }
+func (e *causedStatus) GRPCStatus() *status.Status { return e.st }
+func (e *causedStatus) Unwrap() error              { return e.err }

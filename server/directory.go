@@ -333,7 +333,7 @@ func (cs connectionService) CreateScimToken(ctx context.Context, req *ssogatev1.
 	}
 	t, secret, err := scim.CreateToken(ctx, s.store, s.rand, c.msg.Id, s.now())
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "create scim token: %v", err)
+		return nil, internalError(fmt.Errorf("create scim token: %w", err))
 	}
 	s.audit(ctx, auditEvent{Type: auditScimTokenCreated, ConnectionID: c.msg.Id, TenantID: c.msg.TenantId,
 		Detail: map[string]any{"scim_token_id": t.ID, "caller": caller(ctx)}})
@@ -445,7 +445,7 @@ func (d directoryService) GetDirectoryUser(ctx context.Context, req *ssogatev1.G
 	}
 	out := directoryUserOut(u)
 	if out.Groups, err = d.s.directoryGroupNames(ctx, req.ConnectionId, u.ID); err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+		return nil, internalError(fmt.Errorf("%w", err))
 	}
 	return &ssogatev1.GetDirectoryUserResponse{User: out}, nil
 }

@@ -140,7 +140,7 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 	}
 	areq, err := c.sp.NewAuthnRequest(saml.AuthnRequestOptions{ForceAuthn: req.ForceAuthn})
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "build AuthnRequest: %v", err)
+		return nil, internalError(fmt.Errorf("build AuthnRequest: %w", err))
 	}
 	now := s.now()
 	pending := store.PendingRequest{
@@ -161,7 +161,7 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 		// and send the browser to our page that posts it.
 		form, err := areq.PostForm()
 		if err != nil {
-			return nil, status.Errorf(codes.Internal, "build AuthnRequest form: %v", err)
+			return nil, internalError(fmt.Errorf("build AuthnRequest form: %w", err))
 		}
 		pending.Data = form
 		redirect = s.cfg.ExternalURL + "/saml/" + c.msg.Id + "/authn/" + url.PathEscape(areq.ID)
@@ -177,7 +177,7 @@ func (l loginService) StartLogin(ctx context.Context, req *ssogatev1.StartLoginR
 		putCtx = s.withAudit(ctx, started)
 	}
 	if err := s.store.PutPendingRequest(putCtx, pending); err != nil {
-		return nil, status.Errorf(codes.Internal, "store pending request: %v", err)
+		return nil, internalError(fmt.Errorf("store pending request: %w", err))
 	}
 	s.metrics.loginsStarted.WithLabelValues(fmt.Sprint(req.Test)).Inc()
 	if browser {
@@ -608,7 +608,7 @@ func (l loginService) ExchangeCode(ctx context.Context, req *ssogatev1.ExchangeC
 	// one transaction: a redeemed code always has its tokens.
 	rt, err := s.tokens.PrepareRefreshToken()
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "issue refresh token: %v", err)
+		return nil, internalError(fmt.Errorf("issue refresh token: %w", err))
 	}
 	now := s.now()
 	red, err := s.store.RedeemCode(ctx, hashValue(req.Code), now, store.RefreshToken{Hash: rt.Hash, CreatedAt: now, ExpiresAt: rt.ExpiresAt})
@@ -620,7 +620,7 @@ func (l loginService) ExchangeCode(ctx context.Context, req *ssogatev1.ExchangeC
 		case errors.Is(err, store.ErrExpired):
 			reason, apiReason = "expired", reasonCodeExpired
 		case !errors.Is(err, store.ErrNotFound):
-			return nil, status.Errorf(codes.Internal, "consume code: %v", err)
+			return nil, internalError(fmt.Errorf("consume code: %w", err))
 		}
 		s.audit(ctx, auditEvent{Type: auditCodeRejected, Message: "code " + reason, Detail: map[string]any{"code": reason}})
 		s.metrics.codeRejected.WithLabelValues(reason).Inc()
@@ -635,7 +635,7 @@ func (l loginService) ExchangeCode(ctx context.Context, req *ssogatev1.ExchangeC
 	}
 	ident, err := sessionIdentity(sess)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+		return nil, internalError(fmt.Errorf("%w", err))
 	}
 	set, err := s.tokenSet(ctx, ident, sess.ExpiresAt, rt.Token, red.Refresh.ExpiresAt)
 	if err != nil {
@@ -671,7 +671,7 @@ func (l loginService) ExchangeAssertion(ctx context.Context, req *ssogatev1.Exch
 		return nil, rejectionStatus(reason, err)
 	}
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+		return nil, internalError(fmt.Errorf("%w", err))
 	}
 	set, err := s.issueTokens(ctx, sess)
 	if err != nil {

@@ -249,7 +249,7 @@ func (s *Server) rpcConnection(ctx context.Context, id string) (*conn, error) {
 		return nil, apiError(codes.NotFound, reasonConnectionNotFound, fmt.Sprintf("no connection %q", id), "connection_id", id)
 	}
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+		return nil, internalError(fmt.Errorf("%w", err))
 	}
 	return c, nil
 }

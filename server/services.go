@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"sort"
 
 	"google.golang.org/grpc/codes"
@@ -25,7 +26,7 @@ func (k keyService) GetJWKS(ctx context.Context, _ *ssogatev1.GetJWKSRequest) (*
 	}
 	st := &structpb.Struct{}
 	if err := st.UnmarshalJSON(doc); err != nil {
-		return nil, status.Errorf(codes.Internal, "jwks: %v", err)
+		return nil, internalError(fmt.Errorf("jwks: %w", err))
 	}
 	return &ssogatev1.GetJWKSResponse{Jwks: st}, nil
 }
@@ -70,7 +71,7 @@ func (k keyService) RotateSigningKey(ctx context.Context, req *ssogatev1.RotateS
 	}
 	info, err := k.s.keys.RotateNow(ctx)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "rotate: %v", err)
+		return nil, internalError(fmt.Errorf("rotate: %w", err))
 	}
 	k.s.audit(ctx, auditEvent{Type: auditKeyRotated, Detail: map[string]any{"kid": info.ID, "caller": caller(ctx)}})
 	return &ssogatev1.RotateSigningKeyResponse{Key: keyOut(info)}, nil

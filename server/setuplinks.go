@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
@@ -61,11 +60,11 @@ func (cs connectionService) CreateSetupLink(ctx context.Context, req *ssogatev1.
 	}
 	secret, err := portal.NewSecret(s.rand)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "setup link secret: %v", err)
+		return nil, internalError(fmt.Errorf("setup link secret: %w", err))
 	}
 	id, err := s.randomValue(9)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "setup link id: %v", err)
+		return nil, internalError(fmt.Errorf("setup link id: %w", err))
 	}
 	id = "sl_" + id
 	now := s.now()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -43,14 +42,11 @@ type storeHealth struct {
 // names the store, never the driver's text.
 const unavailableMessage = "the store (database) is unavailable; nothing was changed, retry shortly"
 
-// isUnavailable reports whether err is the store being unavailable, as an
-// error chain or as a status whose text a handler formatted from one.
+// isUnavailable reports whether err is the store being unavailable. The
+// handlers' INTERNAL errors keep their cause (internalError), so the chain
+// tells, never the text.
 func isUnavailable(err error) bool {
-	if errors.Is(err, store.ErrUnavailable) {
-		return true
-	}
-	st, ok := status.FromError(err)
-	return ok && st.Code() == codes.Internal && strings.Contains(st.Message(), store.ErrUnavailable.Error())
+	return errors.Is(err, store.ErrUnavailable)
 }
 
 // storeFailure maps a store-unavailable error, wherever a handler produced

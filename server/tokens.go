@@ -47,11 +47,11 @@ func (s *Server) issueTokens(ctx context.Context, sess store.Session) (*ssogatev
 	}
 	ident, err := sessionIdentity(sess)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+		return nil, internalError(fmt.Errorf("%w", err))
 	}
 	rt, err := s.tokens.IssueRefreshToken(ctx, sess.ID, sess.ExpiresAt)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "issue refresh token: %v", err)
+		return nil, internalError(fmt.Errorf("issue refresh token: %w", err))
 	}
 	return s.tokenSet(ctx, ident, sess.ExpiresAt, rt.Token, rt.ExpiresAt)
 }
@@ -70,7 +70,7 @@ func sessionUsable(sess store.Session, now time.Time) error {
 func (s *Server) tokenSet(ctx context.Context, ident *ssogatev1.Identity, sessionEnd time.Time, refresh string, refreshEnd time.Time) (*ssogatev1.TokenSet, error) {
 	access, claims, err := s.mintAccess(ctx, claimsOf(ident, sessionEnd))
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "mint access token: %v", err)
+		return nil, internalError(fmt.Errorf("mint access token: %w", err))
 	}
 	return &ssogatev1.TokenSet{
 		AccessToken: access, TokenType: "Bearer", ExpiresAt: timestamppb.New(claims.ExpiresAt),
@@ -96,18 +96,18 @@ func (l loginService) RefreshToken(ctx context.Context, req *ssogatev1.RefreshTo
 		case errors.Is(err, token.ErrMalformed):
 			why = "malformed"
 		case !errors.Is(err, token.ErrInvalid):
-			return nil, status.Errorf(codes.Internal, "rotate refresh token: %v", err)
+			return nil, internalError(fmt.Errorf("rotate refresh token: %w", err))
 		}
 		s.metrics.refreshRejected.WithLabelValues(why).Inc()
 		return nil, apiError(codes.Unauthenticated, reason, "refresh token is "+why)
 	}
 	sess, err := s.store.GetSession(ctx, rt.SessionID)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "load session: %v", err)
+		return nil, internalError(fmt.Errorf("load session: %w", err))
 	}
 	ident, err := sessionIdentity(sess)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+		return nil, internalError(fmt.Errorf("%w", err))
 	}
 	set, err := s.tokenSet(ctx, ident, sess.ExpiresAt, rt.Token, rt.ExpiresAt)
 	if err != nil {
@@ -140,7 +140,7 @@ func (l loginService) ValidateToken(ctx context.Context, req *ssogatev1.Validate
 	claims, err := s.verifyAccess(ctx, req.AccessToken)
 	if err != nil {
 		if !errors.Is(err, token.ErrInvalid) {
-			return nil, status.Errorf(codes.Internal, "verify: %v", err)
+			return nil, internalError(fmt.Errorf("verify: %w", err))
 		}
 		reason := validateReason(err)
 		s.metrics.validations.WithLabelValues(reason).Inc()
@@ -185,12 +185,12 @@ func (l loginService) RevokeSession(ctx context.Context, req *ssogatev1.RevokeSe
 		return nil, status.Errorf(codes.NotFound, "no session %q", req.SessionId)
 	}
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "load session: %v", err)
+		return nil, internalError(fmt.Errorf("load session: %w", err))
 	}
 	revoked := auditEvent{Type: auditSessionRevoked, ConnectionID: sess.ConnectionID, TenantID: sess.TenantID,
 		Subject: sess.Subject, Message: req.Reason, Detail: map[string]any{"session_id": sess.ID, "caller": caller(ctx)}}
 	if err := s.revokeSessions(s.withAudit(ctx, revoked), []string{sess.ID}, cmp.Or(req.Reason, "revoked by API")); err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+		return nil, internalError(fmt.Errorf("%w", err))
 	}
 	return &ssogatev1.RevokeSessionResponse{}, nil
 }
@@ -209,7 +209,7 @@ func (l loginService) RevokeSubject(ctx context.Context, req *ssogatev1.RevokeSu
 	ids, err := s.store.RevokeSubject(s.withAudit(ctx, revoked), req.ConnectionId, subject,
 		cmp.Or(req.Reason, "subject revoked by API"), s.now())
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "revoke subject: %v", err)
+		return nil, internalError(fmt.Errorf("revoke subject: %w", err))
 	}
 	for _, id := range ids {
 		s.revoked.add(id, s.now())
@@ -247,7 +247,7 @@ func (l loginService) StartLogout(ctx context.Context, req *ssogatev1.StartLogou
 		return nil, status.Errorf(codes.NotFound, "no session %q", sid)
 	}
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "load session: %v", err)
+		return nil, internalError(fmt.Errorf("load session: %w", err))
 	}
 	c, err := s.registry.get(ctx, sess.ConnectionID)
 	if err != nil {
@@ -262,7 +262,7 @@ func (l loginService) StartLogout(ctx context.Context, req *ssogatev1.StartLogou
 	logout := auditEvent{Type: auditLogout, ConnectionID: sess.ConnectionID, TenantID: sess.TenantID, Subject: sess.Subject,
 		Detail: map[string]any{"session_id": sess.ID, "initiator": "sp"}}
 	if err := s.revokeSessions(s.withAudit(ctx, logout), []string{sess.ID}, "logout"); err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
+		return nil, internalError(fmt.Errorf("%w", err))
 	}
 	resp := &ssogatev1.StartLogoutResponse{SessionId: sess.ID}
 	if c.msg.GetIdentityProvider().GetSloUrl() == "" {
@@ -270,13 +270,13 @@ func (l loginService) StartLogout(ctx context.Context, req *ssogatev1.StartLogou
 	}
 	lr, err := c.sp.NewLogoutRequest(sess.NameID, sess.NameIDFormat, sess.SessionIndex, "")
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "build LogoutRequest: %v", err)
+		return nil, internalError(fmt.Errorf("build LogoutRequest: %w", err))
 	}
 	// Remember where the browser goes when the IdP answers.
 	now := s.now()
 	if err := s.store.PutPendingRequest(ctx, store.PendingRequest{ID: lr.ID, ConnectionID: c.msg.Id, ReturnTo: returnTo,
 		Data: []byte(pendingLogout), CreatedAt: now, ExpiresAt: now.Add(pendingRequestTTL)}); err != nil {
-		return nil, status.Errorf(codes.Internal, "store pending logout: %v", err)
+		return nil, internalError(fmt.Errorf("store pending logout: %w", err))
 	}
 	resp.RedirectUrl = lr.RedirectURL
 	return resp, nil
