@@ -43,6 +43,7 @@ func (l *lockedBuffer) String() string {
 
 type devServer struct {
 	base, grpcAddr, apiKey string
+	dir                    string // --dir: its SQLite store is dir/ssogate.db
 	logs                   *lockedBuffer
 }
 
@@ -53,9 +54,10 @@ func startDev(t *testing.T, args ...string) *devServer {
 	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
 	done := make(chan struct{})
 	var runErr error
+	dir := t.TempDir()
 	go func() {
 		defer close(done)
-		runErr = run(ctx, append([]string{"dev", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--dir", t.TempDir()}, args...),
+		runErr = run(ctx, append([]string{"dev", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--dir", dir}, args...),
 			func(string) (string, bool) { return "", false }, stdout, stderr)
 	}()
 	t.Cleanup(func() {
@@ -87,7 +89,7 @@ func startDev(t *testing.T, args ...string) *devServer {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return &devServer{base: strings.TrimSuffix(field("Demo backend"), "/"), grpcAddr: field("gRPC"), apiKey: field("Dev API key"), logs: stderr}
+	return &devServer{base: strings.TrimSuffix(field("Demo backend"), "/"), grpcAddr: field("gRPC"), apiKey: field("Dev API key"), dir: dir, logs: stderr}
 }
 
 func (d *devServer) login(t *testing.T) ssogatev1.LoginServiceClient {

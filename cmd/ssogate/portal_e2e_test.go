@@ -24,6 +24,8 @@ import (
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
 	"github.com/ssogate/ssogate/internal/testenv"
+	"github.com/ssogate/ssogate/store"
+	"github.com/ssogate/ssogate/store/sqlite"
 )
 
 var updateScreenshots = flag.Bool("update-screenshots", false, "rewrite docs/screenshots from the setup portal journey")
@@ -320,9 +322,29 @@ func TestSetupPortalJourney(t *testing.T) {
 		t.Errorf("lookup reason %q", reason)
 	}
 	pc.check(ctx, "portal-9-lookup")
+	// Notices as the sweeps write them (an IdP certificate and ours about
+	// to expire), so the status page is checked with its notice list.
+	st, err := sqlite.Open(rpc, filepath.Join(dev.dir, "ssogate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range []store.AuditEvent{
+		{Type: "certificate.expiring", Message: "the IdP's signing certificate CN=acme-idp (SHA-256 9f2c…) expires 2027-01-01T00:00:00Z (in 720h0m0s)"},
+		{Type: "sp_certificate.expiring", Message: "the deployment's shared SP certificate (SHA-256 41ab…) in SP metadata expires 2027-01-01T00:00:00Z (in 720h0m0s); " +
+			"rotate it (ssogate connections rotate-sp-key acme) so that the IdP can take the next one from the metadata before then"},
+	} {
+		e.ID, e.Time, e.ConnectionID, e.TenantID = "journey-notice-"+strconv.Itoa(i), time.Now(), "acme", "acme-inc"
+		if err := st.AppendAudit(rpc, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
 	do(t, ctx, "status page", chromedp.Navigate(dev.base+"/setup/status"))
 	if events := text(t, ctx, "#events"); !strings.Contains(events, "MALFORMED_ENCODING") || !strings.Contains(events, "Signed in") {
 		t.Errorf("status page events:\n%s", events)
+	}
+	if page := text(t, ctx, "main"); !strings.Contains(page, "Our certificate expiring") || !strings.Contains(page, "Certificate expiring") {
+		t.Errorf("status page lacks the notices:\n%s", page)
 	}
 	pc.check(ctx, "portal-8-status")
 
