@@ -281,7 +281,7 @@ func (cs connectionService) ListConnections(ctx context.Context, req *ssogatev1.
 	for _, row := range rows {
 		c, err := unmarshalConnection(row.Config)
 		if err != nil {
-			return nil, internalError(fmt.Errorf("%w", err))
+			return nil, internalError(err)
 		}
 		out.Connections = append(out.Connections, cs.s.withSPCertificates(cs.s.connectionOut(c, row.Version), own[spKeyOwner(c)]))
 	}

@@ -445,7 +445,7 @@ func (d directoryService) GetDirectoryUser(ctx context.Context, req *ssogatev1.G
 	}
 	out := directoryUserOut(u)
 	if out.Groups, err = d.s.directoryGroupNames(ctx, req.ConnectionId, u.ID); err != nil {
-		return nil, internalError(fmt.Errorf("%w", err))
+		return nil, internalError(err)
 	}
 	return &ssogatev1.GetDirectoryUserResponse{User: out}, nil
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -631,11 +630,11 @@ func (l loginService) ExchangeCode(ctx context.Context, req *ssogatev1.ExchangeC
 		return nil, err
 	}
 	if len(red.Refresh.Hash) == 0 {
-		return nil, status.Errorf(codes.Internal, "redeem code: no refresh token stored for session %q", sess.ID)
+		return nil, internalError(fmt.Errorf("redeem code: no refresh token stored for session %q", sess.ID))
 	}
 	ident, err := sessionIdentity(sess)
 	if err != nil {
-		return nil, internalError(fmt.Errorf("%w", err))
+		return nil, internalError(err)
 	}
 	set, err := s.tokenSet(ctx, ident, sess.ExpiresAt, rt.Token, red.Refresh.ExpiresAt)
 	if err != nil {
@@ -671,7 +670,7 @@ func (l loginService) ExchangeAssertion(ctx context.Context, req *ssogatev1.Exch
 		return nil, rejectionStatus(reason, err)
 	}
 	if err != nil {
-		return nil, internalError(fmt.Errorf("%w", err))
+		return nil, internalError(err)
 	}
 	set, err := s.issueTokens(ctx, sess)
 	if err != nil {

@@ -249,14 +249,14 @@ func (s *Server) rpcConnection(ctx context.Context, id string) (*conn, error) {
 		return nil, apiError(codes.NotFound, reasonConnectionNotFound, fmt.Sprintf("no connection %q", id), "connection_id", id)
 	}
 	if err != nil {
-		return nil, internalError(fmt.Errorf("%w", err))
+		return nil, internalError(err)
 	}
 	return c, nil
 }
 
 func (r *registry) build(ctx context.Context, row store.Connection) (*conn, error) {
 	r.mu.Lock()
-	if c, ok := r.cache[row.ID]; ok && c.version == row.Version && (c.keysUntil.IsZero() || r.s.now().Before(c.keysUntil)) {
+	if c, ok := r.cache[row.ID]; ok && c.version == row.Version && r.keysCurrent(c) {
 		r.mu.Unlock()
 		return c, nil
 	}

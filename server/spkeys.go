@@ -436,7 +436,7 @@ func (s *Server) importSPKey(ctx context.Context, c *ssogatev1.Connection, req *
 	}
 	row, err := s.newSPKeyRow(c, ssogatev1.ServiceProviderKeyUse_SERVICE_PROVIDER_KEY_USE_UNSPECIFIED, key, cert, s.now())
 	if err != nil {
-		return nil, apiError(codes.Internal, codeName(codes.Internal), err.Error())
+		return nil, internalError(err)
 	}
 	if err := s.store.PutSigningKey(ctx, row); err != nil {
 		return nil, s.storeErr("SP key", err)
@@ -500,11 +500,11 @@ func (cs connectionService) RotateServiceProviderKey(ctx context.Context, req *s
 			return nil, invalidFields(reasonConnectionInvalid, "", err, "connection_id", cur.msg.Id)
 		}
 	} else if key, cert, err = s.generateSPKey(cur.msg); err != nil {
-		return nil, apiError(codes.Internal, codeName(codes.Internal), err.Error())
+		return nil, internalError(err)
 	}
 	row, err := s.newSPKeyRow(cur.msg, req.Use, key, cert, now.Add(overlap))
 	if err != nil {
-		return nil, apiError(codes.Internal, codeName(codes.Internal), err.Error())
+		return nil, internalError(err)
 	}
 	if err := s.store.PutSigningKey(ctx, row); err != nil {
 		return nil, s.storeErr("SP key", err)
@@ -513,6 +513,11 @@ func (cs connectionService) RotateServiceProviderKey(ctx context.Context, req *s
 		"sp_key_id": row.ID, "use": spKeyUses[req.Use], "transition_time": row.ActivateAt.UTC().Format(time.RFC3339),
 		"sha256_fingerprint": fingerprint(cert.Raw)})
 	if err != nil {
+		// Unpublished (no replica rebuilt for it), the key must not become
+		// current at some later rebuild: take it back.
+		if derr := s.store.DeleteSigningKey(context.WithoutCancel(ctx), row.ID); derr != nil {
+			s.log.ErrorContext(ctx, "SP key of a failed rotation not removed", "connection_id", cur.msg.Id, "key_id", row.ID, "error", derr)
+		}
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "SP key rotation started", "connection_id", cur.msg.Id, "key_id", row.ID, "use", spKeyUses[req.Use],

@@ -47,7 +47,7 @@ func (s *Server) issueTokens(ctx context.Context, sess store.Session) (*ssogatev
 	}
 	ident, err := sessionIdentity(sess)
 	if err != nil {
-		return nil, internalError(fmt.Errorf("%w", err))
+		return nil, internalError(err)
 	}
 	rt, err := s.tokens.IssueRefreshToken(ctx, sess.ID, sess.ExpiresAt)
 	if err != nil {
@@ -107,7 +107,7 @@ func (l loginService) RefreshToken(ctx context.Context, req *ssogatev1.RefreshTo
 	}
 	ident, err := sessionIdentity(sess)
 	if err != nil {
-		return nil, internalError(fmt.Errorf("%w", err))
+		return nil, internalError(err)
 	}
 	set, err := s.tokenSet(ctx, ident, sess.ExpiresAt, rt.Token, rt.ExpiresAt)
 	if err != nil {
@@ -190,7 +190,7 @@ func (l loginService) RevokeSession(ctx context.Context, req *ssogatev1.RevokeSe
 	revoked := auditEvent{Type: auditSessionRevoked, ConnectionID: sess.ConnectionID, TenantID: sess.TenantID,
 		Subject: sess.Subject, Message: req.Reason, Detail: map[string]any{"session_id": sess.ID, "caller": caller(ctx)}}
 	if err := s.revokeSessions(s.withAudit(ctx, revoked), []string{sess.ID}, cmp.Or(req.Reason, "revoked by API")); err != nil {
-		return nil, internalError(fmt.Errorf("%w", err))
+		return nil, internalError(err)
 	}
 	return &ssogatev1.RevokeSessionResponse{}, nil
 }
@@ -262,7 +262,7 @@ func (l loginService) StartLogout(ctx context.Context, req *ssogatev1.StartLogou
 	logout := auditEvent{Type: auditLogout, ConnectionID: sess.ConnectionID, TenantID: sess.TenantID, Subject: sess.Subject,
 		Detail: map[string]any{"session_id": sess.ID, "initiator": "sp"}}
 	if err := s.revokeSessions(s.withAudit(ctx, logout), []string{sess.ID}, "logout"); err != nil {
-		return nil, internalError(fmt.Errorf("%w", err))
+		return nil, internalError(err)
 	}
 	resp := &ssogatev1.StartLogoutResponse{SessionId: sess.ID}
 	if c.msg.GetIdentityProvider().GetSloUrl() == "" {
