@@ -134,7 +134,10 @@ func (p *Plan) finish(o Options) {
 		}
 		c.Id = base
 		for n := 2; ids[c.Id] > 0; n++ {
-			c.Id = trimID(fmt.Sprintf("%s-%d", base, n))
+			// The suffix must survive the 63-character bound, or a long
+			// base would come back unchanged and the loop never end.
+			suffix := fmt.Sprintf("-%d", n)
+			c.Id = strings.TrimRight(base[:min(len(base), 63-len(suffix))], "-") + suffix
 		}
 		ids[c.Id]++
 		if c.TenantId == "" {

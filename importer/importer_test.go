@@ -269,6 +269,12 @@ func TestCSVAndJSON(t *testing.T) {
 	if _, err := Parse("json", []byte(`[{"id":"a","colour":"red"}]`), Options{}); err == nil {
 		t.Error("unknown JSON key accepted")
 	}
+	long := strings.Repeat("a", 63)
+	p = parse(t, "json", mustJSON(t, []any{map[string]any{"id": long}, map[string]any{"id": long}, map[string]any{"id": long}}), Options{})
+	if ids := []string{p.Items[0].Connection.Id, p.Items[1].Connection.Id, p.Items[2].Connection.Id}; ids[0] != long ||
+		ids[1] != long[:61]+"-2" || ids[2] != long[:61]+"-3" {
+		t.Errorf("63-character duplicate IDs became %q", ids)
+	}
 	if _, err := Parse("okta", js, Options{}); err == nil {
 		t.Error("unknown format accepted")
 	}
