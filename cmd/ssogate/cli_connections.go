@@ -159,17 +159,33 @@ func (c *cli) createRequest(f createFlags) (*ssogatev1.CreateConnectionRequest, 
 		return nil, errors.New("--sp-key and --sp-cert go together")
 	}
 	if *f.spKey != "" {
-		key, err := c.readInput(*f.spKey, "--sp-key")
+		if *f.metadataFile == "-" && (*f.spKey == "-" || *f.spCert == "-") {
+			return nil, errors.New("--metadata-file and --sp-key/--sp-cert cannot both read stdin")
+		}
+		key, cert, err := c.readKeyPair(*f.spKey, *f.spCert, "--sp-key", "--sp-cert")
 		if err != nil {
 			return nil, err
 		}
-		cert, err := c.readInput(*f.spCert, "--sp-cert")
-		if err != nil {
-			return nil, err
-		}
-		req.ServiceProviderPrivateKeyPem, req.ServiceProviderCertificatePem = string(key), string(cert)
+		req.ServiceProviderPrivateKeyPem, req.ServiceProviderCertificatePem = key, cert
 	}
 	return req, nil
+}
+
+// readKeyPair reads a PEM key and its certificate from files (or one of
+// them from stdin, "-").
+func (c *cli) readKeyPair(keyPath, certPath, keyFlag, certFlag string) (key, cert string, _ error) {
+	if keyPath == "-" && certPath == "-" {
+		return "", "", fmt.Errorf("%s and %s cannot both read stdin", keyFlag, certFlag)
+	}
+	k, err := c.readInput(keyPath, keyFlag)
+	if err != nil {
+		return "", "", err
+	}
+	ce, err := c.readInput(certPath, certFlag)
+	if err != nil {
+		return "", "", err
+	}
+	return string(k), string(ce), nil
 }
 
 // override sets *field when the flag was given.
@@ -430,18 +446,11 @@ func (c *cli) connRotateSPKey(ctx context.Context, args []string) error {
 		return errors.New("--key and --cert go together: give both to import a key, or neither to generate one")
 	}
 	if *keyFile != "" {
-		if *keyFile == "-" && *certFile == "-" {
-			return errors.New("--key and --cert cannot both read stdin")
-		}
-		key, err := c.readInput(*keyFile, "--key")
+		key, cert, err := c.readKeyPair(*keyFile, *certFile, "--key", "--cert")
 		if err != nil {
 			return err
 		}
-		cert, err := c.readInput(*certFile, "--cert")
-		if err != nil {
-			return err
-		}
-		req.PrivateKeyPem, req.CertificatePem = string(key), string(cert)
+		req.PrivateKeyPem, req.CertificatePem = key, cert
 	}
 	return c.withConnections(cf, func(client ssogatev1.ConnectionServiceClient) error {
 		resp, err := call(ctx, cf, client.RotateServiceProviderKey, req)
