@@ -313,13 +313,7 @@ func encryptedStructure(enc *etree.Element) (encryptedParts, *Error) {
 		}
 	}
 	p.keyCipherValue = cipherValue(ek)
-	if ki := firstChild(ek, dsig.Namespace, "KeyInfo"); ki != nil {
-		if xd := firstChild(ki, dsig.Namespace, "X509Data"); xd != nil {
-			if c := firstChild(xd, dsig.Namespace, "X509Certificate"); c != nil {
-				p.keyCert, _ = textOf(c)
-			}
-		}
-	}
+	p.keyCert = keyInfoCert(ek)
 	if p.keyCipherValue == "" {
 		return p, malformed
 	}

@@ -128,6 +128,22 @@ func TestNextEncryptionCertMustHaveAKey(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "NextEncryptionCert") {
 		t.Errorf("New = %v, want NextEncryptionCert refused", err)
 	}
+	// The current certificate too, whether the keys come as DecryptionKey
+	// or only as DecryptionKeys.
+	for _, cfg := range []Config{
+		{DecryptionKey: respKey(t, 1), EncryptionCert: selfSignedCert(t, respKey(t, 2))},
+		{DecryptionKeys: []DecryptionKey{{Key: respKey(t, 1)}}, EncryptionCert: selfSignedCert(t, respKey(t, 2))},
+	} {
+		cfg.ConnectionID, cfg.ExternalURL = "acme", "https://sso.example.com"
+		if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "EncryptionCert") {
+			t.Errorf("New = %v, want an EncryptionCert no key decrypts refused", err)
+		}
+	}
+	k := respKey(t, 1)
+	if _, err := New(Config{ConnectionID: "acme", ExternalURL: "https://sso.example.com",
+		DecryptionKeys: []DecryptionKey{{Key: k}}, EncryptionCert: selfSignedCert(t, k)}); err != nil {
+		t.Errorf("EncryptionCert of one of DecryptionKeys refused: %v", err)
+	}
 }
 
 func TestMetadataPublishesBothKeysDuringRotation(t *testing.T) {

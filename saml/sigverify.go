@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
-	"strings"
 
 	"github.com/beevik/etree"
 	dsig "github.com/russellhaering/goxmldsig"
@@ -122,10 +121,14 @@ func directShape(sig *etree.Element) (directSignature, bool) {
 	default:
 		return d, false
 	}
+	// Decoded as goxmldsig decodes them (all the text, base64 that
+	// tolerates only line breaks), so that both verifiers read one value.
+	dvText, ok1 := textOf(dv)
+	svText, ok2 := textOf(sv)
 	var err1, err2 error
-	d.digestValue, err1 = base64.StdEncoding.DecodeString(strings.Join(strings.Fields(dv.Text()), ""))
-	d.value, err2 = base64.StdEncoding.DecodeString(strings.Join(strings.Fields(sv.Text()), ""))
-	if err1 != nil || err2 != nil || len(d.digestValue) < 20 {
+	d.digestValue, err1 = base64.StdEncoding.DecodeString(dvText)
+	d.value, err2 = base64.StdEncoding.DecodeString(svText)
+	if !ok1 || !ok2 || err1 != nil || err2 != nil {
 		return d, false
 	}
 	d.signedInfo = si
@@ -186,7 +189,7 @@ func verifyDirect(el, sig *etree.Element, d directSignature, candidates []*x509.
 func plainTree(el *etree.Element) bool {
 	for _, t := range el.Child {
 		switch t := t.(type) {
-		case *etree.Comment, *etree.ProcInst, *etree.Directive:
+		case *etree.Comment: // (guardXML refuses processing instructions and DTDs)
 			return false
 		case *etree.CharData:
 			if t.IsCData() {

@@ -156,10 +156,6 @@ func checkKeys(cfg Config) error {
 	if cfg.WantEncryptedAssertions && cfg.DecryptionKey == nil && len(cfg.DecryptionKeys) == 0 {
 		return errors.New("saml config: DecryptionKey is required when WantEncryptedAssertions is set")
 	}
-	if cfg.DecryptionKey != nil && cfg.EncryptionCert != nil &&
-		!publicKeysEqual(cfg.DecryptionKey.Public(), cfg.EncryptionCert.PublicKey) {
-		return errors.New("saml config: EncryptionCert does not match DecryptionKey")
-	}
 	for i, dk := range cfg.DecryptionKeys {
 		if dk.Key == nil {
 			return fmt.Errorf("saml config: DecryptionKeys[%d].Key is nil", i)
@@ -168,10 +164,12 @@ func checkKeys(cfg Config) error {
 			return fmt.Errorf("saml config: DecryptionKeys[%d].Cert does not match its Key", i)
 		}
 	}
-	if c := cfg.NextEncryptionCert; c != nil && !slices.ContainsFunc(decryptionKeys(cfg), func(dk DecryptionKey) bool {
-		return publicKeysEqual(dk.Key.Public(), c.PublicKey)
-	}) {
-		return errors.New("saml config: NextEncryptionCert matches neither DecryptionKey nor any of DecryptionKeys")
+	// A certificate metadata publishes for encryption must belong to a key
+	// that decrypts.
+	for name, c := range map[string]*x509.Certificate{"EncryptionCert": cfg.EncryptionCert, "NextEncryptionCert": cfg.NextEncryptionCert} {
+		if c != nil && !slices.ContainsFunc(decryptionKeys(cfg), func(dk DecryptionKey) bool { return dk.Key != nil && publicKeysEqual(dk.Key.Public(), c.PublicKey) }) {
+			return fmt.Errorf("saml config: %s matches neither DecryptionKey nor any of DecryptionKeys", name)
+		}
 	}
 	return nil
 }
