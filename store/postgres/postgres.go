@@ -84,7 +84,6 @@ var dialect = sqlstore.Dialect{
 	// Self-conflicting, but lets readers through.
 	LockRevocations:   "LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE",
 	NotifyRevocations: "SELECT pg_notify('" + RevocationChannel + "', '')",
-	NotifyEvents:      "SELECT pg_notify('" + EventChannel + "', $1)",
 	EventsChannel:     EventChannel,
 	SkipLocked:        " FOR UPDATE SKIP LOCKED",
 	Backend:           "postgres",

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,20 @@ func (db *DB) AppendAudit(ctx context.Context, e store.AuditEvent) (err error) {
 // Sequence is visible only after every smaller one, and a rolled-back
 // transaction takes its numbers back: the log has no gaps.
 func (db *DB) appendEvents(ctx context.Context, tx *sql.Tx, events []store.AuditEvent) (int64, error) {
+	events = slices.Clone(events)
+	for i := range events {
+		e := &events[i]
+		if e.ID == "" {
+			var b [16]byte
+			if _, err := io.ReadFull(db.rand, b[:]); err != nil {
+				return 0, fmt.Errorf("append audit event: generate id: %w", err)
+			}
+			e.ID = hex.EncodeToString(b[:])
+		}
+		if e.Time.IsZero() {
+			e.Time = db.now()
+		}
+	}
 	if db.d.EventsChannel != "" {
 		return db.appendEventsOneStatement(ctx, tx, events)
 	}
@@ -48,26 +63,11 @@ func (db *DB) appendEvents(ctx context.Context, tx *sql.Tx, events []store.Audit
 	seq := last - int64(len(events))
 	for _, e := range events {
 		seq++
-		if e.ID == "" {
-			var b [16]byte
-			if _, err := io.ReadFull(db.rand, b[:]); err != nil {
-				return 0, fmt.Errorf("append audit event: generate id: %w", err)
-			}
-			e.ID = hex.EncodeToString(b[:])
-		}
-		if e.Time.IsZero() {
-			e.Time = db.now()
-		}
 		if err := db.insert(ctx, tx, fmt.Sprintf("append audit event %q", e.ID),
 			"INSERT INTO audit_events ("+auditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 			seq, e.ID, db.t(e.Time), e.Type, e.ConnectionID, e.TenantID, e.Subject, e.Reason, e.CorrelationID,
 			e.Message, blob(e.Detail)); err != nil {
 			return 0, err
-		}
-	}
-	if db.d.NotifyEvents != "" {
-		if _, err := tx.ExecContext(ctx, db.d.NotifyEvents, strconv.FormatInt(last, 10)); err != nil {
-			return 0, fmt.Errorf("append audit events: notify: %w", err)
 		}
 	}
 	return last, nil
@@ -81,16 +81,6 @@ func (db *DB) appendEventsOneStatement(ctx context.Context, tx *sql.Tx, events [
 	n := q.arg(len(events))
 	rows := make([]string, len(events))
 	for i, e := range events {
-		if e.ID == "" {
-			var b [16]byte
-			if _, err := io.ReadFull(db.rand, b[:]); err != nil {
-				return 0, fmt.Errorf("append audit event: generate id: %w", err)
-			}
-			e.ID = hex.EncodeToString(b[:])
-		}
-		if e.Time.IsZero() {
-			e.Time = db.now()
-		}
 		rows[i] = "(" + strings.Join([]string{q.arg(i+1) + "::bigint", q.arg(e.ID) + "::text", q.arg(db.t(e.Time)) + "::timestamptz",
 			q.arg(e.Type) + "::text", q.arg(e.ConnectionID) + "::text", q.arg(e.TenantID) + "::text", q.arg(e.Subject) + "::text",
 			q.arg(e.Reason) + "::text", q.arg(e.CorrelationID) + "::text", q.arg(e.Message) + "::text", q.arg(blob(e.Detail)) + "::bytea"}, ", ") + ")"

@@ -39,13 +39,10 @@ type Dialect struct {
 	// NotifyRevocations runs after a transaction appended revocations, to
 	// wake followers at commit. Empty when there is nobody to wake.
 	NotifyRevocations string
-	// NotifyEvents runs after a transaction appended audit events, with
-	// the newest Sequence as $1, to wake event followers at commit. Empty
-	// when there is nobody to wake.
-	NotifyEvents string
 	// EventsChannel, when set, has events appended in one statement that
-	// also notifies this channel (PostgreSQL: data-modifying CTEs and
-	// pg_notify), instead of one statement per row and NotifyEvents.
+	// also notifies this channel at commit, with the newest Sequence, to
+	// wake event followers (PostgreSQL: data-modifying CTEs and pg_notify),
+	// instead of one statement per row. Empty when there is nobody to wake.
 	EventsChannel string
 	// SkipLocked ends a SELECT that claims rows for this transaction and
 	// passes over rows another transaction holds (PostgreSQL: FOR UPDATE
