@@ -53,7 +53,8 @@ func (s *loadtestServer) loadtest(ctx context.Context, t *testing.T, key string,
 	args = append([]string{"loadtest", "--server", s.grpcAddr, "--url", "http://" + s.httpAddr}, args...)
 	err := run(ctx, args, mapEnv(map[string]string{"SSOGATE_API_KEY": key}), &stdout, &stderr)
 	r := result{stdout.String(), stderr.String(), err}
-	if all := r.stdout + r.stderr; strings.Contains(all, s.key) || (err != nil && strings.Contains(err.Error(), s.key)) {
+	if all := r.stdout + r.stderr; strings.Contains(all, s.key) || strings.Contains(all, key) ||
+		(err != nil && (strings.Contains(err.Error(), s.key) || strings.Contains(err.Error(), key))) {
 		t.Fatalf("the API key was printed:\n%s", all)
 	}
 	return r
@@ -184,12 +185,19 @@ func TestLoadtestAgainstServe(t *testing.T) {
 	// The connection went TESTING → a passing test login → ACTIVE (no
 	// force), and the logins were real ones.
 	for typ, min := range map[string]int{"login.tested": 1, "login.succeeded": int(res.Logins)} {
-		ev, err := s.audit.ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{ConnectionId: res.ConnectionID, Type: typ, PageSize: 1000})
-		if err != nil {
-			t.Fatal(err)
+		n := 0
+		for page := ""; ; { // pages hold at most 500 events
+			ev, err := s.audit.ListAuditEvents(ctx, &ssogatev1.ListAuditEventsRequest{ConnectionId: res.ConnectionID, Type: typ, PageSize: 500, PageToken: page})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(ev.Events)
+			if page = ev.NextPageToken; page == "" {
+				break
+			}
 		}
-		if len(ev.Events) < min {
-			t.Errorf("%d %s events for %s, want at least %d", len(ev.Events), typ, res.ConnectionID, min)
+		if n < min {
+			t.Errorf("%d %s events for %s, want at least %d", n, typ, res.ConnectionID, min)
 		}
 	}
 }
@@ -328,8 +336,9 @@ func TestLoadtestInterrupted(t *testing.T) {
 }
 
 // TestLoadtestCleansUpOnFailure: a load test that cannot reach the ACS
-// stops at its test login, says why, and deletes its connection; a key
-// without the admin scope creates nothing.
+// stops at its test login, says why, and deletes its connection; an
+// unknown key is refused by its reason, without printing it, and creates
+// nothing.
 func TestLoadtestCleansUpOnFailure(t *testing.T) {
 	s := startLoadtestServer(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -361,6 +370,9 @@ func TestLoadtestCleansUpOnFailure(t *testing.T) {
 	r := s.loadtest(ctx, t, "not-"+s.key[4:], "-c", "1", "-d", "1s")
 	if r.err == nil || !strings.Contains(r.err.Error(), "API_KEY_UNKNOWN") {
 		t.Errorf("unknown key: %v", r.err)
+	}
+	if left := s.loadtestConnections(t); len(left) != 0 {
+		t.Errorf("connections left behind by an unknown key: %v", left)
 	}
 	for _, bad := range [][]string{{"-c", "0"}, {"-c", "100000"}, {"-rate", "5000/s"}, {"-rate", "fast"}, {"-c", "1", "-d", "2h"}} {
 		if r := s.loadtest(ctx, t, s.key, bad...); r.err == nil {
