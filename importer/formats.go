@@ -1,9 +1,10 @@
 package importer
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
@@ -49,7 +50,7 @@ func parseAuth0(data []byte, o Options) (*Plan, error) {
 		name := str(r, "name")
 		strategy := str(r, "strategy")
 		if strategy != "samlp" && strategy != "pingfederate" {
-			p.Skipped = append(p.Skipped, Skipped{Source: orID(name, str(r, "id")), Why: fmt.Sprintf("strategy %q is not a SAML connection", strategy)})
+			p.Skipped = append(p.Skipped, Skipped{Source: cmp.Or(name, str(r, "id")), Why: fmt.Sprintf("strategy %q is not a SAML connection", strategy)})
 			continue
 		}
 		opt := obj(r, "options")
@@ -93,7 +94,7 @@ func parseAuth0(data []byte, o Options) (*Plan, error) {
 			}
 		}
 		fields := obj(opt, "fieldsMap")
-		for _, k := range sortedKeys(fields) {
+		for _, k := range slices.Sorted(maps.Keys(fields)) {
 			claim := k
 			if alt, ok := auth0Claims[k]; ok {
 				claim = alt
@@ -139,10 +140,10 @@ func parseWorkOS(data []byte) (*Plan, error) {
 		name, id := str(r, "name"), str(r, "id")
 		typ := str(r, "connection_type", "type", "connectionType")
 		if !strings.HasSuffix(typ, "SAML") {
-			p.Skipped = append(p.Skipped, Skipped{Source: orID(name, id), Why: fmt.Sprintf("connection_type %q is not SAML", typ)})
+			p.Skipped = append(p.Skipped, Skipped{Source: cmp.Or(name, id), Why: fmt.Sprintf("connection_type %q is not SAML", typ)})
 			continue
 		}
-		it := newItem(orID(id, name), orID(name, id), str(r, "organization_id", "organizationId"), name)
+		it := newItem(cmp.Or(id, name), cmp.Or(name, id), str(r, "organization_id", "organizationId"), name)
 		c, idp := it.Connection, it.Connection.IdentityProvider
 		domains, _ := r["domains"].([]any)
 		for _, d := range domains {
@@ -190,7 +191,7 @@ func parseJackson(data []byte, o Options) (*Plan, error) {
 	p := &Plan{}
 	for _, r := range recs {
 		tenant, product := str(r, "tenant"), str(r, "product")
-		source := orID(str(r, "name"), tenant+"/"+product)
+		source := cmp.Or(str(r, "name"), tenant+"/"+product)
 		md := obj(r, "idpMetadata")
 		if md == nil {
 			p.Skipped = append(p.Skipped, Skipped{Source: source, Why: "no idpMetadata: not a SAML connection (OIDC?)"})
@@ -200,7 +201,7 @@ func parseJackson(data []byte, o Options) (*Plan, error) {
 		if id == "" {
 			id = tenant + "-" + product
 		}
-		it := newItem(source, id, tenant, orID(str(r, "name"), str(r, "label")))
+		it := newItem(source, id, tenant, cmp.Or(str(r, "name"), str(r, "label")))
 		c, idp := it.Connection, it.Connection.IdentityProvider
 		if u := str(r, "metadataUrl"); u != "" {
 			it.MetadataURL = u
@@ -225,8 +226,8 @@ func parseJackson(data []byte, o Options) (*Plan, error) {
 		if d, _ := r["deactivated"].(bool); d {
 			c.State = ssogatev1.ConnectionState_CONNECTION_STATE_DISABLED
 		}
-		entity := orID(str(r, "samlAudienceOverride"), o.JacksonAudience)
-		acs := orID(str(r, "acsUrlOverride"), o.JacksonACSURL)
+		entity := cmp.Or(str(r, "samlAudienceOverride"), o.JacksonAudience)
+		acs := cmp.Or(str(r, "acsUrlOverride"), o.JacksonACSURL)
 		if entity == "" {
 			it.lost("SP entity ID unknown: no samlAudienceOverride; give --jackson-audience (the deployment's SAML_AUDIENCE)")
 		}
@@ -262,8 +263,8 @@ func parseSSOReady(data []byte) (*Plan, error) {
 		}
 		orgID := str(r, "organizationId", "organization_id")
 		org := orgs[orgID]
-		name := orID(str(org, "externalId", "external_id"), orID(str(org, "displayName", "display_name"), connID))
-		it := newItem(connID, name, orID(str(org, "externalId", "external_id"), orgID), str(org, "displayName", "display_name"))
+		name := cmp.Or(str(org, "externalId", "external_id"), cmp.Or(str(org, "displayName", "display_name"), connID))
+		it := newItem(connID, name, cmp.Or(str(org, "externalId", "external_id"), orgID), str(org, "displayName", "display_name"))
 		c, idp := it.Connection, it.Connection.IdentityProvider
 		if org == nil {
 			it.lost("organization %q is not in the file: no email domains (add the ListOrganizations response under \"organizations\")", orgID)
@@ -283,20 +284,4 @@ func parseSSOReady(data []byte) (*Plan, error) {
 		p.Items = append(p.Items, it)
 	}
 	return p, nil
-}
-
-func orID(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -2,9 +2,12 @@ package importer
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -90,7 +93,7 @@ func parseJSON(data []byte) (*Plan, error) {
 	}
 	for _, r := range recs {
 		for k := range r {
-			if k != "attribute_mapping" && !contains(tableColumns, k) {
+			if k != "attribute_mapping" && !slices.Contains(tableColumns, k) {
 				return nil, fmt.Errorf("record %v: unknown key %q", r["id"], k)
 			}
 		}
@@ -101,8 +104,8 @@ func parseJSON(data []byte) (*Plan, error) {
 func planFromTable(recs []map[string]any) *Plan {
 	p := &Plan{}
 	for i, r := range recs {
-		id := orID(str(r, "id"), str(r, "display_name"))
-		it := newItem(orID(id, fmt.Sprintf("record %d", i+1)), id, str(r, "tenant_id"), str(r, "display_name"))
+		id := cmp.Or(str(r, "id"), str(r, "display_name"))
+		it := newItem(cmp.Or(id, fmt.Sprintf("record %d", i+1)), id, str(r, "tenant_id"), str(r, "display_name"))
 		c, idp := it.Connection, it.Connection.IdentityProvider
 		it.MetadataXML, it.MetadataURL = str(r, "idp_metadata_xml"), str(r, "idp_metadata_url")
 		if it.MetadataXML != "" && it.MetadataURL != "" {
@@ -124,7 +127,7 @@ func planFromTable(recs []map[string]any) *Plan {
 		c.DefaultReturnUrl = str(r, "default_return_url")
 		c.AllowIdpInitiated, c.SignRequests = boolean(r, "allow_idp_initiated"), boolean(r, "sign_requests")
 		mapping := obj(r, "attribute_mapping")
-		for _, claim := range sortedKeys(mapping) {
+		for _, claim := range slices.Sorted(maps.Keys(mapping)) {
 			it.mapAttribute(claim, strs(mapping[claim]))
 		}
 		p.Items = append(p.Items, it)
@@ -140,13 +143,4 @@ func toAny(ss []string) []any {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }

@@ -89,14 +89,3 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 	}
 	return h.max
 }
-
-// Merge adds o's samples to h.
-func (h *Histogram) Merge(o *Histogram) {
-	for e := range h.counts {
-		for s := range h.counts[e] {
-			h.counts[e][s] += o.counts[e][s]
-		}
-	}
-	h.n += o.n
-	h.max = max(h.max, o.max)
-}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -81,7 +82,7 @@ func printPlan(out io.Writer, plan *importer.Plan) {
 	for _, it := range plan.Items {
 		c := it.Connection
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Id, c.TenantId, stateName(c.State),
-			orDefault(c.GetServiceProvider().GetEntityId(), "(ssogate's)"), orDefault(c.GetServiceProvider().GetAcsUrl(), "(ssogate's)"),
+			cmp.Or(c.GetServiceProvider().GetEntityId(), "(ssogate's)"), cmp.Or(c.GetServiceProvider().GetAcsUrl(), "(ssogate's)"),
 			idpSummary(it), orDash(strings.Join(c.EmailDomains, ",")), it.Source)
 	}
 	_ = tw.Flush()
@@ -121,11 +122,4 @@ func idpSummary(it importer.Item) string {
 		return "-"
 	}
 	return strings.Join(parts, ", ")
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
 }
