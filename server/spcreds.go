@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
@@ -72,33 +71,20 @@ func openSPCredential(kek []byte, k store.SigningKey) (*spCredentials, error) {
 }
 
 func (s *Server) newSPCredential(kek []byte) (store.SigningKey, error) {
-	key, err := rsa.GenerateKey(s.rand, 2048)
-	if err != nil {
-		return store.SigningKey{}, fmt.Errorf("SAML credential: %w", err)
-	}
-	serial, err := randInt(s.rand)
-	if err != nil {
-		return store.SigningKey{}, err
-	}
-	now := s.now()
 	cn := "ssogate"
 	if u, err := url.Parse(s.cfg.ExternalURL); err == nil {
 		cn = u.Hostname()
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: cn, Organization: []string{"ssogate SAML SP"}},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(spCredentialLifetime),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-	}
-	der, err := x509.CreateCertificate(s.rand, tmpl, tmpl, &key.PublicKey, key)
+	key, cert, err := s.selfSignedSPKey(cn)
 	if err != nil {
-		return store.SigningKey{}, fmt.Errorf("SAML credential certificate: %w", err)
+		return store.SigningKey{}, fmt.Errorf("SAML credential: %w", err)
 	}
 	sealed, err := token.SealKey(kek, spCredentialID, spCredentialAlgorithm, key, s.rand)
 	if err != nil {
 		return store.SigningKey{}, fmt.Errorf("SAML credential: %w", err)
 	}
-	return store.SigningKey{ID: spCredentialID, Algorithm: spCredentialAlgorithm, PublicJWK: der, PrivateSealed: sealed,
+	now := s.now()
+	return store.SigningKey{ID: spCredentialID, Algorithm: spCredentialAlgorithm, PublicJWK: cert.Raw, PrivateSealed: sealed,
 		CreatedAt: now, PublishAt: now, ActivateAt: now, ExpireAt: now.Add(spCredentialLifetime)}, nil
 }
 

@@ -370,6 +370,13 @@ func (s *Server) newSPKeyRow(c *ssogatev1.Connection, use ssogatev1.ServiceProvi
 // generateSPKey makes an RSA key and a self-signed certificate for a
 // connection's own SP key.
 func (s *Server) generateSPKey(c *ssogatev1.Connection) (*rsa.PrivateKey, *x509.Certificate, error) {
+	return s.selfSignedSPKey(c.Id)
+}
+
+// selfSignedSPKey makes an RSA key of minSPKeyBits and its self-signed
+// certificate (CN cn), valid for spCredentialLifetime: the deployment's
+// shared SAML credential and a connection's generated SP keys alike.
+func (s *Server) selfSignedSPKey(cn string) (*rsa.PrivateKey, *x509.Certificate, error) {
 	key, err := rsa.GenerateKey(s.rand, minSPKeyBits)
 	if err != nil {
 		return nil, nil, fmt.Errorf("SP key: %w", err)
@@ -380,7 +387,7 @@ func (s *Server) generateSPKey(c *ssogatev1.Connection) (*rsa.PrivateKey, *x509.
 	}
 	now := s.now()
 	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: c.Id, Organization: []string{"ssogate SAML SP"}},
+		SerialNumber: serial, Subject: pkix.Name{CommonName: cn, Organization: []string{"ssogate SAML SP"}},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(spCredentialLifetime),
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 	}
