@@ -119,9 +119,8 @@ func (a *authenticator) authorize(ctx context.Context, fullMethod string) (conte
 	if !known {
 		return nil, apiError(codes.PermissionDenied, reasonMethodNotOpen, "method is not open to API keys", "method", fullMethod)
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
 	var presented string
-	if v := md.Get("authorization"); len(v) == 1 {
+	if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) == 1 {
 		if token, ok := strings.CutPrefix(v[0], "Bearer "); ok {
 			presented = strings.TrimSpace(token)
 		}

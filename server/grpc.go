@@ -25,11 +25,9 @@ func splitMethod(full string) (service, method string) {
 // incomingRequestID takes the caller's x-request-id (the REST gateway sets
 // it) when it is plain, or makes one.
 func incomingRequestID(ctx context.Context) string {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("x-request-id"); len(v) > 0 {
-			if id := acceptRequestID(v[0]); id != "" {
-				return id
-			}
+	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 {
+		if id := acceptRequestID(v[0]); id != "" {
+			return id
 		}
 	}
 	return newRequestID()
@@ -81,7 +79,7 @@ func (s *Server) recoverPanic(ctx context.Context, err *error) {
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
-	ctx = withRequestID(ctx, incomingRequestID(ctx))
+	ctx = withRequestID(s.callerTrace(ctx), incomingRequestID(ctx))
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", requestID(ctx)))
 	defer func() {
 		// A token found valid is the hot path (a backend may ask on every
@@ -114,7 +112,7 @@ func (w wrappedStream) Context() context.Context { return w.ctx }
 
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	start := time.Now()
-	ctx := withRequestID(ss.Context(), incomingRequestID(ss.Context()))
+	ctx := withRequestID(s.callerTrace(ss.Context()), incomingRequestID(ss.Context()))
 	defer func() { s.observe(ctx, info.FullMethod, start, err) }()
 	defer func() { err = withErrorInfo(err) }()
 	defer s.recoverPanic(ctx, &err)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -201,8 +202,16 @@ func (s *Server) operatorHandler(routes http.Handler) http.Handler {
 }
 
 // traced wraps h in otelhttp outside the middleware, so the request's span
-// is in the context the handlers and the log line see.
+// is in the context the handlers and the log line see. With tracing off it
+// only takes the caller's W3C trace context from the headers (log lines
+// carry its trace_id), without otelhttp's per-request no-op span, wrapped
+// body and metrics.
 func (s *Server) traced(h http.Handler) http.Handler {
+	if !s.tracing.Enabled {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(w, r.WithContext(s.tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))))
+		})
+	}
 	return otelhttp.NewHandler(h, "http",
 		otelhttp.WithTracerProvider(s.tracing.Provider), otelhttp.WithPropagators(s.tracing.Propagator),
 		otelhttp.WithFilter(func(r *http.Request) bool {

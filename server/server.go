@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -245,8 +246,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 // newGRPCServer registers every service behind the interceptors, and
 // reflection when withReflection.
 func (s *Server) newGRPCServer(withReflection bool, opts ...grpc.ServerOption) *grpc.Server {
-	g := grpc.NewServer(append(opts,
-		grpc.StatsHandler(s.grpcStatsHandler()),
+	// Stream workers: calls run on a few long-lived goroutines whose stacks
+	// have already grown, instead of a new goroutine per call that grows
+	// (copies) its stack on every call.
+	opts = append(opts, grpc.NumStreamWorkers(uint32(max(2, runtime.GOMAXPROCS(0)))))
+	g := grpc.NewServer(append(append(opts, s.grpcTracingOptions()...),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
 	)...)

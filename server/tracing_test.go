@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -16,7 +17,10 @@ import (
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	ssogatev1 "github.com/ssogate/ssogate/gen/ssogate/v1"
@@ -204,4 +208,42 @@ func spanNames(spans []*tracepb.Span) string {
 		b.WriteString("  " + s.Name + "\n")
 	}
 	return b.String()
+}
+
+// TestCallerTraceWithTracingOff: with no exporter there are no spans, but
+// a caller's W3C trace context still reaches the log lines, over gRPC and
+// HTTP, so a backend can find its calls in ssogate's logs by trace id.
+func TestCallerTraceWithTracingOff(t *testing.T) {
+	ts := startTestServerWith(t, nil)
+	const traceID, spanID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	traceparent := "00-" + traceID + "-" + spanID + "-01"
+
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "traceparent", traceparent, "x-request-id", "trace-off-grpc")
+	login := ssogatev1.NewLoginServiceClient(ts.dial(t, testLoginKey))
+	if _, err := login.ExchangeCode(ctx, &ssogatev1.ExchangeCodeRequest{Code: "not-a-code"}); status.Code(err) != codes.InvalidArgument && status.Code(err) != codes.NotFound {
+		t.Fatalf("ExchangeCode of an unknown code: %v", err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, ts.httpURL+"/saml/nobody/metadata", nil)
+	req.Header.Set("traceparent", traceparent)
+	req.Header.Set("X-Request-Id", "trace-off-http")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	for _, want := range []struct{ msg, id string }{{"grpc request", "trace-off-grpc"}, {"http request", "trace-off-http"}} {
+		line := ""
+		for _, l := range strings.Split(ts.logs.String(), "\n") {
+			if strings.Contains(l, `"msg":"`+want.msg+`"`) && strings.Contains(l, `"request_id":"`+want.id+`"`) {
+				line = l
+			}
+		}
+		if line == "" {
+			t.Fatalf("no %q log line with request_id %s in:\n%s", want.msg, want.id, ts.logs.String())
+		}
+		if !strings.Contains(line, `"trace_id":"`+traceID+`"`) || !strings.Contains(line, `"span_id":"`+spanID+`"`) {
+			t.Errorf("%s line lacks the caller's trace context: %s", want.msg, line)
+		}
+	}
 }
