@@ -133,6 +133,10 @@ type Options struct {
 	HTTPClient *http.Client
 	// CallTimeout bounds each call and POST; 30 s when zero.
 	CallTimeout time.Duration
+	// MetricsURLs are the servers' /metrics (one per replica under the
+	// load): their process CPU counter is read before and after the load,
+	// for Result.ServerCPU. None means no server CPU figure.
+	MetricsURLs []string
 	// Progress gets a line a second while the load runs; nil for none.
 	Progress io.Writer
 	// Now is the clock; time.Now when nil.
@@ -165,6 +169,9 @@ func (o *Options) Check() error {
 			return fmt.Errorf("public URL %q: want an absolute http(s) URL", o.PublicURL)
 		}
 		o.PublicURL = strings.TrimSuffix(o.PublicURL, "/")
+	}
+	if err := checkMetricsURLs(o.MetricsURLs); err != nil {
+		return err
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 30 * time.Second
@@ -210,6 +217,8 @@ type Result struct {
 	Interrupted bool `json:"interrupted"`
 	// Steps has one entry per step, in order.
 	Steps []StepResult `json:"steps"`
+	// ServerCPU is set when Options.MetricsURLs were given.
+	ServerCPU *ServerCPU `json:"server_cpu,omitempty"`
 	// Cleanup is "deleted", or why the connection could not be deleted.
 	Cleanup string `json:"cleanup"`
 }
@@ -472,6 +481,7 @@ func (r *run) post(ctx context.Context, form url.Values) (*http.Response, error)
 func (r *run) load(ctx context.Context, res *Result) {
 	begin := r.opts.Now()
 	deadline := begin.Add(r.opts.Duration)
+	cpuDone := r.measureCPU(ctx)
 	stopProgress := r.progress(begin)
 	var wg sync.WaitGroup
 	if r.opts.Rate > 0 {
@@ -491,6 +501,7 @@ func (r *run) load(ctx context.Context, res *Result) {
 	res.ElapsedSeconds = elapsed.Seconds()
 	res.Logins, res.FailedLogins, res.Missed = r.logins.Load(), r.failed.Load(), r.missed.Load()
 	res.LoginsPerSecond = perSecond(res.Logins, elapsed)
+	cpuDone(res)
 	for _, name := range Steps {
 		s := r.stats[name]
 		s.mu.Lock()

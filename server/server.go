@@ -246,10 +246,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 // newGRPCServer registers every service behind the interceptors, and
 // reflection when withReflection.
 func (s *Server) newGRPCServer(withReflection bool, opts ...grpc.ServerOption) *grpc.Server {
-	// Stream workers: calls run on a few long-lived goroutines whose stacks
-	// have already grown, instead of a new goroutine per call that grows
-	// (copies) its stack on every call.
-	opts = append(opts, grpc.NumStreamWorkers(uint32(max(2, runtime.GOMAXPROCS(0)))))
+	// Stream workers: calls run on long-lived goroutines whose stacks have
+	// already grown, instead of a new goroutine per call that grows (copies)
+	// its stack on every call. A call finding them all busy gets its own
+	// goroutine, so there are enough for a busy server's calls in flight;
+	// an idle worker costs only its stack.
+	opts = append(opts, grpc.NumStreamWorkers(uint32(max(64, 8*runtime.GOMAXPROCS(0)))))
 	g := grpc.NewServer(append(append(opts, s.grpcTracingOptions()...),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),

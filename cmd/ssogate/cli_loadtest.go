@@ -38,10 +38,19 @@ func (c *cli) loadtestCmd(ctx context.Context, args []string) error {
 	rate := fs.String("rate", "", fmt.Sprintf("logins started per second, e.g. 20/s (at most %g/s)", loadtest.MaxRate))
 	dur := fs.Duration("d", loadtest.DefaultDuration, "how long to run the load, 1s to "+loadtest.MaxDuration.String())
 	public := fs.String("url", "", "the server's public HTTP base URL to post the ACS to (default: the connection's ACS URL,\nfrom the server's external_url)")
+	var metrics []string
+	fs.Func("metrics", "a replica's /metrics URL (e.g. http://ssogate:9090/metrics); repeat it, or separate with commas,\nfor every replica under the load: their CPU during it is reported per login", func(v string) error {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				metrics = append(metrics, u)
+			}
+		}
+		return nil
+	})
 	if _, err := parse(fs, cf, args); err != nil {
 		return err
 	}
-	opts := loadtest.Options{Concurrency: *conc, Duration: *dur, PublicURL: *public, CallTimeout: cf.timeout, Progress: c.stderr, Now: c.now}
+	opts := loadtest.Options{Concurrency: *conc, Duration: *dur, PublicURL: *public, MetricsURLs: metrics, CallTimeout: cf.timeout, Progress: c.stderr, Now: c.now}
 	if *rate != "" {
 		r, err := strconv.ParseFloat(strings.TrimSuffix(*rate, "/s"), 64)
 		if err != nil || r <= 0 {
@@ -113,6 +122,13 @@ func (c *cli) printLoadtest(cf *clientFlags, res *loadtest.Result) error {
 		fmt.Fprintf(w, ", %d starts missed (all -c in flight)", res.Missed)
 	}
 	fmt.Fprintln(w)
+	if cpu := res.ServerCPU; cpu != nil {
+		if cpu.Error != "" {
+			fmt.Fprintf(w, "server CPU: not measured: %s\n", cpu.Error)
+		} else {
+			fmt.Fprintf(w, "server CPU: %.2f s over %d replica(s), %.2f ms per login (process_cpu_seconds_total)\n", cpu.Seconds, cpu.Replicas, cpu.PerLoginMS)
+		}
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "STEP           \tOPS\tOPS/S\tP50 ms\tP95 ms\tP99 ms\tMAX ms\tERRORS\t")

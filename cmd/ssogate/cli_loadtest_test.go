@@ -90,6 +90,12 @@ type ltResult struct {
 	Interrupted     bool     `json:"interrupted"`
 	Steps           []ltStep `json:"steps"`
 	Cleanup         string   `json:"cleanup"`
+	ServerCPU       *struct {
+		Replicas   int     `json:"replicas"`
+		Seconds    float64 `json:"seconds"`
+		PerLoginMS float64 `json:"per_login_ms"`
+		Error      string  `json:"error"`
+	} `json:"server_cpu"`
 }
 
 type ltStep struct {
@@ -119,7 +125,11 @@ func decodeResult(t *testing.T, out string) ltResult {
 		slices.Sort(k)
 		return strings.Join(k, ",")
 	}
-	if got, want := keys(raw), "cleanup,concurrency,connection_id,duration_seconds,elapsed_seconds,failed_logins,interrupted,logins,logins_per_second,missed_starts,mode,rate,steps"; got != want {
+	want := "cleanup,concurrency,connection_id,duration_seconds,elapsed_seconds,failed_logins,interrupted,logins,logins_per_second,missed_starts,mode,rate,steps"
+	if _, ok := raw["server_cpu"]; ok { // only with -metrics
+		want = strings.Replace(want, "rate,steps", "rate,server_cpu,steps", 1)
+	}
+	if got := keys(raw); got != want {
 		t.Errorf("result fields %s, want %s", got, want)
 	}
 	steps, _ := raw["steps"].([]any)
@@ -199,6 +209,47 @@ func TestLoadtestAgainstServe(t *testing.T) {
 		if n < min {
 			t.Errorf("%d %s events for %s, want at least %d", n, typ, res.ConnectionID, min)
 		}
+	}
+}
+
+// TestLoadtestServerCPU: with -metrics the load test reads the servers'
+// process CPU counter before and after the load and reports it per login
+// (here the server shares the test's process, so the client's CPU is in
+// it too: the test checks the arithmetic and the plumbing, not a size). A
+// URL that is no ssogate /metrics gives an error in the result, not a
+// failed run; a malformed one is refused before anything is created.
+func TestLoadtestServerCPU(t *testing.T) {
+	s := startLoadtestServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	metrics := "http://" + s.httpAddr + "/metrics"
+	r := s.loadtest(ctx, t, s.key, "-d", "2s", "-c", "2", "-metrics", metrics, "-o", "json")
+	if r.err != nil {
+		t.Fatalf("loadtest: %v\n%s", r.err, r.stderr)
+	}
+	res := decodeResult(t, r.stdout)
+	cpu := res.ServerCPU
+	if cpu == nil || cpu.Error != "" || cpu.Replicas != 1 || cpu.Seconds <= 0 || res.Logins == 0 {
+		t.Fatalf("server_cpu %+v for %d logins", cpu, res.Logins)
+	}
+	if want := cpu.Seconds * 1000 / float64(res.Logins); cpu.PerLoginMS < want*0.999 || cpu.PerLoginMS > want*1.001 {
+		t.Errorf("per_login_ms %.4f, want %.4f (%.3f s / %d logins)", cpu.PerLoginMS, want, cpu.Seconds, res.Logins)
+	}
+
+	table := s.loadtest(ctx, t, s.key, "-d", "1s", "-c", "1", "-metrics", metrics+", http://"+s.httpAddr+"/healthz")
+	if table.err != nil {
+		t.Fatalf("loadtest: %v\n%s", table.err, table.stderr)
+	}
+	if !strings.Contains(table.stdout, "server CPU: not measured: metrics http://"+s.httpAddr+"/healthz: ") {
+		t.Errorf("a /metrics URL without the counter is not reported:\n%s", table.stdout)
+	}
+
+	bad := s.loadtest(ctx, t, s.key, "-d", "1s", "-c", "1", "-metrics", "ssogate:9090/metrics")
+	if bad.err == nil || !strings.Contains(bad.err.Error(), `metrics URL "ssogate:9090/metrics": want an absolute http(s) URL`) {
+		t.Errorf("malformed -metrics: %v", bad.err)
+	}
+	if left := s.loadtestConnections(t); len(left) != 0 {
+		t.Errorf("connections left behind: %v", left)
 	}
 }
 
