@@ -56,14 +56,14 @@ func (db *DB) appendEvents(ctx context.Context, tx *sql.Tx, events []store.Audit
 		return db.appendEventsOneStatement(ctx, tx, events)
 	}
 	var last int64
-	if err := tx.QueryRowContext(ctx, "UPDATE event_sequence SET last = last + $1 WHERE id = 1 RETURNING last",
+	if err := db.prep(tx).QueryRowContext(ctx, "UPDATE event_sequence SET last = last + $1 WHERE id = 1 RETURNING last",
 		len(events)).Scan(&last); err != nil {
 		return 0, fmt.Errorf("append audit events: assign sequence: %w", err)
 	}
 	seq := last - int64(len(events))
 	for _, e := range events {
 		seq++
-		if err := db.insert(ctx, tx, fmt.Sprintf("append audit event %q", e.ID),
+		if err := db.insert(ctx, db.prep(tx), fmt.Sprintf("append audit event %q", e.ID),
 			"INSERT INTO audit_events ("+auditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 			seq, e.ID, db.t(e.Time), e.Type, e.ConnectionID, e.TenantID, e.Subject, e.Reason, e.CorrelationID,
 			e.Message, blob(e.Detail)); err != nil {
@@ -109,7 +109,7 @@ func (db *DB) appendEventsOneStatement(ctx context.Context, tx *sql.Tx, events [
 func (db *DB) LastEventSequence(ctx context.Context) (_ int64, err error) {
 	defer db.classify(&err)
 	var last int64
-	if err := db.r.QueryRowContext(ctx, "SELECT last FROM event_sequence WHERE id = 1").Scan(&last); err != nil {
+	if err := db.prep(db.r).QueryRowContext(ctx, "SELECT last FROM event_sequence WHERE id = 1").Scan(&last); err != nil {
 		return 0, fmt.Errorf("last event sequence: %w", err)
 	}
 	return last, nil

@@ -87,7 +87,7 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, refres
 		if err != nil {
 			return err
 		}
-		s, err := scanSession(tx.QueryRowContext(ctx, "SELECT "+sessionCols+" FROM sessions WHERE id = $1", c.SessionID))
+		s, err := scanSession(db.prep(tx).QueryRowContext(ctx, "SELECT "+sessionCols+" FROM sessions WHERE id = $1", c.SessionID))
 		if err != nil {
 			return notFound(fmt.Sprintf("redeem code: session %q", c.SessionID), err)
 		}
@@ -121,7 +121,7 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, refres
 func (db *DB) ConnectionChanges(ctx context.Context) (_ int64, err error) {
 	defer db.classify(&err)
 	var n int64
-	if err := db.r.QueryRowContext(ctx, "SELECT n FROM connection_changes WHERE id = 1").Scan(&n); err != nil {
+	if err := db.prep(db.r).QueryRowContext(ctx, "SELECT n FROM connection_changes WHERE id = 1").Scan(&n); err != nil {
 		return 0, fmt.Errorf("connection changes: %w", err)
 	}
 	return n, nil
