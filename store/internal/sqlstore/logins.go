@@ -28,8 +28,14 @@ func (db *DB) PutPendingRequest(ctx context.Context, r store.PendingRequest) (er
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = db.now()
 	}
+	what := fmt.Sprintf("put pending request of connection %q", r.ConnectionID)
+	if db.d.CTEWrites {
+		if done, err := db.putPendingOneStatement(ctx, what, r); done {
+			return err
+		}
+	}
 	return db.write(ctx, func(q execer) error {
-		return db.insert(ctx, db.prep(q), fmt.Sprintf("put pending request of connection %q", r.ConnectionID),
+		return db.insert(ctx, db.prep(q), what,
 			"INSERT INTO pending_requests ("+pendingCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 			r.ConnectionID, r.ID, r.ReturnTo, r.State, r.Test, blob(r.Data),
 			db.t(r.CreatedAt), db.t(r.ExpiresAt), db.t(r.ConsumedAt))
@@ -89,6 +95,20 @@ func (db *DB) RecordAssertion(ctx context.Context, connectionID, assertionID str
 	return db.write(ctx, func(q execer) error {
 		return db.recordAssertion(ctx, q, connectionID, assertionID, expiresAt)
 	})
+}
+
+// assertionSeen reports whether the assertion ID is recorded.
+func (db *DB) assertionSeen(ctx context.Context, q execer, connectionID, assertionID string) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, "SELECT 1 FROM assertions WHERE connection_id = $1 AND assertion_id = $2",
+		connectionID, assertionID).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("record assertion for connection %q: %w", connectionID, err)
+	}
+	return true, nil
 }
 
 // recordAssertion inserts the assertion ID; the first writer wins.

@@ -251,8 +251,33 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store
 		return store.Rotation{}, err
 	}
 	var r store.Rotation
+	done, reused := false, false
+	if db.d.CTEWrites {
+		if r, done, err = db.rotateOneStatement(ctx, oldHash, next, now); err != nil {
+			return store.Rotation{}, err
+		}
+	}
+	if !done {
+		r, reused, err = db.rotateTx(ctx, oldHash, next, now, retryWindow)
+	}
+	if err != nil {
+		return store.Rotation{}, err
+	}
+	if reused {
+		// The caller learns which session was revoked, for its audit log.
+		return r, fmt.Errorf("%s: session revoked: %w", what, store.ErrReused)
+	}
+	r.Old.SpentAt = r.Old.SpentAt.UTC().Truncate(timePrecision)
+	r.Next.CreatedAt = r.Next.CreatedAt.UTC().Truncate(timePrecision)
+	r.Next.ExpiresAt = r.Next.ExpiresAt.UTC().Truncate(timePrecision)
+	return r, nil
+}
+
+// rotateTx is RotateRefreshToken as a transaction; reused reports a reuse,
+// whose revocation it has committed.
+func (db *DB) rotateTx(ctx context.Context, oldHash []byte, next store.RefreshToken, now time.Time, retryWindow time.Duration) (r store.Rotation, reused bool, err error) {
+	const what = "rotate refresh token"
 	r.Old = store.RefreshToken{Hash: oldHash, SpentAt: now, NextHash: next.Hash}
-	reused := false
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		// The winner of a race is decided here: the first statement spends
 		// the token only if it is unspent and unexpired.
@@ -305,16 +330,9 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store
 		return db.insertRefreshToken(ctx, tx, next, sessionExpires)
 	})
 	if err != nil {
-		return store.Rotation{}, err
+		return store.Rotation{}, false, err
 	}
-	if reused {
-		// The caller learns which session was revoked, for its audit log.
-		return r, fmt.Errorf("%s: session revoked: %w", what, store.ErrReused)
-	}
-	r.Old.SpentAt = r.Old.SpentAt.UTC().Truncate(timePrecision)
-	r.Next.CreatedAt = r.Next.CreatedAt.UTC().Truncate(timePrecision)
-	r.Next.ExpiresAt = r.Next.ExpiresAt.UTC().Truncate(timePrecision)
-	return r, nil
+	return r, reused, nil
 }
 
 // retryable decides whether presenting the spent token again is a retry:

@@ -11,6 +11,13 @@
 // (or, for refresh-token rotation, one transaction whose first statement is
 // that UPDATE), so a concurrent twin, in this process or another, cannot
 // also win; a follow-up read then tells the loser why it lost.
+//
+// The writes of a login (PutPendingRequest, CompleteLogin, RedeemCode,
+// RotateRefreshToken, AppendAudit, with their events) are, on PostgreSQL,
+// first tried as one statement that commits all or nothing of them, and
+// run as their transaction only when it does not (see chain.go): one round
+// trip each instead of four to seven. On SQLite the hot statements stay
+// prepared (stmtcache.go).
 package sqlstore
 
 import (
@@ -39,10 +46,14 @@ type Dialect struct {
 	// NotifyRevocations runs after a transaction appended revocations, to
 	// wake followers at commit. Empty when there is nobody to wake.
 	NotifyRevocations string
-	// EventsChannel, when set, has events appended in one statement that
-	// also notifies this channel at commit, with the newest Sequence, to
-	// wake event followers (PostgreSQL: data-modifying CTEs and pg_notify),
-	// instead of one statement per row. Empty when there is nobody to wake.
+	// CTEWrites: the database runs data-modifying statements in WITH
+	// (PostgreSQL). Events are then appended in one statement, and the hot
+	// writes are tried as one statement each, with their events, before
+	// their transaction (see chain).
+	CTEWrites bool
+	// EventsChannel, with CTEWrites, is notified by every append of events
+	// at commit, with the newest Sequence, to wake event followers
+	// (pg_notify). Empty when there is nobody to wake.
 	EventsChannel string
 	// SkipLocked ends a SELECT that claims rows for this transaction and
 	// passes over rows another transaction holds (PostgreSQL: FOR UPDATE
