@@ -8,7 +8,10 @@
 // replica wait and then see the winner's write. Transactions that append
 // revocations first lock the revocations table against each other, so
 // sequence numbers become visible in order and a replica polling
-// Revocations never skips one.
+// Revocations never skips one. The writes of a login, with their audit
+// events, are each one statement when they succeed (data-modifying CTEs,
+// no BEGIN or COMMIT): one round trip; a write that fails runs again as
+// its transaction, which says why.
 //
 // Migrations run at Open under a transaction-scoped advisory lock, keyed by
 // the current schema, so replicas starting together apply each version
@@ -45,10 +48,19 @@ type Store struct {
 // key=value string, as pgxpool.ParseConfig reads it) and brings its schema
 // up to date.
 func Open(ctx context.Context, dsn string, opts ...store.Option) (*Store, error) {
+	return open(ctx, dsn, nil, opts...)
+}
+
+// open is Open with a hook that adjusts the pool's configuration (tests
+// trace the queries).
+func open(ctx context.Context, dsn string, configure func(*pgxpool.Config), opts ...store.Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// pgx's parse errors can echo the DSN, password included.
 		return nil, fmt.Errorf("postgres store: cannot parse DSN: %w", store.ErrInvalidArgument)
+	}
+	if configure != nil {
+		configure(cfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -84,6 +96,7 @@ var dialect = sqlstore.Dialect{
 	// Self-conflicting, but lets readers through.
 	LockRevocations:   "LOCK TABLE revocations IN SHARE ROW EXCLUSIVE MODE",
 	NotifyRevocations: "SELECT pg_notify('" + RevocationChannel + "', '')",
+	CTEWrites:         true,
 	EventsChannel:     EventChannel,
 	SkipLocked:        " FOR UPDATE SKIP LOCKED",
 	Backend:           "postgres",

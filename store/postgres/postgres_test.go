@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ssogate/ssogate/store"
 	"github.com/ssogate/ssogate/store/postgres"
 	"github.com/ssogate/ssogate/store/storetest"
@@ -159,5 +161,96 @@ func TestListenRevocations(t *testing.T) {
 	cancel()
 	if err := <-listening; err != nil {
 		t.Fatalf("ListenRevocations after cancel = %v, want nil", err)
+	}
+}
+
+// queryCounter counts the statements sent, BEGIN and COMMIT included.
+type queryCounter struct {
+	mu  sync.Mutex
+	sql []string
+}
+
+func (c *queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	c.mu.Lock()
+	c.sql = append(c.sql, d.SQL)
+	c.mu.Unlock()
+	return ctx
+}
+
+func (c *queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// take returns the statements counted since the last take.
+func (c *queryCounter) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.sql
+	c.sql = nil
+	return out
+}
+
+// TestHotWritesOneStatement: each write of a login, with its events, is
+// one statement (one round trip, no BEGIN or COMMIT) when it succeeds;
+// what it stored reads back.
+func TestHotWritesOneStatement(t *testing.T) {
+	ctx := context.Background()
+	var qc queryCounter
+	st, err := postgres.OpenTraced(ctx, storetest.PostgresDSN(t), &qc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	ev := func(typ string) context.Context {
+		return store.WithEvents(ctx, store.AuditEvent{Type: typ, ConnectionID: "acme"})
+	}
+	one := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if sent := qc.take(); len(sent) != 1 {
+			t.Fatalf("%s sent %d statements, want 1: %q", what, len(sent), sent)
+		}
+	}
+	qc.take()
+	one("PutPendingRequest", st.PutPendingRequest(ev("login.started"), store.PendingRequest{ConnectionID: "acme", ID: "r1",
+		CreatedAt: now, ExpiresAt: now.Add(time.Minute)}))
+	sess := store.Session{ID: "s1", ConnectionID: "acme", Subject: "alice", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	code := store.Code{Hash: []byte("code-hash"), SessionID: "s1", ConnectionID: "acme", CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	consumed, err := st.CompleteLogin(ev("login.succeeded"), store.LoginCompletion{ConnectionID: "acme", AssertionID: "_a1",
+		AssertionExpiresAt: now.Add(time.Minute), RequestID: "r1", Now: now, Session: &sess, Code: &code})
+	one("CompleteLogin", err)
+	if consumed.ID != "r1" || !consumed.ConsumedAt.Equal(now) {
+		t.Fatalf("CompleteLogin returned %+v", consumed)
+	}
+	red, err := st.RedeemCode(ctx, code.Hash, now, store.RefreshToken{Hash: []byte("rt1"), ExpiresAt: now.Add(24 * time.Hour)})
+	one("RedeemCode", err)
+	if red.Session.ID != "s1" || red.Code.SessionID != "s1" || red.Refresh.SessionID != "s1" || !red.Refresh.ExpiresAt.Equal(sess.ExpiresAt) {
+		t.Fatalf("RedeemCode returned %+v", red)
+	}
+	rot, err := st.RotateRefreshToken(ctx, []byte("rt1"), store.RefreshToken{Hash: []byte("rt2"), Sealed: []byte("sealed"),
+		ExpiresAt: now.Add(24 * time.Hour)}, now, time.Minute)
+	one("RotateRefreshToken", err)
+	if rot.Retry || rot.Old.SessionID != "s1" || rot.Next.SessionID != "s1" || !rot.Next.ExpiresAt.Equal(sess.ExpiresAt) {
+		t.Fatalf("RotateRefreshToken returned %+v", rot)
+	}
+	one("AppendAudit", st.AppendAudit(ctx, store.AuditEvent{Type: "login.failed"}))
+
+	// A retry of the rotation is answered by the transaction: the
+	// successor as stored.
+	retry, err := st.RotateRefreshToken(ctx, []byte("rt1"), store.RefreshToken{Hash: []byte("rt3"), ExpiresAt: now.Add(time.Hour)}, now, time.Minute)
+	if err != nil || !retry.Retry || string(retry.Next.Hash) != "rt2" || string(retry.Next.Sealed) != "sealed" {
+		t.Fatalf("retried rotation: %+v, %v", retry, err)
+	}
+	events, err := st.EventsAfter(ctx, store.EventsQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range events {
+		types = append(types, e.Type)
+	}
+	if got := strings.Join(types, " "); got != "login.started login.succeeded login.failed" {
+		t.Fatalf("events %s", got)
 	}
 }

@@ -96,8 +96,9 @@ var dialect = sqlstore.Dialect{
 		}
 		return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	},
-	Backend:     "sqlite",
-	Unavailable: unavailable,
+	CacheStatements: true,
+	Backend:         "sqlite",
+	Unavailable:     unavailable,
 }
 
 // unavailable classifies the errors of a file that cannot be written or

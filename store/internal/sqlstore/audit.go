@@ -28,7 +28,13 @@ func scanAudit(row interface{ Scan(...any) error }) (store.AuditEvent, error) {
 // still carries, in a transaction of its own.
 func (db *DB) AppendAudit(ctx context.Context, e store.AuditEvent) (err error) {
 	defer db.classify(&err)
-	return db.tx(store.WithEvents(ctx, e), func(*sql.Tx) error { return nil })
+	ctx = store.WithEvents(ctx, e)
+	if db.d.CTEWrites {
+		if done, err := db.appendAuditOneStatement(ctx); done {
+			return err
+		}
+	}
+	return db.tx(ctx, func(*sql.Tx) error { return nil })
 }
 
 // appendEvents writes events inside tx and returns the last Sequence. It
@@ -38,32 +44,22 @@ func (db *DB) AppendAudit(ctx context.Context, e store.AuditEvent) (err error) {
 // Sequence is visible only after every smaller one, and a rolled-back
 // transaction takes its numbers back: the log has no gaps.
 func (db *DB) appendEvents(ctx context.Context, tx *sql.Tx, events []store.AuditEvent) (int64, error) {
-	events = slices.Clone(events)
-	for i := range events {
-		e := &events[i]
-		if e.ID == "" {
-			var b [16]byte
-			if _, err := io.ReadFull(db.rand, b[:]); err != nil {
-				return 0, fmt.Errorf("append audit event: generate id: %w", err)
-			}
-			e.ID = hex.EncodeToString(b[:])
-		}
-		if e.Time.IsZero() {
-			e.Time = db.now()
-		}
+	events, err := db.fillEvents(events)
+	if err != nil {
+		return 0, err
 	}
-	if db.d.EventsChannel != "" {
+	if db.d.CTEWrites {
 		return db.appendEventsOneStatement(ctx, tx, events)
 	}
 	var last int64
-	if err := tx.QueryRowContext(ctx, "UPDATE event_sequence SET last = last + $1 WHERE id = 1 RETURNING last",
+	if err := db.prep(tx).QueryRowContext(ctx, "UPDATE event_sequence SET last = last + $1 WHERE id = 1 RETURNING last",
 		len(events)).Scan(&last); err != nil {
 		return 0, fmt.Errorf("append audit events: assign sequence: %w", err)
 	}
 	seq := last - int64(len(events))
 	for _, e := range events {
 		seq++
-		if err := db.insert(ctx, tx, fmt.Sprintf("append audit event %q", e.ID),
+		if err := db.insert(ctx, db.prep(tx), fmt.Sprintf("append audit event %q", e.ID),
 			"INSERT INTO audit_events ("+auditCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 			seq, e.ID, db.t(e.Time), e.Type, e.ConnectionID, e.TenantID, e.Subject, e.Reason, e.CorrelationID,
 			e.Message, blob(e.Detail)); err != nil {
@@ -73,43 +69,47 @@ func (db *DB) appendEvents(ctx context.Context, tx *sql.Tx, events []store.Audit
 	return last, nil
 }
 
+// fillEvents returns a copy of events with every missing ID and Time
+// filled in.
+func (db *DB) fillEvents(events []store.AuditEvent) ([]store.AuditEvent, error) {
+	events = slices.Clone(events)
+	for i := range events {
+		e := &events[i]
+		if e.ID == "" {
+			var b [16]byte
+			if _, err := io.ReadFull(db.rand, b[:]); err != nil {
+				return nil, fmt.Errorf("append audit event: generate id: %w", err)
+			}
+			e.ID = hex.EncodeToString(b[:])
+		}
+		if e.Time.IsZero() {
+			e.Time = db.now()
+		}
+	}
+	return events, nil
+}
+
 // appendEventsOneStatement is appendEvents in one round trip (PostgreSQL):
 // the sequence update, the rows and the notification (sent at commit) as
 // one statement with data-modifying CTEs.
 func (db *DB) appendEventsOneStatement(ctx context.Context, tx *sql.Tx, events []store.AuditEvent) (int64, error) {
-	var q query
-	n := q.arg(len(events))
-	rows := make([]string, len(events))
-	for i, e := range events {
-		rows[i] = "(" + strings.Join([]string{q.arg(i+1) + "::bigint", q.arg(e.ID) + "::text", q.arg(db.t(e.Time)) + "::timestamptz",
-			q.arg(e.Type) + "::text", q.arg(e.ConnectionID) + "::text", q.arg(e.TenantID) + "::text", q.arg(e.Subject) + "::text",
-			q.arg(e.Reason) + "::text", q.arg(e.CorrelationID) + "::text", q.arg(e.Message) + "::text", q.arg(blob(e.Detail)) + "::bytea"}, ", ") + ")"
-	}
-	stmt := "WITH s AS (UPDATE event_sequence SET last = last + " + n + "::bigint WHERE id = 1 RETURNING last)," +
-		" notified AS (SELECT pg_notify(" + q.arg(db.d.EventsChannel) + "::text, last::text) FROM s)," +
-		" ins AS (INSERT INTO audit_events (" + auditCols + ")" +
-		" SELECT s.last - " + n + "::bigint + v.ord, v.id, v.time, v.type, v.connection_id, v.tenant_id, v.subject, v.reason, v.correlation_id, v.message, v.detail" +
-		" FROM s, (VALUES " + strings.Join(rows, ", ") + ") AS v(ord, id, time, type, connection_id, tenant_id, subject, reason, correlation_id, message, detail)" +
-		" RETURNING sequence)" +
-		" SELECT s.last, (SELECT count(*) FROM ins), (SELECT count(*) FROM notified) FROM s"
-	var last, inserted, notified int64
-	if err := tx.QueryRowContext(ctx, stmt, q.args...).Scan(&last, &inserted, &notified); err != nil {
+	var c chain
+	ev := db.chainEvents(&c, events)
+	var res eventsResult
+	if err := tx.QueryRowContext(ctx, c.statement("SELECT "+ev), c.q.args...).Scan(res.dest()...); err != nil {
 		if db.d.IsUniqueViolation(err) {
 			return 0, fmt.Errorf("append audit events: %w", store.ErrConflict)
 		}
 		return 0, fmt.Errorf("append audit events: %w", err)
 	}
-	if inserted != int64(len(events)) || notified != 1 {
-		return 0, fmt.Errorf("append audit events: %d of %d written, %d notifications", inserted, len(events), notified)
-	}
-	return last, nil
+	return res.check(events)
 }
 
 // LastEventSequence implements store.Store.
 func (db *DB) LastEventSequence(ctx context.Context) (_ int64, err error) {
 	defer db.classify(&err)
 	var last int64
-	if err := db.r.QueryRowContext(ctx, "SELECT last FROM event_sequence WHERE id = 1").Scan(&last); err != nil {
+	if err := db.prep(db.r).QueryRowContext(ctx, "SELECT last FROM event_sequence WHERE id = 1").Scan(&last); err != nil {
 		return 0, fmt.Errorf("last event sequence: %w", err)
 	}
 	return last, nil

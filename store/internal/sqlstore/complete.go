@@ -10,10 +10,14 @@ import (
 )
 
 // CompleteLogin implements store.Store: one write transaction, whose
-// single-use statements come first (the assertion's INSERT ... ON CONFLICT
-// DO NOTHING, then the pending request's conditional UPDATE) so a
+// single-use statements come first (the pending request's conditional
+// UPDATE, then the assertion's INSERT ... ON CONFLICT DO NOTHING) so a
 // concurrent twin waits on their row locks and then loses; the inserts of
-// the session and the code follow, and the outbox's events last.
+// the session and the code follow, and the outbox's events last. A request
+// that cannot be consumed is reported as the assertion's failure when the
+// assertion ID was recorded before (a replayed response uses up both), as
+// if the assertion had been tried first. With Dialect.CTEWrites the whole
+// is tried as one statement first, in the same order (see chain).
 func (db *DB) CompleteLogin(ctx context.Context, l store.LoginCompletion) (out store.PendingRequest, err error) {
 	defer db.classify(&err)
 	part := func(name string, err error) error { return &store.CompletionError{Part: name, Err: err} }
@@ -40,18 +44,31 @@ func (db *DB) CompleteLogin(ctx context.Context, l store.LoginCompletion) (out s
 			return store.PendingRequest{}, err
 		}
 	}
+	if db.d.CTEWrites {
+		if out, done, err := db.completeLoginOneStatement(ctx, l); done {
+			return out, err
+		}
+	}
 	err = db.tx(ctx, func(tx *sql.Tx) error {
+		if l.RequestID != "" {
+			r, err := db.consumePending(ctx, tx, l.ConnectionID, l.RequestID, l.Now)
+			if err != nil {
+				if l.AssertionID != "" {
+					if seen, serr := db.assertionSeen(ctx, tx, l.ConnectionID, l.AssertionID); serr != nil {
+						return part(store.PartAssertion, serr)
+					} else if seen {
+						return part(store.PartAssertion, fmt.Errorf("record assertion for connection %q: assertion ID seen before: %w",
+							l.ConnectionID, store.ErrConsumed))
+					}
+				}
+				return part(store.PartRequest, err)
+			}
+			out = r
+		}
 		if l.AssertionID != "" {
 			if err := db.recordAssertion(ctx, tx, l.ConnectionID, l.AssertionID, l.AssertionExpiresAt); err != nil {
 				return part(store.PartAssertion, err)
 			}
-		}
-		if l.RequestID != "" {
-			r, err := db.consumePending(ctx, tx, l.ConnectionID, l.RequestID, l.Now)
-			if err != nil {
-				return part(store.PartRequest, err)
-			}
-			out = r
 		}
 		if l.Session != nil {
 			if err := db.insertSession(ctx, tx, *l.Session); err != nil {
@@ -82,16 +99,37 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, refres
 			return store.Redemption{}, err
 		}
 	}
-	err = db.tx(ctx, func(tx *sql.Tx) error {
+	done := false
+	if db.d.CTEWrites {
+		if out, done, err = db.redeemCodeOneStatement(ctx, hash, now, refresh); err != nil {
+			return store.Redemption{}, err
+		}
+	}
+	if !done {
+		err = db.redeemCodeTx(ctx, hash, now, refresh, &out)
+	}
+	if err != nil {
+		return store.Redemption{}, err
+	}
+	if len(out.Refresh.Hash) > 0 {
+		out.Refresh.CreatedAt = out.Refresh.CreatedAt.UTC().Truncate(timePrecision)
+		out.Refresh.ExpiresAt = out.Refresh.ExpiresAt.UTC().Truncate(timePrecision)
+	}
+	return out, nil
+}
+
+// redeemCodeTx is RedeemCode as a transaction.
+func (db *DB) redeemCodeTx(ctx context.Context, hash []byte, now time.Time, refresh store.RefreshToken, out *store.Redemption) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
 		c, err := db.consumeCode(ctx, tx, hash, now)
 		if err != nil {
 			return err
 		}
-		s, err := scanSession(tx.QueryRowContext(ctx, "SELECT "+sessionCols+" FROM sessions WHERE id = $1", c.SessionID))
+		s, err := scanSession(db.prep(tx).QueryRowContext(ctx, "SELECT "+sessionCols+" FROM sessions WHERE id = $1", c.SessionID))
 		if err != nil {
 			return notFound(fmt.Sprintf("redeem code: session %q", c.SessionID), err)
 		}
-		out = store.Redemption{Code: c, Session: s}
+		*out = store.Redemption{Code: c, Session: s}
 		if len(refresh.Hash) == 0 || !s.Live(now) {
 			return nil // the code is spent either way
 		}
@@ -107,21 +145,13 @@ func (db *DB) RedeemCode(ctx context.Context, hash []byte, now time.Time, refres
 		out.Refresh = refresh
 		return nil
 	})
-	if err != nil {
-		return store.Redemption{}, err
-	}
-	if len(out.Refresh.Hash) > 0 {
-		out.Refresh.CreatedAt = out.Refresh.CreatedAt.UTC().Truncate(timePrecision)
-		out.Refresh.ExpiresAt = out.Refresh.ExpiresAt.UTC().Truncate(timePrecision)
-	}
-	return out, nil
 }
 
 // ConnectionChanges implements store.Store.
 func (db *DB) ConnectionChanges(ctx context.Context) (_ int64, err error) {
 	defer db.classify(&err)
 	var n int64
-	if err := db.r.QueryRowContext(ctx, "SELECT n FROM connection_changes WHERE id = 1").Scan(&n); err != nil {
+	if err := db.prep(db.r).QueryRowContext(ctx, "SELECT n FROM connection_changes WHERE id = 1").Scan(&n); err != nil {
 		return 0, fmt.Errorf("connection changes: %w", err)
 	}
 	return n, nil

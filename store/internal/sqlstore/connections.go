@@ -118,7 +118,7 @@ func (db *DB) CreateConnection(ctx context.Context, c store.Connection) (err err
 // GetConnection implements store.Store.
 func (db *DB) GetConnection(ctx context.Context, id string) (_ store.Connection, err error) {
 	defer db.classify(&err)
-	c, err := scanConnection(db.r.QueryRowContext(ctx, "SELECT "+connCols+" FROM connections WHERE id = $1", id))
+	c, err := scanConnection(db.prep(db.r).QueryRowContext(ctx, "SELECT "+connCols+" FROM connections WHERE id = $1", id))
 	if err != nil {
 		return store.Connection{}, notFound(fmt.Sprintf("get connection %q", id), err)
 	}
@@ -129,7 +129,7 @@ func (db *DB) GetConnection(ctx context.Context, id string) (_ store.Connection,
 func (db *DB) ConnectionByDomain(ctx context.Context, domain string) (_ store.Connection, err error) {
 	defer db.classify(&err)
 	d := strings.ToLower(strings.TrimSpace(domain))
-	c, err := scanConnection(db.r.QueryRowContext(ctx, "SELECT "+connCols+
+	c, err := scanConnection(db.prep(db.r).QueryRowContext(ctx, "SELECT "+connCols+
 		" FROM connections WHERE id = (SELECT connection_id FROM connection_domains WHERE domain = $1)", d))
 	if err != nil {
 		return store.Connection{}, notFound(fmt.Sprintf("connection for domain %q", d), err)
@@ -143,7 +143,7 @@ func (db *DB) ConnectionBySPEntityID(ctx context.Context, entityID string) (_ st
 	if entityID == "" {
 		return store.Connection{}, fmt.Errorf("connection by SP entity ID: empty: %w", store.ErrNotFound)
 	}
-	c, err := scanConnection(db.r.QueryRowContext(ctx, "SELECT "+connCols+" FROM connections WHERE sp_entity_id = $1", entityID))
+	c, err := scanConnection(db.prep(db.r).QueryRowContext(ctx, "SELECT "+connCols+" FROM connections WHERE sp_entity_id = $1", entityID))
 	if err != nil {
 		return store.Connection{}, notFound(fmt.Sprintf("connection with SP entity ID %q", entityID), err)
 	}
@@ -156,7 +156,7 @@ func (db *DB) ConnectionByACSKey(ctx context.Context, key string) (_ store.Conne
 	if key == "" {
 		return store.Connection{}, fmt.Errorf("connection by ACS key: empty: %w", store.ErrNotFound)
 	}
-	c, err := scanConnection(db.r.QueryRowContext(ctx, "SELECT "+connCols+" FROM connections WHERE acs_key = $1", key))
+	c, err := scanConnection(db.prep(db.r).QueryRowContext(ctx, "SELECT "+connCols+" FROM connections WHERE acs_key = $1", key))
 	if err != nil {
 		return store.Connection{}, notFound(fmt.Sprintf("connection with ACS %q", key), err)
 	}

@@ -39,7 +39,7 @@ func (db *DB) CreateDirectoryUser(ctx context.Context, u store.DirectoryUser) er
 
 // GetDirectoryUser implements store.Store.
 func (db *DB) GetDirectoryUser(ctx context.Context, connectionID, id string) (store.DirectoryUser, error) {
-	u, err := scanUser(db.r.QueryRowContext(ctx, "SELECT "+userCols+
+	u, err := scanUser(db.prep(db.r).QueryRowContext(ctx, "SELECT "+userCols+
 		" FROM directory_users WHERE connection_id = $1 AND id = $2 AND deleted_at IS NULL", connectionID, id))
 	if err != nil {
 		return store.DirectoryUser{}, notFound(fmt.Sprintf("get directory user %q", id), err)
@@ -66,12 +66,12 @@ func (db *DB) ListDirectoryUsers(ctx context.Context, dq store.DirectoryUserQuer
 	}
 	total := -1
 	if !dq.SkipTotal {
-		if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM directory_users"+q.clause(), q.args...).Scan(&total); err != nil {
+		if err := db.prep(db.r).QueryRowContext(ctx, "SELECT COUNT(*) FROM directory_users"+q.clause(), q.args...).Scan(&total); err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	limit := pageSize(dq.Limit)
-	out, err := collect(scanUser)(db.r.QueryContext(ctx, "SELECT "+userCols+" FROM directory_users"+q.clause()+
+	out, err := collect(scanUser)(db.prep(db.r).QueryContext(ctx, "SELECT "+userCols+" FROM directory_users"+q.clause()+
 		" ORDER BY CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END, created_at, id LIMIT "+q.arg(limit)+
 		" OFFSET "+q.arg(max(dq.Offset, 0)), q.args...))
 	if err != nil {

@@ -28,8 +28,14 @@ func (db *DB) PutPendingRequest(ctx context.Context, r store.PendingRequest) (er
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = db.now()
 	}
+	what := fmt.Sprintf("put pending request of connection %q", r.ConnectionID)
+	if db.d.CTEWrites {
+		if done, err := db.putPendingOneStatement(ctx, what, r); done {
+			return err
+		}
+	}
 	return db.write(ctx, func(q execer) error {
-		return db.insert(ctx, q, fmt.Sprintf("put pending request of connection %q", r.ConnectionID),
+		return db.insert(ctx, db.prep(q), what,
 			"INSERT INTO pending_requests ("+pendingCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 			r.ConnectionID, r.ID, r.ReturnTo, r.State, r.Test, blob(r.Data),
 			db.t(r.CreatedAt), db.t(r.ExpiresAt), db.t(r.ConsumedAt))
@@ -43,7 +49,7 @@ func (db *DB) GetPendingRequest(ctx context.Context, connectionID, id string) (_
 }
 
 func (db *DB) getPending(ctx context.Context, q execer, connectionID, id string) (store.PendingRequest, error) {
-	r, err := scanPending(q.QueryRowContext(ctx, "SELECT "+pendingCols+
+	r, err := scanPending(db.prep(q).QueryRowContext(ctx, "SELECT "+pendingCols+
 		" FROM pending_requests WHERE connection_id = $1 AND id = $2", connectionID, id))
 	if err != nil {
 		return store.PendingRequest{}, notFound(fmt.Sprintf("pending request of connection %q", connectionID), err)
@@ -63,7 +69,7 @@ func (db *DB) ConsumePendingRequest(ctx context.Context, connectionID, id string
 
 func (db *DB) consumePending(ctx context.Context, w execer, connectionID, id string, now time.Time) (store.PendingRequest, error) {
 	what := fmt.Sprintf("consume pending request of connection %q", connectionID)
-	r, err := scanPending(w.QueryRowContext(ctx, "UPDATE pending_requests SET consumed_at = $3"+
+	r, err := scanPending(db.prep(w).QueryRowContext(ctx, "UPDATE pending_requests SET consumed_at = $3"+
 		" WHERE connection_id = $1 AND id = $2 AND consumed_at IS NULL AND expires_at > $3 RETURNING "+pendingCols,
 		connectionID, id, db.t(now)))
 	if err == nil {
@@ -91,10 +97,24 @@ func (db *DB) RecordAssertion(ctx context.Context, connectionID, assertionID str
 	})
 }
 
+// assertionSeen reports whether the assertion ID is recorded.
+func (db *DB) assertionSeen(ctx context.Context, q execer, connectionID, assertionID string) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, "SELECT 1 FROM assertions WHERE connection_id = $1 AND assertion_id = $2",
+		connectionID, assertionID).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("record assertion for connection %q: %w", connectionID, err)
+	}
+	return true, nil
+}
+
 // recordAssertion inserts the assertion ID; the first writer wins.
 func (db *DB) recordAssertion(ctx context.Context, q execer, connectionID, assertionID string, expiresAt time.Time) error {
 	what := fmt.Sprintf("record assertion for connection %q", connectionID)
-	n, err := affected(ctx, q, what, "INSERT INTO assertions (connection_id, assertion_id, expires_at)"+
+	n, err := affected(ctx, db.prep(q), what, "INSERT INTO assertions (connection_id, assertion_id, expires_at)"+
 		" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", connectionID, assertionID, db.t(expiresAt))
 	if err != nil {
 		return err
@@ -127,7 +147,7 @@ func (db *DB) insertCode(ctx context.Context, q execer, c store.Code) error {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = db.now()
 	}
-	return db.insert(ctx, q, "put code",
+	return db.insert(ctx, db.prep(q), "put code",
 		"INSERT INTO codes ("+codeCols+") VALUES ($1, $2, $3, $4, $5, $6)",
 		c.Hash, c.SessionID, c.ConnectionID, blob(c.Data), db.t(c.CreatedAt), db.t(c.ExpiresAt))
 }
@@ -147,7 +167,7 @@ func (db *DB) ConsumeCode(ctx context.Context, hash []byte, now time.Time) (out 
 
 func (db *DB) consumeCode(ctx context.Context, w execer, hash []byte, now time.Time) (store.Code, error) {
 	const what = "consume code"
-	c, err := scanCode(w.QueryRowContext(ctx, "UPDATE codes SET consumed_at = $2"+
+	c, err := scanCode(db.prep(w).QueryRowContext(ctx, "UPDATE codes SET consumed_at = $2"+
 		" WHERE hash = $1 AND consumed_at IS NULL AND expires_at > $2 RETURNING "+codeCols, hash, db.t(now)))
 	if err == nil {
 		return c, nil
@@ -156,7 +176,7 @@ func (db *DB) consumeCode(ctx context.Context, w execer, hash []byte, now time.T
 		return store.Code{}, fmt.Errorf("%s: %w", what, err)
 	}
 	var consumedAt, expiresAt time.Time
-	err = w.QueryRowContext(ctx, "SELECT consumed_at, expires_at FROM codes WHERE hash = $1", hash).
+	err = db.prep(w).QueryRowContext(ctx, "SELECT consumed_at, expires_at FROM codes WHERE hash = $1", hash).
 		Scan(timeCol{&consumedAt}, timeCol{&expiresAt})
 	if err != nil {
 		return store.Code{}, notFound(what, err)

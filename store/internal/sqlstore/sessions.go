@@ -36,7 +36,7 @@ func (db *DB) insertSession(ctx context.Context, q execer, s store.Session) erro
 	if s.CreatedAt.IsZero() {
 		s.CreatedAt = db.now()
 	}
-	return db.insert(ctx, q, fmt.Sprintf("create session %q", s.ID),
+	return db.insert(ctx, db.prep(q), fmt.Sprintf("create session %q", s.ID),
 		"INSERT INTO sessions ("+sessionCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
 		s.ID, s.ConnectionID, s.TenantID, s.Subject, s.NameID, s.NameIDFormat, s.SessionIndex,
 		blob(s.Identity), db.t(s.CreatedAt), db.t(s.ExpiresAt), db.t(s.RevokedAt), s.RevokeReason)
@@ -45,7 +45,7 @@ func (db *DB) insertSession(ctx context.Context, q execer, s store.Session) erro
 // GetSession implements store.Store.
 func (db *DB) GetSession(ctx context.Context, id string) (_ store.Session, err error) {
 	defer db.classify(&err)
-	s, err := scanSession(db.r.QueryRowContext(ctx, "SELECT "+sessionCols+" FROM sessions WHERE id = $1", id))
+	s, err := scanSession(db.prep(db.r).QueryRowContext(ctx, "SELECT "+sessionCols+" FROM sessions WHERE id = $1", id))
 	if err != nil {
 		return store.Session{}, notFound(fmt.Sprintf("get session %q", id), err)
 	}
@@ -179,7 +179,7 @@ func (db *DB) Revocations(ctx context.Context, afterSeq int64, limit int) (_ []s
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := db.r.QueryContext(ctx, "SELECT seq, session_id, connection_id, subject, reason, at, expires_at"+
+	rows, err := db.prep(db.r).QueryContext(ctx, "SELECT seq, session_id, connection_id, subject, reason, at, expires_at"+
 		" FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2", afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list revocations after %d: %w", afterSeq, err)
@@ -201,8 +201,8 @@ func (db *DB) Revocations(ctx context.Context, afterSeq int64, limit int) (_ []s
 }
 
 // sessionExpiry reads a session's expiry and revocation time.
-func sessionExpiry(ctx context.Context, q execer, id string) (expiresAt, revokedAt time.Time, err error) {
-	err = q.QueryRowContext(ctx, "SELECT expires_at, revoked_at FROM sessions WHERE id = $1", id).
+func (db *DB) sessionExpiry(ctx context.Context, q execer, id string) (expiresAt, revokedAt time.Time, err error) {
+	err = db.prep(q).QueryRowContext(ctx, "SELECT expires_at, revoked_at FROM sessions WHERE id = $1", id).
 		Scan(timeCol{&expiresAt}, timeCol{&revokedAt})
 	if err != nil {
 		return time.Time{}, time.Time{}, notFound(fmt.Sprintf("session %q", id), err)
@@ -226,7 +226,7 @@ func (db *DB) PutRefreshToken(ctx context.Context, t store.RefreshToken) (err er
 		return err
 	}
 	return db.write(ctx, func(q execer) error {
-		sessionExpires, _, err := sessionExpiry(ctx, q, t.SessionID)
+		sessionExpires, _, err := db.sessionExpiry(ctx, q, t.SessionID)
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
@@ -238,7 +238,7 @@ func (db *DB) insertRefreshToken(ctx context.Context, q execer, t store.RefreshT
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = db.now()
 	}
-	return db.insert(ctx, q, "put refresh token",
+	return db.insert(ctx, db.prep(q), "put refresh token",
 		"INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at, spent_at, sealed) VALUES ($1, $2, $3, $4, $5, $6)",
 		t.Hash, t.SessionID, db.t(t.CreatedAt), db.t(capAt(t.ExpiresAt, sessionExpires)), db.t(t.SpentAt), blob(t.Sealed))
 }
@@ -251,17 +251,42 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store
 		return store.Rotation{}, err
 	}
 	var r store.Rotation
+	done, reused := false, false
+	if db.d.CTEWrites {
+		if r, done, err = db.rotateOneStatement(ctx, oldHash, next, now); err != nil {
+			return store.Rotation{}, err
+		}
+	}
+	if !done {
+		r, reused, err = db.rotateTx(ctx, oldHash, next, now, retryWindow)
+	}
+	if err != nil {
+		return store.Rotation{}, err
+	}
+	if reused {
+		// The caller learns which session was revoked, for its audit log.
+		return r, fmt.Errorf("%s: session revoked: %w", what, store.ErrReused)
+	}
+	r.Old.SpentAt = r.Old.SpentAt.UTC().Truncate(timePrecision)
+	r.Next.CreatedAt = r.Next.CreatedAt.UTC().Truncate(timePrecision)
+	r.Next.ExpiresAt = r.Next.ExpiresAt.UTC().Truncate(timePrecision)
+	return r, nil
+}
+
+// rotateTx is RotateRefreshToken as a transaction; reused reports a reuse,
+// whose revocation it has committed.
+func (db *DB) rotateTx(ctx context.Context, oldHash []byte, next store.RefreshToken, now time.Time, retryWindow time.Duration) (r store.Rotation, reused bool, err error) {
+	const what = "rotate refresh token"
 	r.Old = store.RefreshToken{Hash: oldHash, SpentAt: now, NextHash: next.Hash}
-	reused := false
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		// The winner of a race is decided here: the first statement spends
 		// the token only if it is unspent and unexpired.
-		err := tx.QueryRowContext(ctx, "UPDATE refresh_tokens SET spent_at = $2, next_hash = $3"+
+		err := db.prep(tx).QueryRowContext(ctx, "UPDATE refresh_tokens SET spent_at = $2, next_hash = $3"+
 			" WHERE hash = $1 AND spent_at IS NULL AND expires_at > $2 RETURNING session_id, created_at, expires_at",
 			oldHash, db.t(now), next.Hash).Scan(&r.Old.SessionID, timeCol{&r.Old.CreatedAt}, timeCol{&r.Old.ExpiresAt})
 		if errors.Is(err, sql.ErrNoRows) {
 			var spent store.RefreshToken
-			err := tx.QueryRowContext(ctx, "SELECT session_id, created_at, spent_at, expires_at, next_hash FROM refresh_tokens WHERE hash = $1",
+			err := db.prep(tx).QueryRowContext(ctx, "SELECT session_id, created_at, spent_at, expires_at, next_hash FROM refresh_tokens WHERE hash = $1",
 				oldHash).Scan(&spent.SessionID, timeCol{&spent.CreatedAt}, timeCol{&spent.SpentAt}, timeCol{&spent.ExpiresAt}, bytesCol{&spent.NextHash})
 			if err != nil {
 				return notFound(what, err)
@@ -285,7 +310,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		sessionExpires, revokedAt, err := sessionExpiry(ctx, tx, r.Old.SessionID)
+		sessionExpires, revokedAt, err := db.sessionExpiry(ctx, tx, r.Old.SessionID)
 		switch {
 		case err != nil:
 			return fmt.Errorf("%s: %w", what, err)
@@ -305,16 +330,9 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldHash []byte, next store
 		return db.insertRefreshToken(ctx, tx, next, sessionExpires)
 	})
 	if err != nil {
-		return store.Rotation{}, err
+		return store.Rotation{}, false, err
 	}
-	if reused {
-		// The caller learns which session was revoked, for its audit log.
-		return r, fmt.Errorf("%s: session revoked: %w", what, store.ErrReused)
-	}
-	r.Old.SpentAt = r.Old.SpentAt.UTC().Truncate(timePrecision)
-	r.Next.CreatedAt = r.Next.CreatedAt.UTC().Truncate(timePrecision)
-	r.Next.ExpiresAt = r.Next.ExpiresAt.UTC().Truncate(timePrecision)
-	return r, nil
+	return r, reused, nil
 }
 
 // retryable decides whether presenting the spent token again is a retry:
@@ -325,7 +343,7 @@ func (db *DB) retryable(ctx context.Context, tx *sql.Tx, spent store.RefreshToke
 		return store.RefreshToken{}, false, nil
 	}
 	succ := store.RefreshToken{Hash: spent.NextHash}
-	err := tx.QueryRowContext(ctx, "SELECT session_id, created_at, expires_at, spent_at, sealed FROM refresh_tokens WHERE hash = $1",
+	err := db.prep(tx).QueryRowContext(ctx, "SELECT session_id, created_at, expires_at, spent_at, sealed FROM refresh_tokens WHERE hash = $1",
 		spent.NextHash).Scan(&succ.SessionID, timeCol{&succ.CreatedAt}, timeCol{&succ.ExpiresAt}, timeCol{&succ.SpentAt}, bytesCol{&succ.Sealed})
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.RefreshToken{}, false, nil
@@ -336,7 +354,7 @@ func (db *DB) retryable(ctx context.Context, tx *sql.Tx, spent store.RefreshToke
 	if !succ.SpentAt.IsZero() || !now.Before(succ.ExpiresAt) || len(succ.Sealed) == 0 {
 		return store.RefreshToken{}, false, nil
 	}
-	sessionExpires, revokedAt, err := sessionExpiry(ctx, tx, succ.SessionID)
+	sessionExpires, revokedAt, err := db.sessionExpiry(ctx, tx, succ.SessionID)
 	if err != nil || !revokedAt.IsZero() || !now.Before(sessionExpires) {
 		return store.RefreshToken{}, false, err
 	}

@@ -11,6 +11,13 @@
 // (or, for refresh-token rotation, one transaction whose first statement is
 // that UPDATE), so a concurrent twin, in this process or another, cannot
 // also win; a follow-up read then tells the loser why it lost.
+//
+// The writes of a login (PutPendingRequest, CompleteLogin, RedeemCode,
+// RotateRefreshToken, AppendAudit, with their events) are, on PostgreSQL,
+// first tried as one statement that commits all or nothing of them, and
+// run as their transaction only when it does not (see chain.go): one round
+// trip each instead of four to seven. On SQLite the hot statements stay
+// prepared (stmtcache.go).
 package sqlstore
 
 import (
@@ -39,15 +46,23 @@ type Dialect struct {
 	// NotifyRevocations runs after a transaction appended revocations, to
 	// wake followers at commit. Empty when there is nobody to wake.
 	NotifyRevocations string
-	// EventsChannel, when set, has events appended in one statement that
-	// also notifies this channel at commit, with the newest Sequence, to
-	// wake event followers (PostgreSQL: data-modifying CTEs and pg_notify),
-	// instead of one statement per row. Empty when there is nobody to wake.
+	// CTEWrites: the database runs data-modifying statements in WITH
+	// (PostgreSQL). Events are then appended in one statement, and the hot
+	// writes are tried as one statement each, with their events, before
+	// their transaction (see chain).
+	CTEWrites bool
+	// EventsChannel, with CTEWrites, is notified by every append of events
+	// at commit, with the newest Sequence, to wake event followers
+	// (pg_notify). Empty when there is nobody to wake.
 	EventsChannel string
 	// SkipLocked ends a SELECT that claims rows for this transaction and
 	// passes over rows another transaction holds (PostgreSQL: FOR UPDATE
 	// SKIP LOCKED). Empty when write transactions are serialized anyway.
 	SkipLocked string
+	// CacheStatements keeps the hot statements prepared (SQLite, whose
+	// driver parses every statement it is handed again). PostgreSQL's
+	// driver caches prepared statements per connection already.
+	CacheStatements bool
 	// Backend names the database in store.UnavailableError.
 	Backend string
 	// Unavailable classifies a driver error: "" when it is not about the
@@ -59,15 +74,20 @@ type Dialect struct {
 // DB implements store.Store. Writes (and reads that decide a single-use
 // outcome) go to w, plain reads to r; both may be the same *sql.DB.
 type DB struct {
-	w, r *sql.DB
-	d    Dialect
-	now  func() time.Time
-	rand io.Reader
+	w, r   *sql.DB
+	wc, rc *stmtCache // of w and r, with Dialect.CacheStatements
+	d      Dialect
+	now    func() time.Time
+	rand   io.Reader
 }
 
 // New returns a DB over w (writes, transactions) and r (reads).
 func New(w, r *sql.DB, d Dialect, opts store.Options) *DB {
-	return &DB{w: w, r: r, d: d, now: opts.Now, rand: opts.Rand}
+	db := &DB{w: w, r: r, d: d, now: opts.Now, rand: opts.Rand}
+	if d.CacheStatements {
+		db.wc, db.rc = newStmtCache(w), newStmtCache(r)
+	}
+	return db
 }
 
 // classify turns an error the dialect calls unavailability into a
@@ -92,7 +112,11 @@ func (db *DB) Ping(ctx context.Context) (err error) {
 
 // Close closes both handles.
 func (db *DB) Close() error {
-	err := db.w.Close()
+	var err error
+	if db.wc != nil {
+		err = errors.Join(db.wc.close(), db.rc.close())
+	}
+	err = errors.Join(err, db.w.Close())
 	if db.r != db.w {
 		err = errors.Join(err, db.r.Close())
 	}
@@ -101,6 +125,11 @@ func (db *DB) Close() error {
 
 // tx runs fn in a write transaction and commits if fn returns nil.
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if db.wc != nil {
+		// Once the transaction has let go of the writer, prepare what it
+		// ran unprepared (stmtCache.inTx).
+		defer db.wc.prepareWanted(context.WithoutCancel(ctx))
+	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
