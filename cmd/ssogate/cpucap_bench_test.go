@@ -177,3 +177,7 @@ func (cg *cpuCap) stats(tb testing.TB) throttleStats {
 func (s throttleStats) sub(o throttleStats) throttleStats {
 	return throttleStats{s.periods - o.periods, s.throttled - o.throttled, s.throttledFor - o.throttledFor}
 }
+
+func (s throttleStats) add(o throttleStats) throttleStats {
+	return throttleStats{s.periods + o.periods, s.throttled + o.throttled, s.throttledFor + o.throttledFor}
+}

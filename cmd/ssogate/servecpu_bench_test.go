@@ -45,6 +45,10 @@ const idleWindow = 5 * time.Second
 // serve all of -count's rounds; each operation runs on SQLite and then on
 // PostgreSQL (BenchmarkServeCPU/<operation>/<store>), so that the two are
 // measured minutes apart, not the whole run apart.
+// SSOGATE_BENCH_SERVE_GOMAXPROCS=1 runs the serve processes with
+// GOMAXPROCS=1 (default: the machine's cores): with one client at a time, a
+// runtime with idle Ps spins up threads looking for work after each
+// wake-up, and that CPU is in the process's account too.
 //
 // Metrics per operation: server-µs/op is the serve process's utime + stime
 // (/proc/<pid>/stat) over the loop divided by the operations; idle-µs/op
@@ -67,10 +71,14 @@ func BenchmarkServeCPU(b *testing.B) {
 	} else {
 		b.Logf("PostgreSQL left out: %s not set", storetest.EnvPostgresDSN)
 	}
+	var env []string
+	if v := os.Getenv("SSOGATE_BENCH_SERVE_GOMAXPROCS"); v != "" {
+		env = []string{"GOMAXPROCS=" + v}
+	}
 	ctx := context.Background()
 	var meters []*serveMeter
 	for _, store := range stores {
-		set := startServeSet(b, bin, store, 1, nil)
+		set := startServeSet(b, bin, store, 1, env)
 		m := &serveMeter{store: store, r: set.replicas[0], pg: newPGBackends(b, set)}
 		// Warm up every path once (connection cache, keys, pools).
 		m.validate = &ssogatev1.ValidateTokenRequest{AccessToken: loginOn(b, m.r, "alice")}

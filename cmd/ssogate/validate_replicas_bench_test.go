@@ -36,18 +36,19 @@ const replicaCPUCap = 0.2
 const replicaCPUPeriod = 10 * time.Millisecond
 
 // BenchmarkValidateTokenReplicas drives ValidateToken from 64 concurrent
-// clients for 5 s against one `ssogate serve` replica and then against
-// three (PostgreSQL, one fresh schema, the same cached token), and reports
-// calls per second, p50 and p99 latency, server CPU per call (/proc utime +
-// stime of the replica processes) and the clients' CPU per call (this
-// process), for one and for three replicas and for each replica of the
-// three, and the throughput ratio three/one (3/1). The clients run in this
-// process; client i calls replica i mod n. A third run puts 21 clients on
-// one replica, the load each of the three gets: 3/1@21clients is three
-// replicas' throughput over that, and tells whether three replicas fall
-// short of 3× because each serves a third of the load (shorter queues,
-// fewer calls per wake-up and syscall, more CPU per call) or for another
-// reason.
+// clients for 5 s against one `ssogate serve` replica and for 5 s against
+// three (PostgreSQL, one fresh schema, the same cached token), in
+// one-second slices taken in turn, and reports calls per second, p50 and
+// p99 latency, server CPU per call (/proc utime + stime of the replica
+// processes) and the clients' CPU per call (this process), for one and
+// for three replicas and for each replica of the three, and the throughput
+// ratio three/one (3/1). The clients run in this process; client i calls
+// replica i mod n. A third configuration, in the same turns, puts 21
+// clients on one replica, the load each of the three gets: 3/1@21clients
+// is three replicas' throughput over that, and tells whether three
+// replicas fall short of 3× because each serves a third of the load
+// (shorter queues, fewer calls per wake-up and syscall, more CPU per call)
+// or for another reason.
 //
 //	SSOGATE_TEST_POSTGRES_DSN=... go test ./cmd/ssogate -run '^$' -bench ValidateTokenReplicas -benchtime 1x -count 3
 //
@@ -100,7 +101,7 @@ func BenchmarkValidateTokenReplicas(b *testing.B) {
 	})
 }
 
-// replicaRun is one 5-second run against n replicas.
+// replicaRun is the summary of one configuration's runs.
 type replicaRun struct {
 	rps, p50, p99, cpuPerCall, clientCPUPerCall float64
 	per                                         []replicaShare
@@ -112,31 +113,81 @@ type replicaShare struct {
 	throttled                          float64 // % of CFS periods throttled; -1 uncapped
 }
 
-// benchReplicas runs one replica (replicas[0]) and then all of them, per
-// b.Loop iteration, and reports both. cgs, when not nil, are the replicas'
-// CPU caps, for their throttling counters.
+// replicaSample is what a configuration's slices add up to: wall time,
+// each replica's call latencies, CPU and throttling, and the clients' CPU.
+type replicaSample struct {
+	elapsed, client time.Duration
+	lat             [][]time.Duration
+	cpu             []time.Duration
+	thr             []throttleStats
+}
+
+func (s *replicaSample) add(o replicaSample) {
+	if s.lat == nil {
+		*s = replicaSample{lat: make([][]time.Duration, len(o.lat)), cpu: make([]time.Duration, len(o.cpu)), thr: make([]throttleStats, len(o.thr))}
+	}
+	s.elapsed += o.elapsed
+	s.client += o.client
+	for i := range o.lat {
+		s.lat[i] = append(s.lat[i], o.lat[i]...)
+		s.cpu[i] += o.cpu[i]
+		s.thr[i] = s.thr[i].add(o.thr[i])
+	}
+}
+
+func (s replicaSample) summary(capped bool) replicaRun {
+	var res replicaRun
+	var all []time.Duration
+	var cpuTotal time.Duration
+	for i := range s.lat {
+		all = append(all, s.lat[i]...)
+		cpuTotal += s.cpu[i]
+		st := latencyStats(s.lat[i], s.elapsed)
+		share := replicaShare{rps: st.rps, p50: st.p50, p99: st.p99, throttled: -1,
+			cpuPerCall: perCall(s.cpu[i], len(s.lat[i])), cpuUsed: s.cpu[i].Seconds() / s.elapsed.Seconds()}
+		if t := s.thr[i]; capped && t.periods > 0 {
+			share.throttled = 100 * float64(t.throttled) / float64(t.periods)
+		}
+		res.per = append(res.per, share)
+	}
+	st := latencyStats(all, s.elapsed)
+	res.rps, res.p50, res.p99 = st.rps, st.p50, st.p99
+	res.cpuPerCall = perCall(cpuTotal, len(all))
+	res.clientCPUPerCall = perCall(s.client, len(all))
+	return res
+}
+
+func perCall(d time.Duration, calls int) float64 {
+	return float64(d.Nanoseconds()) / 1e3 / float64(calls)
+}
+
+// benchReplicas measures, per b.Loop iteration, three configurations: 64
+// clients on one replica (replicas[0]), 64 on all of them, and 21 on one.
+// Each gets 5 s, as 5 one-second slices interleaved with the others', so
+// that the machine's other load drifts into all three alike. cgs, when not
+// nil, are the replicas' CPU caps, for their throttling counters.
 func benchReplicas(b *testing.B, replicas []replica, cgs []*cpuCap) {
 	ctx := context.Background()
 	req := &ssogatev1.ValidateTokenRequest{AccessToken: loginOn(b, replicas[0], "alice")}
-	const runFor = 5 * time.Second
-	run := func(replicas []replica, clients int) replicaRun {
-		for _, rep := range replicas { // warm each replica's cache
-			if v, err := rep.login.ValidateToken(ctx, req); err != nil || !v.Valid {
-				b.Fatalf("ValidateToken: %v %v", v, err)
-			}
+	for _, rep := range replicas { // warm each replica's cache
+		if v, err := rep.login.ValidateToken(ctx, req); err != nil || !v.Valid {
+			b.Fatalf("ValidateToken: %v %v", v, err)
 		}
+	}
+	const rounds, slice = 5, time.Second
+	runSlice := func(replicas []replica, clients int) replicaSample {
 		n := len(replicas)
-		cpuBefore := make([]time.Duration, n)
+		s := replicaSample{lat: make([][]time.Duration, n), cpu: make([]time.Duration, n), thr: make([]throttleStats, n)}
 		thrBefore := make([]throttleStats, n)
 		for i, rep := range replicas {
-			cpuBefore[i] = replicaCPU(b, rep)
+			s.cpu[i] = -replicaCPU(b, rep)
 			if cgs != nil {
 				thrBefore[i] = cgs[i].stats(b)
 			}
 		}
 		clientBefore := selfCPU()
 		lat := make([][]time.Duration, clients)
-		deadline := time.Now().Add(runFor)
+		deadline := time.Now().Add(slice)
 		began := time.Now()
 		var wg sync.WaitGroup
 		for c := range clients {
@@ -154,34 +205,18 @@ func benchReplicas(b *testing.B, replicas []replica, cgs []*cpuCap) {
 			})
 		}
 		wg.Wait()
-		elapsed := time.Since(began)
-		clientCPU := selfCPU() - clientBefore
-		var res replicaRun
-		var all []time.Duration
-		var cpuTotal time.Duration
+		s.elapsed = time.Since(began)
+		s.client = selfCPU() - clientBefore
 		for i, rep := range replicas {
-			var mine []time.Duration
-			for c := i; c < clients; c += n {
-				mine = append(mine, lat[c]...)
-			}
-			all = append(all, mine...)
-			cpu := replicaCPU(b, rep) - cpuBefore[i]
-			cpuTotal += cpu
-			sh := latencyStats(mine, elapsed)
-			share := replicaShare{rps: sh.rps, p50: sh.p50, p99: sh.p99, throttled: -1,
-				cpuPerCall: float64(cpu.Microseconds()) / float64(len(mine)), cpuUsed: cpu.Seconds() / elapsed.Seconds()}
+			s.cpu[i] += replicaCPU(b, rep)
 			if cgs != nil {
-				if t := cgs[i].stats(b).sub(thrBefore[i]); t.periods > 0 {
-					share.throttled = 100 * float64(t.throttled) / float64(t.periods)
-				}
+				s.thr[i] = cgs[i].stats(b).sub(thrBefore[i])
 			}
-			res.per = append(res.per, share)
+			for c := i; c < clients; c += n {
+				s.lat[i] = append(s.lat[i], lat[c]...)
+			}
 		}
-		st := latencyStats(all, elapsed)
-		res.rps, res.p50, res.p99 = st.rps, st.p50, st.p99
-		res.cpuPerCall = float64(cpuTotal.Microseconds()) / float64(len(all))
-		res.clientCPUPerCall = float64(clientCPU.Microseconds()) / float64(len(all))
-		return res
+		return s
 	}
 	logRun := func(label string, r replicaRun) {
 		b.Logf("%s: %.0f calls/s, p50 %.2f ms, p99 %.2f ms, server %.1f µs CPU/call, clients %.1f µs CPU/call",
@@ -196,10 +231,19 @@ func benchReplicas(b *testing.B, replicas []replica, cgs []*cpuCap) {
 		}
 	}
 	const clients = 64
+	configs := []struct {
+		replicas []replica
+		clients  int
+	}{{replicas[:1], clients}, {replicas, clients}, {replicas[:1], clients / 3}}
 	for b.Loop() {
-		one := run(replicas[:1], clients)
-		three := run(replicas, clients)
-		oneAtThird := run(replicas[:1], clients/3)
+		samples := make([]replicaSample, len(configs))
+		for round := range rounds {
+			for k := range configs { // a different one first each round
+				i := (round + k) % len(configs)
+				samples[i].add(runSlice(configs[i].replicas, configs[i].clients))
+			}
+		}
+		one, three, oneAtThird := samples[0].summary(cgs != nil), samples[1].summary(cgs != nil), samples[2].summary(cgs != nil)
 		b.ReportMetric(one.rps, "rps-1")
 		b.ReportMetric(three.rps, "rps-3")
 		b.ReportMetric(three.rps/one.rps, "3/1")
