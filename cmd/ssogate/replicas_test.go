@@ -162,18 +162,27 @@ const replicaExternalURL = "http://sso.example.test"
 // rolling deploy.
 func startReplicas(t testing.TB, extra map[string]any) ([3]replica, *devidp.IdP) {
 	t.Helper()
-	dsn := storetest.PostgresDSN(t)
-	bin := buildBinary(t)
+	reps, idp := startServeProcesses(t, buildBinary(t), storetest.PostgresDSN(t), 3, extra, nil)
+	return [3]replica(reps), idp
+}
+
+// startServeProcesses starts n `ssogate serve` processes of bin at once on
+// storeURL, configured alike (KEK, an API key with the login, admin and
+// directory scopes, replicaExternalURL, connection "acme" with extra put
+// over its defaults, to a devidp IdP in this process that is then given
+// their SP metadata), each with env added to its environment.
+func startServeProcesses(tb testing.TB, bin, storeURL string, n int, extra map[string]any, env []string) ([]replica, *devidp.IdP) {
+	tb.Helper()
 	mux := http.NewServeMux()
 	idpServer := httptest.NewServer(mux)
-	t.Cleanup(idpServer.Close)
+	tb.Cleanup(idpServer.Close)
 	idp, err := devidp.New(idpServer.URL+"/idp", devidp.DefaultUsers, io.Discard)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	mux.Handle("/idp/", http.StripPrefix("/idp", idp.Handler()))
 
-	apiKey := "replica-test-key-" + hex.EncodeToString(randomBytes(t, 8))
+	apiKey := "replica-test-key-" + hex.EncodeToString(randomBytes(tb, 8))
 	sum := sha256.Sum256([]byte(apiKey))
 	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idp.Certificate.Raw}))
 	conn := map[string]any{
@@ -187,41 +196,41 @@ func startReplicas(t testing.TB, extra map[string]any) ([3]replica, *devidp.IdP)
 	maps.Copy(conn, extra)
 	cfgYAML, err := yaml.Marshal(map[string]any{"external_url": replicaExternalURL, "connections": []any{conn}})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	cfgFile := filepath.Join(t.TempDir(), "ssogate.yaml")
+	cfgFile := filepath.Join(tb.TempDir(), "ssogate.yaml")
 	if err := os.WriteFile(cfgFile, cfgYAML, 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	env := []string{
-		"SSOGATE_STORE=" + dsn,
-		"SSOGATE_KEK=" + base64.StdEncoding.EncodeToString(randomBytes(t, 32)),
+	env = append([]string{
+		"SSOGATE_STORE=" + storeURL,
+		"SSOGATE_KEK=" + base64.StdEncoding.EncodeToString(randomBytes(tb, 32)),
 		"SSOGATE_API_KEYS=backend:" + hex.EncodeToString(sum[:]) + ":login+admin+directory",
 		"SSOGATE_SHUTDOWN_TIMEOUT=2s",
-	}
-	var procs [3]*process
+	}, env...)
+	procs := make([]*process, n)
 	var wg sync.WaitGroup
 	for i := range procs {
-		wg.Go(func() { procs[i] = startProcess(t, bin, []string{"--config", cfgFile}, env) })
+		wg.Go(func() { procs[i] = startProcess(tb, bin, []string{"--config", cfgFile}, env) })
 	}
 	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
+	if tb.Failed() {
+		tb.FailNow()
 	}
-	var r [3]replica
+	reps := make([]replica, n)
 	for i, p := range procs {
-		r[i] = dialReplica(t, p, apiKey)
+		reps[i] = dialReplica(tb, p, apiKey)
 	}
-	resp, err := http.Get("http://" + r[0].httpAddr + "/saml/acme/metadata")
+	resp, err := http.Get("http://" + reps[0].httpAddr + "/saml/acme/metadata")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	md, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err := idp.RegisterServiceProvider("acme", md); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	return r, idp
+	return reps, idp
 }
 
 // loginOn signs user in through connection acme end to end on one replica

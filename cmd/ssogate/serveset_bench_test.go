@@ -2,34 +2,24 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"gopkg.in/yaml.v3"
 
-	"github.com/ssogate/ssogate/devidp"
 	"github.com/ssogate/ssogate/store/storetest"
 )
 
-// serveSet is n `ssogate serve` processes on one store, configured as
-// startReplicas configures its three (same KEK, API key, external URL and
-// connection "acme" to a devidp IdP in this process that trusts their SP
-// metadata), for the benchmarks that measure the server processes alone.
+// serveSet is n `ssogate serve` processes on one store, configured by
+// startServeProcesses, for the benchmarks that measure the server
+// processes alone.
 type serveSet struct {
 	replicas []replica
 	// pgApp is the application_name the replicas' PostgreSQL connections
@@ -57,61 +47,7 @@ func startServeSet(tb testing.TB, bin, store string, n int, env []string) serveS
 		tb.Fatalf("startServeSet: unknown store %q", store)
 	}
 
-	mux := http.NewServeMux()
-	idpServer := httptest.NewServer(mux)
-	tb.Cleanup(idpServer.Close)
-	idp, err := devidp.New(idpServer.URL+"/idp", devidp.DefaultUsers, io.Discard)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	mux.Handle("/idp/", http.StripPrefix("/idp", idp.Handler()))
-
-	apiKey := "bench-key-" + hex.EncodeToString(randomBytes(tb, 8))
-	sum := sha256.Sum256([]byte(apiKey))
-	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: idp.Certificate.Raw}))
-	conn := map[string]any{
-		"id": "acme", "tenant_id": "acme-inc", "state": "CONNECTION_STATE_ACTIVE",
-		"identity_provider": map[string]any{
-			"entity_id": idpServer.URL + "/idp/metadata", "sso_url": idpServer.URL + "/idp/sso",
-			"certificates": []any{map[string]any{"pem": certPEM}},
-		},
-		"allowed_return_urls": []string{"https://app.example.test/"},
-	}
-	cfgYAML, err := yaml.Marshal(map[string]any{"external_url": replicaExternalURL, "connections": []any{conn}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfgFile := filepath.Join(tb.TempDir(), "ssogate.yaml")
-	if err := os.WriteFile(cfgFile, cfgYAML, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	env = append([]string{
-		"SSOGATE_STORE=" + storeURL,
-		"SSOGATE_KEK=" + base64.StdEncoding.EncodeToString(randomBytes(tb, 32)),
-		"SSOGATE_API_KEYS=backend:" + hex.EncodeToString(sum[:]) + ":login+admin+directory",
-		"SSOGATE_SHUTDOWN_TIMEOUT=2s",
-	}, env...)
-	procs := make([]*process, n)
-	var wg sync.WaitGroup
-	for i := range procs {
-		wg.Go(func() { procs[i] = startProcess(tb, bin, []string{"--config", cfgFile}, env) })
-	}
-	wg.Wait()
-	if tb.Failed() {
-		tb.FailNow()
-	}
-	for _, p := range procs {
-		set.replicas = append(set.replicas, dialReplica(tb, p, apiKey))
-	}
-	resp, err := http.Get("http://" + set.replicas[0].httpAddr + "/saml/acme/metadata")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	md, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err := idp.RegisterServiceProvider("acme", md); err != nil {
-		tb.Fatal(err)
-	}
+	set.replicas, _ = startServeProcesses(tb, bin, storeURL, n, nil, env)
 	return set
 }
 
