@@ -233,10 +233,14 @@ func TestCallerTraceWithTracingOff(t *testing.T) {
 	resp.Body.Close()
 
 	for _, want := range []struct{ msg, id string }{{"grpc request", "trace-off-grpc"}, {"http request", "trace-off-http"}} {
+		// The line is written once the handler returns, which may be just
+		// after the client has its answer.
 		line := ""
-		for _, l := range strings.Split(ts.logs.String(), "\n") {
-			if strings.Contains(l, `"msg":"`+want.msg+`"`) && strings.Contains(l, `"request_id":"`+want.id+`"`) {
-				line = l
+		for deadline := time.Now().Add(5 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			for _, l := range strings.Split(ts.logs.String(), "\n") {
+				if strings.Contains(l, `"msg":"`+want.msg+`"`) && strings.Contains(l, `"request_id":"`+want.id+`"`) {
+					line = l
+				}
 			}
 		}
 		if line == "" {
