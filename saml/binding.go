@@ -17,7 +17,6 @@ import (
 	"math/big"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -111,12 +110,33 @@ func samlTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
-// deflaters are reused DEFLATE writers: allocating one costs more than
-// compressing an AuthnRequest (a flate.Writer is ~600 KB of tables).
-var deflaters = sync.Pool{New: func() any {
-	w, _ := flate.NewWriter(nil, flate.BestSpeed) // error only for a bad level
-	return w
-}}
+// deflaters keeps idle DEFLATE writers for reuse: allocating one costs
+// more than compressing an AuthnRequest (a flate.Writer is several hundred
+// KB of tables). A sync.Pool would do, but it is emptied by every GC cycle,
+// and under load a server collects every few milliseconds, so most calls
+// would allocate anyway; this list survives GC and keeps at most
+// maxIdleDeflaters writers.
+var deflaters = make(chan *flate.Writer, maxIdleDeflaters)
+
+const maxIdleDeflaters = 8
+
+func getDeflater(dst io.Writer) *flate.Writer {
+	select {
+	case w := <-deflaters:
+		w.Reset(dst)
+		return w
+	default:
+		w, _ := flate.NewWriter(dst, flate.BestSpeed) // error only for a bad level
+		return w
+	}
+}
+
+func putDeflater(w *flate.Writer) {
+	select {
+	case deflaters <- w:
+	default:
+	}
+}
 
 // deflateBase64 is the HTTP-Redirect message encoding (saml-bindings
 // §3.4.4.1): raw DEFLATE, then base64. The fastest level: on an
@@ -125,9 +145,8 @@ var deflaters = sync.Pool{New: func() any {
 // and the best level costs several times more again.
 func deflateBase64(data []byte) (string, error) {
 	var buf bytes.Buffer
-	w := deflaters.Get().(*flate.Writer)
-	defer deflaters.Put(w)
-	w.Reset(&buf)
+	w := getDeflater(&buf)
+	defer putDeflater(w)
 	if _, err := w.Write(data); err != nil {
 		return "", fmt.Errorf("deflate: %w", err)
 	}

@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -282,16 +283,19 @@ func (sp *ServiceProvider) candidateCerts(sig *etree.Element, what string, now t
 		if err != nil {
 			return nil, Rejectf(ReasonSignatureInvalid, "the %s signature's KeyInfo certificate is not base64", what)
 		}
-		presented, err := x509.ParseCertificate(der)
-		if err != nil {
-			return nil, Rejectf(ReasonSignatureInvalid, "the %s signature's KeyInfo certificate does not parse: %v", what, err)
-		}
+		// Pinned certificates are matched by their DER bytes (what
+		// x509.Certificate.Equal compares); the presented one is parsed
+		// only to describe it when it is not pinned.
 		for _, c := range pinned {
-			if c.Equal(presented) {
+			if bytes.Equal(c.Raw, der) {
 				candidates = append(candidates, c)
 			}
 		}
 		if len(candidates) == 0 {
+			presented, err := x509.ParseCertificate(der)
+			if err != nil {
+				return nil, Rejectf(ReasonSignatureInvalid, "the %s signature's KeyInfo certificate does not parse: %v", what, err)
+			}
 			return nil, Rejectf(ReasonCertificateNotTrusted,
 				"the %s is signed with certificate %s, which is not pinned for this connection (pinned: %s); update the IdP metadata",
 				what, describeCert(presented), describeCerts(pinned))
