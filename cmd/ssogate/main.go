@@ -92,6 +92,7 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 	log := newLogger(stderr, cfg.LogLevel)
 	bi := buildinfo.Get()
 	log.Info("starting ssogate", "version", bi.Version, "revision", bi.Revision, "config", cfg)
+	tuneGC(env, log)
 	if len(cfg.APIKeys) == 0 {
 		log.Warn("no api_keys configured: every gRPC and REST API call will be refused as UNAUTHENTICATED; set api_keys or SSOGATE_API_KEYS (browser, health and metrics routes work without)")
 	}
