@@ -60,7 +60,7 @@ func (s *Server) openEvents(kek []byte) error {
 	s.eventService, err = events.NewService(events.Config{
 		Store: s.store, Hub: s.eventHub, Secrets: secrets,
 		AllowHTTP: func(string) bool { return s.cfg.AllowPrivateFetch },
-		Retried:   s.webhooks.Wake, Now: s.now, Rand: s.rand,
+		Retried:   s.webhooks.Kick, Now: s.now, Rand: s.rand,
 	})
 	return err
 }

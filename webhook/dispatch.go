@@ -68,6 +68,7 @@ type Dispatcher struct {
 	cfg    Config
 	client *http.Client
 	wake   chan struct{}
+	kick   chan struct{}
 	randMu sync.Mutex
 }
 
@@ -101,10 +102,11 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	client.Timeout = cfg.Timeout
-	return &Dispatcher{cfg: cfg, client: &client, wake: make(chan struct{}, 1)}, nil
+	return &Dispatcher{cfg: cfg, client: &client, wake: make(chan struct{}, 1), kick: make(chan struct{}, 1)}, nil
 }
 
-// Wake makes the dispatcher look for work now (new events were committed).
+// Wake tells the dispatcher that new events were committed: it enqueues
+// them now, and its workers look for deliveries only when that added some.
 func (d *Dispatcher) Wake() {
 	select {
 	case d.wake <- struct{}{}:
@@ -112,38 +114,68 @@ func (d *Dispatcher) Wake() {
 	}
 }
 
+// Kick tells the dispatcher that a delivery was made due (a manual retry):
+// its workers look for due deliveries now.
+func (d *Dispatcher) Kick() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
 // Run enqueues and sends deliveries until ctx ends. Every replica runs it;
 // the store's leases keep them from sending the same attempt twice.
+//
+// Claiming costs a store round trip, so it is asked for only where there
+// may be something to claim: after an enqueue that added deliveries (as
+// many workers as it added), on Kick, and once per Poll for retries that
+// came due and work other replicas left behind. A worker that sent a
+// delivery calls one more worker, so a backlog is drained by all of them;
+// a replica with no webhook endpoints never claims on an event.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	work := make(chan struct{}, d.cfg.Workers)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for range d.cfg.Workers {
-		wg.Go(func() {
-			for range work {
-				for ctx.Err() == nil && d.sendOne(ctx) {
-				}
-			}
-		})
-	}
-	defer close(work)
-	t := time.NewTicker(d.cfg.Poll)
-	defer t.Stop()
-	for {
-		if _, err := d.cfg.Store.EnqueueWebhookDeliveries(ctx, d.cfg.Now()); err != nil && ctx.Err() == nil {
-			d.cfg.Log.Warn("webhook enqueue failed", "error", err)
-		}
-		for range d.cfg.Workers {
+	call := func(n int) {
+		for range min(n, d.cfg.Workers) {
 			select {
 			case work <- struct{}{}:
 			default:
 			}
 		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range d.cfg.Workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-work:
+				}
+				for ctx.Err() == nil && d.sendOne(ctx) {
+					call(1)
+				}
+			}
+		})
+	}
+	t := time.NewTicker(d.cfg.Poll)
+	defer t.Stop()
+	look := 1 // at start: what an earlier run left due
+	for {
+		added, err := d.cfg.Store.EnqueueWebhookDeliveries(ctx, d.cfg.Now())
+		if err != nil && ctx.Err() == nil {
+			d.cfg.Log.Warn("webhook enqueue failed", "error", err)
+		}
+		call(max(added, look))
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-d.wake:
+			look = 0
+		case <-d.kick:
+			look = 1
 		case <-t.C:
+			look = 1
 		}
 	}
 }

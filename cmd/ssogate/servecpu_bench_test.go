@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +35,8 @@ const idleWindow = 5 * time.Second
 //     of the code it redirects with. The responses come from the devidp
 //     IdP in this process and are all made (StartLogin, sign-in, signing)
 //     before the measured loop.
+//   - StartLogin8, Login8: the same from 8 clients at once (as ssogate
+//     loadtest -c 8 drives them).
 //   - ValidateToken: a token the server has already validated (cached).
 //   - ValidateToken64: the same from 64 clients at once, so that one
 //     wake-up or syscall of the server serves several calls.
@@ -123,6 +128,39 @@ func BenchmarkServeCPU(b *testing.B) {
 			}
 			m.stop(b)
 		}},
+		// StartLogin and Login from 8 clients at once, as ssogate loadtest
+		// -c 8 drives them: the per-call cost under load, where one
+		// wake-up serves several calls, rather than a lone caller's.
+		{"StartLogin8", func(b *testing.B, m *serveMeter) {
+			req := &ssogatev1.StartLoginRequest{ConnectionId: "acme", ReturnTo: "https://app.example.test/cb"}
+			m.start(b)
+			inParallel(b, 8, func(int) error {
+				_, err := m.r.login.StartLogin(ctx, req)
+				return err
+			})
+			m.stop(b)
+		}},
+		{"Login8", func(b *testing.B, m *serveMeter) {
+			posted := make([]devidp.Posted, b.N)
+			for i := range posted {
+				posted[i] = signedResponse(b, m.r, "alice")
+			}
+			client := &http.Client{
+				Transport:     &http.Transport{MaxIdleConnsPerHost: 8}, // the clients keep their connections
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			}
+			acs := "http://" + m.r.httpAddr + "/saml/acme/acs"
+			m.start(b)
+			inParallel(b, 8, func(i int) error {
+				code, err := postForCode(client, acs, posted[i])
+				if err != nil {
+					return err
+				}
+				_, err = m.r.login.ExchangeCode(ctx, &ssogatev1.ExchangeCodeRequest{Code: code})
+				return err
+			})
+			m.stop(b)
+		}},
 		{"ValidateToken", func(b *testing.B, m *serveMeter) {
 			m.start(b)
 			for range b.N {
@@ -157,6 +195,31 @@ func BenchmarkServeCPU(b *testing.B) {
 	}
 	for i, rate := range idleRates(b, meters, idleWindow) {
 		b.Logf("%s: the unloaded serve process after the sub-benchmarks: %.2f ms CPU per second", meters[i].store, rate*1e3)
+	}
+}
+
+// inParallel runs op(i) for every i in [0, b.N) from clients goroutines,
+// failing b at the first error.
+func inParallel(b *testing.B, clients int, op func(i int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				if err := op(i); err != nil {
+					b.Errorf("call %d: %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
 	}
 }
 
@@ -255,15 +318,24 @@ func signedResponse(tb testing.TB, r replica, user string) devidp.Posted {
 // redirect it answers with.
 func acsCode(tb testing.TB, client *http.Client, acs string, posted devidp.Posted) string {
 	tb.Helper()
-	resp, err := client.PostForm(acs, url.Values{"SAMLResponse": {posted.SAMLResponse}, "RelayState": {posted.RelayState}})
+	code, err := postForCode(client, acs, posted)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return code
+}
+
+// postForCode is acsCode for any goroutine: it returns its failure.
+func postForCode(client *http.Client, acs string, posted devidp.Posted) (string, error) {
+	resp, err := client.PostForm(acs, url.Values{"SAMLResponse": {posted.SAMLResponse}, "RelayState": {posted.RelayState}})
+	if err != nil {
+		return "", err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusSeeOther || err != nil || loc.Query().Get("code") == "" {
-		tb.Fatalf("ACS: status %d", resp.StatusCode)
+		return "", fmt.Errorf("ACS: status %d", resp.StatusCode)
 	}
-	return loc.Query().Get("code")
+	return loc.Query().Get("code"), nil
 }
