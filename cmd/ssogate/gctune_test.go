@@ -1,11 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func currentGCPercent() int {
@@ -37,4 +46,59 @@ func TestTuneGC(t *testing.T) {
 	if !strings.Contains(out.String(), `"gogc_from":"environment"`) {
 		t.Errorf("log line: %s", out.String())
 	}
+}
+
+// In a container with a memory limit (a cgroup v1 memory group here, which
+// needs root; skipped elsewhere), serve sets the soft memory limit to 90%
+// of it.
+func TestServeMemoryLimitFromCgroup(t *testing.T) {
+	const root = "/sys/fs/cgroup/memory"
+	dir := filepath.Join(root, fmt.Sprintf("ssogate-test-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("no cgroup v1 memory group to make (%v)", err)
+	}
+	t.Cleanup(func() {
+		for range 50 { // the group is busy until its process has exited
+			if os.Remove(dir) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	const limit = 256 << 20
+	if err := os.WriteFile(filepath.Join(dir, "memory.limit_in_bytes"), []byte(strconv.Itoa(limit)), 0o644); err != nil {
+		t.Skipf("cannot set a memory limit: %v", err)
+	}
+	bin := buildBinary(t)
+	store := "sqlite://" + filepath.Join(t.TempDir(), "s.db")
+	cmd := exec.Command("sh", "-c", `echo $$ > "$1/cgroup.procs" && exec "$2" serve --http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0`, "sh", dir, bin)
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, "AUTOMEMLIMIT=")
+	})
+	cmd.Env = append(cmd.Env, "SSOGATE_STORE="+store)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := bufio.NewScanner(stderr)
+	for lines.Scan() {
+		var rec struct {
+			Msg   string `json:"msg"`
+			GOGC  int    `json:"gogc"`
+			Limit int64  `json:"memory_limit_bytes"`
+		}
+		if json.Unmarshal(lines.Bytes(), &rec) != nil || rec.Msg != "garbage collector" {
+			continue
+		}
+		ratio := memoryLimitRatio
+		if want := int64(float64(limit) * ratio); rec.Limit != want || rec.GOGC != serveGCPercent {
+			t.Fatalf("serve in a %d-byte cgroup: %s; want gogc %d and memory_limit_bytes %d", limit, lines.Text(), serveGCPercent, want)
+		}
+		return
+	}
+	t.Fatalf("serve exited without logging its garbage collector setting: %v", lines.Err())
 }
