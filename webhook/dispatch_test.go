@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -77,7 +78,7 @@ func TestDispatcherClaimsOnlyWhenThereIsWork(t *testing.T) {
 
 	appendEvent := func(i int) {
 		t.Helper()
-		if err := st.AppendAudit(ctx, store.AuditEvent{ID: "ev-" + time.Now().Format("150405.000000000"), Time: time.Now(), Type: "login.started", Message: "test"}); err != nil {
+		if err := st.AppendAudit(ctx, store.AuditEvent{ID: fmt.Sprintf("ev-%d", i), Time: time.Now(), Type: "login.started", Message: "test"}); err != nil {
 			t.Fatal(err)
 		}
 	}
