@@ -26,6 +26,21 @@ func buildBinary(t testing.TB) string {
 	return bin
 }
 
+// benchBinary is the ssogate binary a benchmark runs: the one
+// SSOGATE_BENCH_SERVE_BIN names (an older build, to compare two builds in
+// the same harness and the same minutes: run the benchmark once per
+// binary, interleaved), else this tree built.
+func benchBinary(b *testing.B) string {
+	b.Helper()
+	if bin := os.Getenv("SSOGATE_BENCH_SERVE_BIN"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			b.Fatalf("SSOGATE_BENCH_SERVE_BIN: %v", err)
+		}
+		return bin
+	}
+	return buildBinary(b)
+}
+
 type process struct {
 	cmd      *exec.Cmd
 	httpAddr string

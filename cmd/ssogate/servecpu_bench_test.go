@@ -54,6 +54,9 @@ const idleWindow = 5 * time.Second
 // GOMAXPROCS=1 (default: the machine's cores): with one client at a time, a
 // runtime with idle Ps spins up threads looking for work after each
 // wake-up, and that CPU is in the process's account too.
+// SSOGATE_BENCH_SERVE_BIN=/path/to/ssogate measures that binary instead
+// of this tree's (an older build: run both, one after the other, a few
+// times over, and compare their figures pairwise).
 //
 // Metrics per operation: server-µs/op is the serve process's utime + stime
 // (/proc/<pid>/stat) over the loop divided by the operations; idle-µs/op
@@ -69,7 +72,7 @@ const idleWindow = 5 * time.Second
 // the client's rate, wall clock, on a shared machine. ns/op is not
 // reported: it is the client's wall time.
 func BenchmarkServeCPU(b *testing.B) {
-	bin := buildBinary(b)
+	bin := benchBinary(b)
 	stores := []string{"sqlite"}
 	if os.Getenv(storetest.EnvPostgresDSN) != "" {
 		stores = append(stores, "postgres")

@@ -97,6 +97,36 @@ func pidCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * clockTick, nil
 }
 
+// pidSwitches is how many times the threads of process pid have been
+// switched off a CPU (voluntary and involuntary context switches, summed
+// over /proc/<pid>/task/*/status): a server that sleeps and wakes once per
+// call pays the switch once per call, one that finds several calls queued
+// at each wake-up pays it once for all of them.
+func pidSwitches(pid int) (int64, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("/proc/%d/task: %d tasks, %v", pid, len(tasks), err)
+	}
+	var n int64
+	for _, t := range tasks {
+		raw, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread exited since the glob
+		}
+		for line := range strings.Lines(string(raw)) {
+			k, v, ok := strings.Cut(line, ":")
+			if ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
+				c, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("%s: %s: %w", t, k, err)
+				}
+				n += c
+			}
+		}
+	}
+	return n, nil
+}
+
 // pgBackends finds the PostgreSQL backend processes that serve one
 // serveSet (by its application_name) and reads their CPU from /proc. It
 // works only when PostgreSQL runs on this machine, visible in /proc.

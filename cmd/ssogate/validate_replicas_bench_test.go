@@ -42,7 +42,10 @@ const replicaCPUPeriod = 10 * time.Millisecond
 // p99 latency, server CPU per call (/proc utime + stime of the replica
 // processes) and the clients' CPU per call (this process), for one and
 // for three replicas and for each replica of the three, and the throughput
-// ratio three/one (3/1). The clients run in this process; client i calls
+// ratio three/one (3/1), and context switches per call (ctxsw/call-1: the
+// lone replica under 64 clients; ctxsw/call-3: one replica of three,
+// under its 21): a replica that finds several calls waiting each time it
+// wakes pays for the wake-up once for all of them. The clients run in this process; client i calls
 // replica i mod n. A third configuration, in the same turns, puts 21
 // clients on one replica, the load each of the three gets: 3/1@21clients
 // is three replicas' throughput over that, and tells whether three
@@ -74,7 +77,7 @@ const replicaCPUPeriod = 10 * time.Millisecond
 //     root): without one it is skipped with the reason. Its cgroups are
 //     removed when it ends, also when it fails.
 func BenchmarkValidateTokenReplicas(b *testing.B) {
-	bin := buildBinary(b)
+	bin := benchBinary(b)
 	b.Run("uncapped", func(b *testing.B) {
 		set := startServeSet(b, bin, "postgres", 3, nil)
 		benchReplicas(b, set.replicas, nil)
@@ -111,6 +114,7 @@ type replicaRun struct {
 type replicaShare struct {
 	rps, p50, p99, cpuPerCall, cpuUsed float64 // cpuUsed: cores, averaged over the run
 	throttled                          float64 // % of CFS periods throttled; -1 uncapped
+	switchesPerCall                    float64 // the replica's context switches per call
 }
 
 // replicaSample is what a configuration's slices add up to: wall time,
@@ -119,18 +123,21 @@ type replicaSample struct {
 	elapsed, client time.Duration
 	lat             [][]time.Duration
 	cpu             []time.Duration
+	switches        []int64
 	thr             []throttleStats
 }
 
 func (s *replicaSample) add(o replicaSample) {
 	if s.lat == nil {
-		*s = replicaSample{lat: make([][]time.Duration, len(o.lat)), cpu: make([]time.Duration, len(o.cpu)), thr: make([]throttleStats, len(o.thr))}
+		*s = replicaSample{lat: make([][]time.Duration, len(o.lat)), cpu: make([]time.Duration, len(o.cpu)),
+			switches: make([]int64, len(o.switches)), thr: make([]throttleStats, len(o.thr))}
 	}
 	s.elapsed += o.elapsed
 	s.client += o.client
 	for i := range o.lat {
 		s.lat[i] = append(s.lat[i], o.lat[i]...)
 		s.cpu[i] += o.cpu[i]
+		s.switches[i] += o.switches[i]
 		s.thr[i] = s.thr[i].add(o.thr[i])
 	}
 }
@@ -144,7 +151,8 @@ func (s replicaSample) summary(capped bool) replicaRun {
 		cpuTotal += s.cpu[i]
 		st := latencyStats(s.lat[i], s.elapsed)
 		share := replicaShare{rps: st.rps, p50: st.p50, p99: st.p99, throttled: -1,
-			cpuPerCall: perCall(s.cpu[i], len(s.lat[i])), cpuUsed: s.cpu[i].Seconds() / s.elapsed.Seconds()}
+			cpuPerCall: perCall(s.cpu[i], len(s.lat[i])), cpuUsed: s.cpu[i].Seconds() / s.elapsed.Seconds(),
+			switchesPerCall: float64(s.switches[i]) / float64(max(1, len(s.lat[i])))}
 		if t := s.thr[i]; capped && t.periods > 0 {
 			share.throttled = 100 * float64(t.throttled) / float64(t.periods)
 		}
@@ -177,10 +185,11 @@ func benchReplicas(b *testing.B, replicas []replica, cgs []*cpuCap) {
 	const rounds, slice = 5, time.Second
 	runSlice := func(replicas []replica, clients int) replicaSample {
 		n := len(replicas)
-		s := replicaSample{lat: make([][]time.Duration, n), cpu: make([]time.Duration, n), thr: make([]throttleStats, n)}
+		s := replicaSample{lat: make([][]time.Duration, n), cpu: make([]time.Duration, n), switches: make([]int64, n), thr: make([]throttleStats, n)}
 		thrBefore := make([]throttleStats, n)
 		for i, rep := range replicas {
 			s.cpu[i] = -replicaCPU(b, rep)
+			s.switches[i] = -replicaSwitches(b, rep)
 			if cgs != nil {
 				thrBefore[i] = cgs[i].stats(b)
 			}
@@ -209,6 +218,7 @@ func benchReplicas(b *testing.B, replicas []replica, cgs []*cpuCap) {
 		s.client = selfCPU() - clientBefore
 		for i, rep := range replicas {
 			s.cpu[i] += replicaCPU(b, rep)
+			s.switches[i] += replicaSwitches(b, rep)
 			if cgs != nil {
 				s.thr[i] = cgs[i].stats(b).sub(thrBefore[i])
 			}
@@ -226,8 +236,8 @@ func benchReplicas(b *testing.B, replicas []replica, cgs []*cpuCap) {
 			if s.throttled >= 0 {
 				thr = fmt.Sprintf(", throttled in %.0f%% of periods", s.throttled)
 			}
-			b.Logf("  replica %d: %.0f calls/s, p50 %.2f ms, p99 %.2f ms, %.1f µs CPU/call, %.2f cores%s",
-				i+1, s.rps, s.p50, s.p99, s.cpuPerCall, s.cpuUsed, thr)
+			b.Logf("  replica %d: %.0f calls/s, p50 %.2f ms, p99 %.2f ms, %.1f µs CPU/call, %.3f context switches/call, %.2f cores%s",
+				i+1, s.rps, s.p50, s.p99, s.cpuPerCall, s.switchesPerCall, s.cpuUsed, thr)
 		}
 	}
 	const clients = 64
@@ -253,6 +263,8 @@ func benchReplicas(b *testing.B, replicas []replica, cgs []*cpuCap) {
 		b.ReportMetric(three.cpuPerCall, "server-µs/call-3")
 		b.ReportMetric(three.clientCPUPerCall, "client-µs/call-3")
 		b.ReportMetric(three.rps/oneAtThird.rps, "3/1@21clients")
+		b.ReportMetric(one.per[0].switchesPerCall, "ctxsw/call-1")
+		b.ReportMetric(three.per[1].switchesPerCall, "ctxsw/call-3")
 		logRun("1 replica", one)
 		logRun("3 replicas", three)
 		logRun(fmt.Sprintf("1 replica, %d clients", clients/3), oneAtThird)
@@ -275,6 +287,17 @@ func latencyStats(lat []time.Duration, elapsed time.Duration) latStats {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+
+// replicaSwitches is how many context switches a replica's threads have
+// made.
+func replicaSwitches(tb testing.TB, rep replica) int64 {
+	tb.Helper()
+	n, err := pidSwitches(rep.cmd.Process.Pid)
+	if err != nil {
+		tb.Skipf("no /proc: %v", err)
+	}
+	return n
+}
 
 // replicaCPU is the CPU time (user + system) a replica's process has used.
 func replicaCPU(tb testing.TB, rep replica) time.Duration {
