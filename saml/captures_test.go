@@ -263,25 +263,35 @@ type loaded struct {
 	form string
 }
 
+// captureFile reads one of a capture's files, rel to its module.
+func captureFile(t *testing.T, dirs map[string]string, c capture, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dirs[c.mod], filepath.FromSlash(rel)))
+	if err != nil {
+		t.Fatalf("read %s: %v", rel, err)
+	}
+	return b
+}
+
+// captureXML is a capture's Response document, decoded when the file
+// holds the form value.
+func captureXML(t *testing.T, dirs map[string]string, c capture) []byte {
+	t.Helper()
+	raw := bytes.TrimSpace(captureFile(t, dirs, c, c.resp))
+	if bytes.HasPrefix(raw, []byte("<")) {
+		return raw
+	}
+	doc, err := base64.StdEncoding.DecodeString(string(bytes.Join(bytes.Fields(raw), nil)))
+	if err != nil {
+		t.Fatalf("%s: not XML and not base64: %v", c.resp, err)
+	}
+	return doc
+}
+
 func loadCapture(t *testing.T, dirs map[string]string, c capture) *loaded {
 	t.Helper()
-	dir := dirs[c.mod]
-	read := func(rel string) []byte {
-		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", rel, err)
-		}
-		return b
-	}
-	raw := bytes.TrimSpace(read(c.resp))
-	doc := raw
-	if !bytes.HasPrefix(raw, []byte("<")) {
-		var err error
-		doc, err = base64.StdEncoding.DecodeString(string(bytes.Join(bytes.Fields(raw), nil)))
-		if err != nil {
-			t.Fatalf("%s: not XML and not base64: %v", c.resp, err)
-		}
-	}
+	read := func(rel string) []byte { return captureFile(t, dirs, c, rel) }
+	doc := captureXML(t, dirs, c)
 	now := c.now
 	if now.IsZero() {
 		now = assertionIssueInstant(t, doc)

@@ -62,7 +62,11 @@ func scanDocument(root *etree.Element, allowSHA1 bool) (docScan, *Error) {
 	var rerr *Error
 	var walk func(el *etree.Element)
 	walk = func(el *etree.Element) {
-		for _, c := range el.ChildElements() {
+		for _, t := range el.Child {
+			c, ok := t.(*etree.Element)
+			if !ok {
+				continue
+			}
 			if rerr != nil {
 				return
 			}
@@ -495,8 +499,8 @@ func checkStatus(root *etree.Element) *Error {
 // tag.
 func children(el *etree.Element, ns, tag string) []*etree.Element {
 	var out []*etree.Element
-	for _, c := range el.ChildElements() {
-		if c.Tag == tag && c.NamespaceURI() == ns {
+	for _, t := range el.Child { // not ChildElements: it allocates a slice per call
+		if c, ok := t.(*etree.Element); ok && c.Tag == tag && c.NamespaceURI() == ns {
 			out = append(out, c)
 		}
 	}
@@ -504,8 +508,8 @@ func children(el *etree.Element, ns, tag string) []*etree.Element {
 }
 
 func firstChild(el *etree.Element, ns, tag string) *etree.Element {
-	for _, c := range el.ChildElements() {
-		if c.Tag == tag && c.NamespaceURI() == ns {
+	for _, t := range el.Child {
+		if c, ok := t.(*etree.Element); ok && c.Tag == tag && c.NamespaceURI() == ns {
 			return c
 		}
 	}
