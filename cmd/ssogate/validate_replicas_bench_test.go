@@ -48,11 +48,10 @@ const replicaCPUPeriod = 10 * time.Millisecond
 // wakes pays for the wake-up once for all of them. The clients run in this
 // process; client i calls replica i mod n. A third configuration, in the
 // same turns, puts 21 clients on one replica, the load each of the three
-// gets: 3/1@21clients
-// is three replicas' throughput over that, and tells whether three
-// replicas fall short of 3× because each serves a third of the load
-// (shorter queues, fewer calls per wake-up and syscall, more CPU per call)
-// or for another reason.
+// gets: 3/1@21clients is three replicas' throughput over that, and tells
+// whether three replicas fall short of 3× because each serves a third of
+// the load (shorter queues, fewer calls per wake-up and syscall, more CPU
+// per call) or for another reason.
 //
 //	SSOGATE_TEST_POSTGRES_DSN=... go test ./cmd/ssogate -run '^$' -bench ValidateTokenReplicas -benchtime 1x -count 3
 //
